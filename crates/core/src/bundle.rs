@@ -1,0 +1,212 @@
+//! The model bundle: everything a server or a browser needs to run one model version.
+//!
+//! ```text
+//! <version>/manifest.json    format version, model version, config, file list + sha256
+//!           weights.bpk      burn record (burnpack) of the whole model
+//!           tokenizer.json   item-text tokenizer (Hugging Face format)
+//!           items.json       item index: external ids in id-row order, with their content
+//!           model.safetensors  the same weights for PyTorch & co (optional)
+//! ```
+//!
+//! Bundles are immutable: a URL that names a version always returns the same bytes, so
+//! browsers and CDNs may cache them forever. Every file is checked against the manifest's
+//! sha256 before it is parsed, so a truncated or tampered download is rejected up front.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sessionrank_data::{Catalog, Item};
+use sessionrank_model::ModelConfig;
+
+use crate::{CoreError, Result};
+
+/// Bundle layout version this build reads and writes. Bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const MANIFEST: &str = "manifest.json";
+pub const WEIGHTS: &str = "weights.bpk";
+pub const TOKENIZER: &str = "tokenizer.json";
+pub const ITEMS: &str = "items.json";
+pub const SAFETENSORS: &str = "model.safetensors";
+
+/// Size and checksum of one bundle file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Immutable version name, e.g. `20261123-081500-3f2a9c1e`.
+    pub model_version: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// The dataset / shop the model was trained on.
+    pub dataset: String,
+    pub config: ModelConfig,
+    /// Feature encoding parameters (must match training).
+    pub features: FeatureParams,
+    /// Every other file of the bundle.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Validation metrics recorded at publish time (free-form).
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// Feature encoding parameters stored with the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureParams {
+    pub max_tokens: usize,
+}
+
+/// `items.json`: the item index (id row `i + 1` = `items[i]`) with each item's content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemsFile {
+    pub items: Vec<Item>,
+}
+
+impl ItemsFile {
+    pub fn catalog(&self) -> Catalog {
+        let mut c = Catalog::new();
+        for it in &self.items {
+            c.upsert(it.clone());
+        }
+        c
+    }
+}
+
+/// A bundle in memory: the manifest plus the bytes of each file.
+#[derive(Debug, Clone)]
+pub struct ModelBundle {
+    pub manifest: Manifest,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// Lower-case hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ModelBundle {
+    /// Assemble a bundle, computing each file's checksum.
+    pub fn new(mut manifest: Manifest, files: BTreeMap<String, Vec<u8>>) -> Self {
+        manifest.format_version = FORMAT_VERSION;
+        manifest.files = files
+            .iter()
+            .map(|(name, bytes)| (name.clone(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }))
+            .collect();
+        Self { manifest, files }
+    }
+
+    /// Parse and check a manifest: JSON shape and format version.
+    pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+        // Read the version first so a future layout reports "unsupported version", not a
+        // confusing missing-field error.
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let v: Version = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })?;
+        if v.format_version != FORMAT_VERSION {
+            return Err(CoreError::UnsupportedFormat { found: v.format_version, supported: FORMAT_VERSION });
+        }
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })?;
+        for name in [WEIGHTS, TOKENIZER, ITEMS] {
+            if !m.files.contains_key(name) {
+                return Err(CoreError::MissingFile(name.into()));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Check one file's bytes against the manifest.
+    pub fn verify_file(manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+        let entry = manifest.files.get(name).ok_or_else(|| CoreError::MissingFile(name.into()))?;
+        let actual = sha256_hex(bytes);
+        if actual != entry.sha256 {
+            return Err(CoreError::ChecksumMismatch { file: name.into(), expected: entry.sha256.clone(), actual });
+        }
+        Ok(())
+    }
+
+    /// Build from a manifest and fetched files, verifying every checksum. `files` must hold
+    /// at least the required files; optional ones (safetensors) may be left out.
+    pub fn from_parts(manifest_bytes: &[u8], files: BTreeMap<String, Vec<u8>>) -> Result<Self> {
+        let manifest = Self::parse_manifest(manifest_bytes)?;
+        for (name, bytes) in &files {
+            Self::verify_file(&manifest, name, bytes)?;
+        }
+        for name in [WEIGHTS, TOKENIZER, ITEMS] {
+            if !files.contains_key(name) {
+                return Err(CoreError::MissingFile(name.into()));
+            }
+        }
+        Ok(Self { manifest, files })
+    }
+
+    pub fn file(&self, name: &str) -> Result<&[u8]> {
+        self.files.get(name).map(Vec::as_slice).ok_or_else(|| CoreError::MissingFile(name.into()))
+    }
+
+    pub fn manifest_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(&self.manifest).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })
+    }
+
+    pub fn items(&self) -> Result<ItemsFile> {
+        serde_json::from_slice(self.file(ITEMS)?).map_err(|e| CoreError::InvalidFile { file: ITEMS.into(), message: e.to_string() })
+    }
+
+    /// Read a bundle directory, verifying every file the manifest lists.
+    pub fn read_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).map_err(|source| CoreError::Io { path: p.display().to_string(), source })
+        };
+        let manifest_bytes = read(MANIFEST)?;
+        let manifest = Self::parse_manifest(&manifest_bytes)?;
+        let mut files = BTreeMap::new();
+        for name in manifest.files.keys() {
+            files.insert(name.clone(), read(name)?);
+        }
+        Self::from_parts(&manifest_bytes, files)
+    }
+
+    /// Write the bundle to `dir` atomically: everything goes to a sibling temporary
+    /// directory, is fsynced, and the directory is renamed into place, so a reader never
+    /// sees a half-written bundle (and a crash leaves only a `.tmp-*` directory behind).
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| CoreError::Io { path: p.clone(), source }
+        };
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+        let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let mut all: Vec<(String, Vec<u8>)> = self.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.push((MANIFEST.into(), self.manifest_json()?.into_bytes()));
+        for (name, bytes) in &all {
+            let p = tmp.join(name);
+            let mut f = std::fs::File::create(&p).map_err(io(&p))?;
+            std::io::Write::write_all(&mut f, bytes).map_err(io(&p))?;
+            f.sync_all().map_err(io(&p))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io(dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! sessionrank-core: the engine shared by the server, the browser package and the tests.
+//!
+//! * [`features`] turns items and sessions into model inputs (one code path for all);
+//! * [`tokenizer`] is the item-text tokenizer trained on the catalog;
+//! * [`bundle`] reads, verifies and writes versioned model bundles;
+//! * [`reranker`] is the `Reranker` engine a storefront's click goes through.
+
+pub mod bundle;
+mod error;
+pub mod features;
+pub mod reranker;
+pub mod tokenizer;
+
+pub use bundle::{FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle};
+pub use error::{CoreError, Result};
+pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
+pub use reranker::{Because, Candidate, Prepared, RankedItem, Ranking, Reranker, SessionEvent};
+pub use tokenizer::ItemTokenizer;
+
+pub use sessionrank_data as data;
+pub use sessionrank_model as model;

@@ -1,0 +1,325 @@
+//! The `Reranker`: the one engine the server, the browser and the tests run.
+//!
+//! A re-rank call turns the session so far and the storefront's candidate list (in
+//! upstream order) into the same ids re-ordered, each with its score and the session events
+//! that pulled it up ("because you viewed …").
+
+use std::collections::HashMap;
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use sessionrank_data::EventKind;
+use sessionrank_model::{CandidateInput, SessionRankModel};
+
+use crate::bundle::{ITEMS, TOKENIZER, WEIGHTS};
+use crate::features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input};
+use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
+
+/// Longest candidate list a call accepts: a storefront shows ~100; more is a client bug.
+pub const MAX_CANDIDATES: usize = 1000;
+
+/// One thing the shopper did (the JS/HTTP shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    pub item_id: String,
+    #[serde(default = "default_kind")]
+    pub kind: EventKind,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+    /// Content for an item the bundle may not know.
+    #[serde(default)]
+    pub content: Option<ItemContent>,
+}
+
+fn default_kind() -> EventKind {
+    EventKind::View
+}
+
+/// One candidate the storefront would show, in upstream order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub item_id: String,
+    #[serde(default)]
+    pub content: Option<ItemContent>,
+}
+
+/// A session event that contributed to a candidate's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Because {
+    pub item_id: String,
+    /// Similarity of the candidate to that event's item (dot product of item vectors).
+    pub weight: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedItem {
+    pub item_id: String,
+    pub score: f32,
+    /// Position in the list the storefront passed in (0 = first).
+    pub upstream_rank: usize,
+    /// Up to two session items most similar to this candidate, strongest first.
+    pub because: Vec<Because>,
+}
+
+/// Result of a re-rank call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranking {
+    pub items: Vec<RankedItem>,
+    /// False when the upstream order was returned unchanged; `reason` says why.
+    pub personalised: bool,
+    pub reason: Option<String>,
+}
+
+/// The re-ranking engine: a model, its feature encoder and the device it runs on.
+#[derive(Debug)]
+pub struct Reranker {
+    model: SessionRankModel,
+    encoder: FeatureEncoder,
+    device: Device,
+    manifest: Manifest,
+}
+
+/// A prepared call: tensors still on the device, read back synchronously (native) or with
+/// `into_data_async` (browser, where WebGPU forbids a blocking readback).
+#[derive(Debug)]
+pub struct PendingRanking {
+    /// `[1, n_candidates]` scores.
+    pub scores: Tensor<2>,
+    /// `[n_rows, d]` local item table (rows: padding, then session + candidate items).
+    pub table: Tensor<2>,
+    candidates: Vec<(String, usize)>,
+    candidate_rows: Vec<usize>,
+    event_rows: Vec<(usize, String)>,
+}
+
+impl Reranker {
+    /// Build the engine from a verified bundle.
+    pub fn from_bundle(bundle: &ModelBundle, device: &Device) -> Result<Self> {
+        let manifest = bundle.manifest.clone();
+        let config = &manifest.config;
+        validate_config(config)?;
+        let tokenizer = ItemTokenizer::from_json(bundle.file(TOKENIZER)?)?;
+        let items = bundle.items()?;
+        if items.items.len() != config.n_items {
+            return Err(CoreError::InvalidFile {
+                file: ITEMS.into(),
+                message: format!("{} items, the config says {}", items.items.len(), config.n_items),
+            });
+        }
+        let encoder = FeatureEncoder::from_catalog(&items.catalog(), tokenizer, manifest.features.max_tokens, config.max_len, config.max_candidates)?;
+        if encoder.n_categories() > config.n_categories {
+            return Err(CoreError::InvalidFile { file: ITEMS.into(), message: "more categories than the model has".into() });
+        }
+        let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?;
+        Ok(Self { model: model.valid(), encoder, device: device.clone(), manifest })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.encoder
+    }
+
+    pub fn model(&self) -> &SessionRankModel {
+        &self.model
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Re-rank `candidates` (upstream order) for the session so far.
+    pub fn rerank(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Ranking> {
+        match self.prepare(session, candidates)? {
+            Prepared::Upstream(r) => Ok(r),
+            Prepared::Pending(p) => {
+                let scores = read_f32(p.scores.clone())?;
+                let table = read_f32(p.table.clone())?;
+                p.finish(&scores, &table, self.model_dim())
+            }
+        }
+    }
+
+    pub fn model_dim(&self) -> usize {
+        self.manifest.config.d_model
+    }
+
+    /// Validate the inputs and run the model, leaving the results on the device.
+    pub fn prepare(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Prepared> {
+        validate_candidates(candidates)?;
+        if session.is_empty() {
+            return Ok(Prepared::Upstream(upstream(candidates, "the session has no events yet")));
+        }
+        // Local item table: row 0 padding, then each distinct item of the session and list.
+        let mut rows: HashMap<String, usize> = HashMap::new();
+        let mut items: Vec<EncodedItem> = Vec::new();
+        let mut row_of = |id: &str, content: Option<&ItemContent>, field: &str| -> Result<usize> {
+            if let Some(&r) = rows.get(id) {
+                return Ok(r);
+            }
+            let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field, e.to_string()))?;
+            items.push(enc);
+            rows.insert(id.to_string(), items.len());
+            Ok(items.len())
+        };
+        let mut events = Vec::with_capacity(session.len());
+        let mut event_rows = Vec::with_capacity(session.len());
+        for (i, e) in session.iter().enumerate() {
+            let row = row_of(&e.item_id, e.content.as_ref(), &format!("session[{i}]"))?;
+            events.push(EncodedEvent { row: row as u32, kind: e.kind, timestamp: e.timestamp });
+            event_rows.push((row, e.item_id.clone()));
+        }
+        let mut candidate_rows = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            candidate_rows.push(row_of(&c.item_id, c.content.as_ref(), &format!("candidates[{i}]"))?);
+        }
+        let d = &self.device;
+        let table = self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
+        let input = session_input(&[&events], self.encoder.max_len, d);
+        let n = candidates.len();
+        let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
+        let cand = CandidateInput {
+            items: Tensor::<2, Int>::from_data(TensorData::new(candidate_rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [1, n]), d),
+            ranks: Tensor::<2, Int>::from_data(TensorData::new((0..n as i64).map(|r| r.min(max_rank)).collect::<Vec<_>>(), [1, n]), d),
+        };
+        let scores = self.model.forward_rerank(table.clone(), &input, &cand);
+        // Keep the last `max_len` events only for explanations too: older ones did not count.
+        let keep = event_rows.len().saturating_sub(self.encoder.max_len);
+        Ok(Prepared::Pending(PendingRanking {
+            scores,
+            table,
+            candidates: candidates.iter().enumerate().map(|(i, c)| (c.item_id.clone(), i)).collect(),
+            candidate_rows,
+            event_rows: event_rows.split_off(keep),
+        }))
+    }
+}
+
+/// Either an answer already (nothing to compute) or device work to read back.
+#[derive(Debug)]
+pub enum Prepared {
+    Upstream(Ranking),
+    Pending(PendingRanking),
+}
+
+impl PendingRanking {
+    /// Turn read-back scores and item table into the ranking.
+    pub fn finish(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Ranking> {
+        if scores.len() != self.candidates.len() || scores.iter().any(|s| !s.is_finite()) {
+            return Err(CoreError::Device("model produced no finite scores".into()));
+        }
+        let vec = |row: usize| table.get(row * d..(row + 1) * d).unwrap_or(&[]);
+        let mut distinct: Vec<(usize, &str)> = Vec::new();
+        for (row, id) in &self.event_rows {
+            if !distinct.iter().any(|(r, _)| r == row) {
+                distinct.push((*row, id));
+            }
+        }
+        let mut items: Vec<RankedItem> = self
+            .candidates
+            .iter()
+            .zip(&self.candidate_rows)
+            .zip(scores)
+            .map(|(((id, rank), &crow), &score)| {
+                let cv = vec(crow);
+                let mut because: Vec<Because> = distinct
+                    .iter()
+                    .filter(|(r, _)| *r != crow)
+                    .map(|(r, eid)| Because { item_id: eid.to_string(), weight: dot(cv, vec(*r)) })
+                    .filter(|b| b.weight > 0.0)
+                    .collect();
+                because.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+                because.truncate(2);
+                RankedItem { item_id: id.clone(), score, upstream_rank: *rank, because }
+            })
+            .collect();
+        // Stable: equal scores keep their upstream order.
+        items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank)));
+        Ok(Ranking { items, personalised: true, reason: None })
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The candidates unchanged, with the reason personalisation did not apply.
+pub fn upstream(candidates: &[Candidate], reason: &str) -> Ranking {
+    Ranking {
+        items: candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| RankedItem { item_id: c.item_id.clone(), score: 0.0, upstream_rank: i, because: Vec::new() })
+            .collect(),
+        personalised: false,
+        reason: Some(reason.to_string()),
+    }
+}
+
+/// Reject lists a storefront should never send: empty, oversized, blank or duplicate ids.
+pub fn validate_candidates(candidates: &[Candidate]) -> Result<()> {
+    if candidates.is_empty() {
+        return Err(CoreError::input("candidates", "the candidate list is empty"));
+    }
+    if candidates.len() > MAX_CANDIDATES {
+        return Err(CoreError::input("candidates", format!("{} candidates, at most {MAX_CANDIDATES} are accepted", candidates.len())));
+    }
+    let mut seen = HashMap::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
+        if c.item_id.trim().is_empty() {
+            return Err(CoreError::input(format!("candidates[{i}].item_id"), "empty item id"));
+        }
+        if let Some(first) = seen.insert(c.item_id.as_str(), i) {
+            return Err(CoreError::input(format!("candidates[{i}].item_id"), format!("duplicate of candidates[{first}] ({})", c.item_id)));
+        }
+    }
+    Ok(())
+}
+
+/// Reject configs that cannot build a model (they come from downloaded manifests).
+pub fn validate_config(c: &sessionrank_model::ModelConfig) -> Result<()> {
+    let bad = |m: &str| Err(CoreError::InvalidConfig(m.to_string()));
+    if c.d_model == 0 || c.n_heads == 0 || c.d_model % c.n_heads != 0 {
+        return bad("d_model must be a positive multiple of n_heads");
+    }
+    if c.max_len == 0 || c.max_candidates == 0 || c.d_ff == 0 {
+        return bad("max_len, max_candidates and d_ff must be positive");
+    }
+    if !c.use_item_ids && !c.use_content {
+        return bad("the model needs item ids or content");
+    }
+    if !(0.0..1.0).contains(&c.dropout) {
+        return bad("dropout must be in [0, 1)");
+    }
+    // Guard against absurd sizes in a downloaded manifest (memory exhaustion).
+    if c.d_model > 4096 || c.n_layers > 64 || c.n_items > 50_000_000 || c.vocab_size > 10_000_000 || c.max_len > 4096 || c.max_candidates > 100_000 {
+        return bad("model dimensions are out of range");
+    }
+    Ok(())
+}
+
+/// Apply burnpack bytes to a freshly initialised model.
+pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRankModel> {
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| CoreError::Weights(e.to_string()))?;
+    model.try_load_record(record).map_err(|e| CoreError::Weights(e.to_string()))
+}
+
+/// Burnpack bytes of a model's weights.
+pub fn weights_bytes(model: &SessionRankModel) -> Result<Vec<u8>> {
+    let bytes = model.clone().into_record().into_bytes().map_err(|e| CoreError::Weights(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// Synchronous readback (native only; the browser uses `into_data_async`).
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.try_into_data()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))
+}

@@ -1,0 +1,289 @@
+//! Dataset importers: each turns one public dataset's files into a split [`Dataset`].
+//!
+//! One file per source, because each source has its own quirks (RetailRocket's swapped header,
+//! the duplicated rows of the Diginetica slice, Amazon Beauty's leave-one-out convention) and
+//! those quirks are best documented next to the code that handles them. Every importer returns an
+//! [`Imported`]: the dataset plus an [`ImportSummary`] that the CLI (`sessionrank import`) prints
+//! so a human can check the counts against the dataset's README.
+
+pub mod beauty;
+pub mod diginetica;
+pub mod diginetica_slice;
+pub mod recbole;
+pub mod retailrocket;
+
+use crate::error::{DataError, Result};
+use crate::session::{Dataset, Event, EventKind, Session, TestCase};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use beauty::import_beauty;
+pub use diginetica::{DigineticaOptions, import_diginetica};
+pub use diginetica_slice::import_diginetica_slice;
+pub use recbole::import_recbole;
+pub use retailrocket::import_retailrocket;
+
+/// A freshly imported dataset and the numbers that describe it.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub dataset: Dataset,
+    pub summary: ImportSummary,
+}
+
+/// Counts a human checks against the dataset's documentation after an import.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImportSummary {
+    /// Dataset name ([`Dataset::name`]).
+    pub dataset: String,
+    /// Catalog size.
+    pub items: usize,
+    /// Distinct leaf categories in the catalog.
+    pub categories: usize,
+    pub train_sessions: usize,
+    /// Events in the training sessions.
+    pub train_events: usize,
+    pub test_cases: usize,
+    pub valid_cases: usize,
+    /// Events of every imported session (after de-duplication, before the split) by kind,
+    /// indexed by `EventKind as usize`. For sources whose test split is given as prefixes
+    /// (Diginetica SR-GNN) this counts the training sessions only.
+    pub events_by_kind: [usize; EventKind::COUNT],
+    /// Source-specific facts (raw row counts, duplicates dropped, split boundaries).
+    pub notes: Vec<String>,
+}
+
+impl ImportSummary {
+    /// The counts that can be read off a dataset; `events_by_kind` starts as the training
+    /// events' kinds and importers that see more events overwrite it.
+    pub fn of(dataset: &Dataset) -> Self {
+        let mut events_by_kind = [0usize; EventKind::COUNT];
+        for e in dataset.train.iter().flat_map(|s| s.events.iter()) {
+            events_by_kind[e.kind as usize] += 1;
+        }
+        let categories: BTreeSet<&str> =
+            dataset.catalog.items().iter().filter_map(|it| it.category.as_deref()).collect();
+        Self {
+            dataset: dataset.name.clone(),
+            items: dataset.catalog.len(),
+            categories: categories.len(),
+            train_sessions: dataset.train.len(),
+            train_events: dataset.train.iter().map(|s| s.events.len()).sum(),
+            test_cases: dataset.test.len(),
+            valid_cases: dataset.valid.len(),
+            events_by_kind,
+            notes: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dataset         {}", self.dataset)?;
+        writeln!(f, "items           {}", self.items)?;
+        writeln!(f, "categories      {}", self.categories)?;
+        writeln!(f, "train sessions  {}", self.train_sessions)?;
+        writeln!(f, "train events    {}", self.train_events)?;
+        writeln!(f, "valid cases     {}", self.valid_cases)?;
+        writeln!(f, "test cases      {}", self.test_cases)?;
+        writeln!(
+            f,
+            "events by kind  view {} / add_to_cart {} / purchase {}",
+            self.events_by_kind[EventKind::View as usize],
+            self.events_by_kind[EventKind::AddToCart as usize],
+            self.events_by_kind[EventKind::Purchase as usize],
+        )?;
+        for note in &self.notes {
+            writeln!(f, "note            {note}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Names accepted by [`import_named`], for help texts.
+pub const DATASET_NAMES: &str =
+    "diginetica, diginetica-slice, amazon-beauty, retailrocket, recbole:<dir>/<name>";
+
+/// Import a dataset by its short name from the standard layout under `data_dir`
+/// (see `shared/data/README.md`); `recbole:<path>` imports `<path>.inter` (+ `<path>.item`),
+/// where a relative path is taken relative to `data_dir`.
+pub fn import_named(name: &str, data_dir: &Path) -> Result<Imported> {
+    match name {
+        "diginetica" => import_diginetica(&data_dir.join("diginetica"), &DigineticaOptions::default()),
+        "diginetica-slice" => import_diginetica_slice(&data_dir.join("diginetica")),
+        "amazon-beauty" | "beauty" => import_beauty(&data_dir.join("amazon-beauty")),
+        "retailrocket" => import_retailrocket(&data_dir.join("retailrocket")),
+        other => match other.strip_prefix("recbole:") {
+            Some(path) => {
+                let path = data_dir.join(path);
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                import_recbole(&dir, &stem)
+            }
+            None => Err(DataError::UnknownDataset {
+                name: other.to_string(),
+                expected: DATASET_NAMES.to_string(),
+            }),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers.
+// ---------------------------------------------------------------------------------------------
+
+/// Read a whole file as UTF-8, naming the file on failure.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
+}
+
+/// Lines with their 1-based numbers, a trailing `\r` removed (files written on Windows).
+pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+}
+
+/// Parse one field, turning a failure into a [`DataError::Parse`] that names file, line and
+/// column.
+pub(crate) fn parse_field<T: FromStr>(path: &Path, line: usize, column: &str, raw: &str) -> Result<T> {
+    raw.trim()
+        .parse::<T>()
+        .map_err(|_| DataError::parse(path, line, format!("column `{column}`: cannot parse `{raw}`")))
+}
+
+/// A tab-separated header: column name → position.
+pub(crate) struct Header {
+    path: PathBuf,
+    names: Vec<String>,
+}
+
+impl Header {
+    pub(crate) fn new(path: &Path, line: &str) -> Self {
+        Self { path: path.to_path_buf(), names: line.split('\t').map(|s| s.trim().to_string()).collect() }
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    pub(crate) fn require(&self, name: &str) -> Result<usize> {
+        self.find(name)
+            .ok_or_else(|| DataError::MissingColumn { path: self.path.clone(), column: name.to_string() })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// Split a tab-separated line into exactly `expected` fields, or say which line is malformed.
+pub(crate) fn split_tabs<'a>(
+    path: &Path,
+    line_no: usize,
+    line: &'a str,
+    expected: usize,
+) -> Result<Vec<&'a str>> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    if fields.len() != expected {
+        return Err(DataError::parse(
+            path,
+            line_no,
+            format!("expected {expected} tab-separated fields, found {}", fields.len()),
+        ));
+    }
+    Ok(fields)
+}
+
+/// SR-GNN-style prefix cases of one session: `(events[..i] → events[i])` for every `i ≥ 1`
+/// whose target passes `keep`. Every prefix is a case because a session recommender is asked
+/// after every click, not only at the end.
+pub fn prefix_cases(events: &[Event], mut keep: impl FnMut(&Event) -> bool, out: &mut Vec<TestCase>) {
+    for i in 1..events.len() {
+        if keep(&events[i]) {
+            out.push(TestCase { prefix: events[..i].to_vec(), target: events[i].item });
+        }
+    }
+}
+
+/// The leave-one-out split of sequential recommendation (SASRec, S3-Rec): for a history
+/// `s` of length `n` the training sequence is `s[..n-2]`, validation asks `s[..n-2] → s[n-2]`
+/// and test asks `s[..n-1] → s[n-1]`. Histories too short for a part simply lack it (a case
+/// needs a non-empty prefix; a training sequence needs at least one event).
+pub fn leave_one_out(histories: Vec<Session>) -> (Vec<Session>, Vec<TestCase>, Vec<TestCase>) {
+    let mut train = Vec::with_capacity(histories.len());
+    let mut valid = Vec::with_capacity(histories.len());
+    let mut test = Vec::with_capacity(histories.len());
+    for s in histories {
+        let n = s.events.len();
+        if n >= 2 {
+            test.push(TestCase { prefix: s.events[..n - 1].to_vec(), target: s.events[n - 1].item });
+        }
+        if n >= 3 {
+            valid.push(TestCase { prefix: s.events[..n - 2].to_vec(), target: s.events[n - 2].item });
+        }
+        // A one-event history has nothing to predict but still tells the baselines what is popular.
+        let keep = if n == 1 { 1 } else { n - 2 };
+        if keep > 0 {
+            train.push(Session { id: s.id, events: s.events[..keep].to_vec() });
+        }
+    }
+    (train, valid, test)
+}
+
+/// Price → price level `floor(log2(price + 1))` clamped to `0..=15`, the log buckets the
+/// Diginetica metadata already uses, so that every source feeds the model the same scale.
+pub fn price_level(price: f64) -> Option<u8> {
+    if !price.is_finite() || price < 0.0 {
+        return None;
+    }
+    Some((price + 1.0).log2().floor().clamp(0.0, 15.0) as u8)
+}
+
+/// Seconds since the epoch from a timestamp that may be in milliseconds: values above 1e11
+/// (year 5138 in seconds, 1973 in milliseconds) are taken as milliseconds.
+pub(crate) fn to_seconds(t: f64) -> i64 {
+    if t.abs() > 1e11 { (t / 1000.0).floor() as i64 } else { t.floor() as i64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(id: &str, items: &[u32]) -> Session {
+        Session { id: id.into(), events: items.iter().map(|&i| Event::view(i)).collect() }
+    }
+
+    #[test]
+    fn leave_one_out_shapes() {
+        let (train, valid, test) =
+            leave_one_out(vec![hist("a", &[1, 2, 3, 4, 5]), hist("b", &[7, 8]), hist("c", &[9])]);
+        assert_eq!(train.len(), 2);
+        assert_eq!(train[0].events.iter().map(|e| e.item).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(train[1].events.iter().map(|e| e.item).collect::<Vec<_>>(), vec![9]);
+        assert_eq!(valid.len(), 1);
+        assert_eq!(valid[0].target, 4);
+        assert_eq!(valid[0].prefix.len(), 3);
+        assert_eq!(test.len(), 2);
+        assert_eq!(test[0].target, 5);
+        assert_eq!(test[0].prefix.len(), 4);
+        assert_eq!(test[1].target, 8);
+        assert_eq!(test[1].prefix.len(), 1);
+    }
+
+    #[test]
+    fn price_levels() {
+        assert_eq!(price_level(0.0), Some(0));
+        assert_eq!(price_level(1.0), Some(1));
+        assert_eq!(price_level(2.0), Some(1));
+        assert_eq!(price_level(3.0), Some(2));
+        assert_eq!(price_level(1e9), Some(15));
+        assert_eq!(price_level(-1.0), None);
+        assert_eq!(price_level(f64::NAN), None);
+    }
+
+    #[test]
+    fn unknown_name() {
+        let err = import_named("nope", Path::new("/nonexistent")).err();
+        assert!(matches!(err, Some(DataError::UnknownDataset { .. })));
+    }
+}

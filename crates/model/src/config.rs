@@ -1,0 +1,58 @@
+use burn::config::Config;
+use burn::tensor::Device;
+
+use crate::SessionRankModel;
+
+/// One configuration family for every model size: the browser student and the server's
+/// teacher differ only in these numbers.
+#[derive(Config, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Items known to the model (id-embedding rows are `n_items + 1`; row 0 = unknown).
+    pub n_items: usize,
+    /// Tokenizer vocabulary size (token 0 = padding).
+    pub vocab_size: usize,
+    /// Categories known to the model (embedding rows are `n_categories + 1`; 0 = unknown).
+    pub n_categories: usize,
+    /// Width of every vector in the model.
+    #[config(default = 64)]
+    pub d_model: usize,
+    /// Transformer layers of the session encoder.
+    #[config(default = 2)]
+    pub n_layers: usize,
+    #[config(default = 2)]
+    pub n_heads: usize,
+    /// Feed-forward width; `4 * d_model` is the usual choice.
+    #[config(default = 256)]
+    pub d_ff: usize,
+    /// Longest session context the encoder reads (older events are dropped).
+    #[config(default = 50)]
+    pub max_len: usize,
+    /// Tokens of item text the content tower reads.
+    #[config(default = 16)]
+    pub max_tokens: usize,
+    /// Price levels (log2 buckets) plus unknown.
+    #[config(default = 17)]
+    pub n_price_levels: usize,
+    /// Longest candidate list whose upstream rank gets its own learned bias.
+    #[config(default = 128)]
+    pub max_candidates: usize,
+    #[config(default = 0.2)]
+    pub dropout: f64,
+    /// Content tower on/off (ablation): off = item vectors from ids only.
+    #[config(default = true)]
+    pub use_content: bool,
+    /// Item-id embeddings on/off: off = a pure content model (every item is "cold").
+    #[config(default = true)]
+    pub use_item_ids: bool,
+    /// List context on/off (ablation): a self-attention layer over the candidate list, as in
+    /// PRM, so a candidate's score can depend on what else is shown.
+    #[config(default = false)]
+    pub list_context: bool,
+}
+
+impl ModelConfig {
+    /// Build the model with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> SessionRankModel {
+        SessionRankModel::new(self, device)
+    }
+}

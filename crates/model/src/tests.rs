@@ -1,0 +1,130 @@
+//! Shape, mask and learning tests of the model on the CPU backend.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::*;
+
+fn config() -> ModelConfig {
+    ModelConfig::new(20, 30, 5).with_d_model(16).with_d_ff(32).with_n_heads(2).with_n_layers(2).with_max_len(8).with_max_tokens(4).with_dropout(0.0)
+}
+
+fn features(n: usize, device: &Device) -> ItemFeatures {
+    // Row 0 padding, rows 1..=n items with a few tokens, a category and a price.
+    let rows = n + 1;
+    let ids: Vec<i64> = (0..rows as i64).collect();
+    let tokens: Vec<i64> = (0..rows * 4).map(|i| if i % 4 < 2 && i >= 4 { (i % 29 + 1) as i64 } else { 0 }).collect();
+    let cats: Vec<i64> = (0..rows).map(|i| if i == 0 { 0 } else { (i % 5 + 1) as i64 }).collect();
+    let prices: Vec<i64> = (0..rows).map(|i| (i % 17) as i64).collect();
+    ItemFeatures {
+        ids: Tensor::<1, Int>::from_data(TensorData::new(ids, [rows]), device),
+        tokens: Tensor::<2, Int>::from_data(TensorData::new(tokens, [rows, 4]), device),
+        categories: Tensor::<1, Int>::from_data(TensorData::new(cats, [rows]), device),
+        prices: Tensor::<1, Int>::from_data(TensorData::new(prices, [rows]), device),
+    }
+}
+
+fn sessions(rows: &[&[i64]], device: &Device) -> SessionInput {
+    let b = rows.len();
+    let l = rows.iter().map(|r| r.len()).max().unwrap_or(1);
+    let mut items = vec![0i64; b * l];
+    let mut kinds = vec![0i64; b * l];
+    let mut last = vec![0i64; b];
+    for (i, r) in rows.iter().enumerate() {
+        for (j, &x) in r.iter().enumerate() {
+            items[i * l + j] = x;
+            kinds[i * l + j] = 1;
+        }
+        last[i] = r.len() as i64 - 1;
+    }
+    SessionInput {
+        items: Tensor::<2, Int>::from_data(TensorData::new(items, [b, l]), device),
+        kinds: Tensor::<2, Int>::from_data(TensorData::new(kinds, [b, l]), device),
+        gaps: Tensor::<2, Int>::zeros([b, l], device),
+        last: Tensor::<1, Int>::from_data(TensorData::new(last, [b]), device),
+    }
+}
+
+#[test]
+fn shapes_of_every_forward() {
+    let device = Device::flex();
+    let model = config().init(&device);
+    let table = model.item_vectors(features(20, &device));
+    assert_eq!(table.dims(), [21, 16]);
+    let input = sessions(&[&[1, 2, 3], &[4, 5]], &device);
+    assert_eq!(model.session.forward(table.clone(), &input).dims(), [2, 3, 16]);
+    assert_eq!(model.forward_all_positions(table.clone(), &input).dims(), [2, 3, 21]);
+    assert_eq!(model.forward_full(table.clone(), &input).dims(), [2, 21]);
+    let cands = CandidateInput {
+        items: Tensor::<2, Int>::from_data(TensorData::new(vec![6i64, 7, 8, 9, 10, 11], [2, 3]), &device),
+        ranks: Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [2, 3]), &device),
+    };
+    assert_eq!(model.forward_rerank(table, &input, &cands).dims(), [2, 3]);
+}
+
+#[test]
+fn causal_mask_hides_the_future_and_padding() {
+    // The state after event t must not change when later events (or padding) change.
+    let device = Device::flex();
+    let model = config().init(&device).valid();
+    let table = model.item_vectors(features(20, &device));
+    let a = model.session.forward(table.clone(), &sessions(&[&[1, 2, 3, 4]], &device));
+    let b = model.session.forward(table.clone(), &sessions(&[&[1, 2, 9, 10]], &device));
+    let first_a = a.clone().slice([0..1, 0..2, 0..16]).into_data();
+    let first_b = b.slice([0..1, 0..2, 0..16]).into_data();
+    first_a.assert_approx_eq::<f32>(&first_b, burn::tensor::Tolerance::absolute(1e-6));
+    // A short session padded in a batch gives the same last state as alone.
+    let alone = model.session.forward_last(table.clone(), &sessions(&[&[5, 6]], &device));
+    let padded = model.session.forward_last(table, &sessions(&[&[5, 6], &[1, 2, 3, 4]], &device)).slice([0..1, 0..16]);
+    alone.into_data().assert_approx_eq::<f32>(&padded.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+}
+
+#[test]
+fn unknown_items_get_content_vectors() {
+    // Two unknown items (id 0) with different content get different vectors.
+    let device = Device::flex();
+    let model = config().init(&device);
+    let mut f = features(3, &device);
+    f.ids = Tensor::<1, Int>::zeros([4], &device);
+    let v = model.item_vectors(f).into_data().try_to_vec::<f32>().unwrap_or_default();
+    let (r1, r2) = (&v[16..32], &v[32..48]);
+    assert!(r1.iter().zip(r2).any(|(a, b)| (a - b).abs() > 1e-4));
+}
+
+#[test]
+fn tiny_overfit_learns_a_fixed_successor() {
+    // Each item i is always followed by item i+1: a few hundred steps must learn it.
+    let device = Device::flex().autodiff();
+    device.seed(7);
+    let cfg = config();
+    let mut model = cfg.init(&device);
+    let mut optim = AdamWConfig::new().init();
+    let data: Vec<Vec<i64>> = (1..=12).map(|s| (s..s + 5).collect()).collect();
+    let rows: Vec<&[i64]> = data.iter().map(|r| &r[..4]).collect();
+    let input = sessions(&rows, &device);
+    let targets: Vec<i64> = data.iter().flat_map(|r| r[1..5].to_vec()).collect();
+    let n = targets.len();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+    let mut last = f32::MAX;
+    for _ in 0..150 {
+        let table = model.item_vectors(features(20, &device));
+        let logits = model.forward_all_positions(table, &input).reshape([n, 21]);
+        let logp = burn::tensor::activation::log_softmax(logits, 1);
+        let loss = logp.gather(1, targets.clone().reshape([n, 1])).mean().neg();
+        last = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(3e-3, model, grads);
+    }
+    assert!(last < 0.3, "loss after training: {last}");
+}
+
+#[test]
+fn time_gap_buckets_are_monotonic_and_capped() {
+    assert_eq!(time_gap_bucket(None), 0);
+    assert_eq!(time_gap_bucket(Some(0)), 1);
+    assert_eq!(time_gap_bucket(Some(1)), 2);
+    assert_eq!(time_gap_bucket(Some(-5)), 1);
+    assert!(time_gap_bucket(Some(60)) < time_gap_bucket(Some(3600)));
+    assert_eq!(time_gap_bucket(Some(i64::MAX)), TIME_GAP_BUCKETS - 1);
+}

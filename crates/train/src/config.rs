@@ -1,0 +1,43 @@
+use burn::config::Config;
+use sessionrank_model::ModelConfig;
+
+/// Everything that defines a training run. Saved next to checkpoints, so a resumed run can
+/// check it continues the same experiment.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    /// Sessions per step.
+    #[config(default = 128)]
+    pub batch_size: usize,
+    #[config(default = 30)]
+    pub max_epochs: usize,
+    /// Peak learning rate (after warm-up).
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    #[config(default = 0.05)]
+    pub weight_decay: f32,
+    /// Linear warm-up steps, then cosine decay to 5% of the peak over `max_epochs`.
+    #[config(default = 300)]
+    pub warmup_steps: usize,
+    /// Stop after this many epochs without a better validation score.
+    #[config(default = 2)]
+    pub patience: usize,
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Share of item ids replaced by "unknown" (id 0) in each step, so the content tower
+    /// learns to stand on its own for cold items. 0 disables it.
+    #[config(default = 0.0)]
+    pub id_dropout: f64,
+    /// Validation cases used for early stopping (a fixed random subset, for speed).
+    #[config(default = 20000)]
+    pub valid_cases: usize,
+    /// Stop training (after the current epoch's validation) once this many seconds passed.
+    #[config(default = "None")]
+    pub time_budget_s: Option<u64>,
+    /// Exclude items already in the session from full-ranking validation (S3-Rec protocol).
+    #[config(default = false)]
+    pub exclude_history: bool,
+    /// Label smoothing of the cross-entropy.
+    #[config(default = 0.0)]
+    pub label_smoothing: f64,
+}

@@ -1,0 +1,22 @@
+//! sessionrank-train: turns real session logs into a model bundle.
+//!
+//! * [`batch`] — sessions → next-item training batches;
+//! * [`trainer`] — the training loop (flex or wgpu, same code), checkpoints, early stopping;
+//! * [`scorer`] — the model behind the evaluation protocols of `sessionrank-data`;
+//! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle).
+
+pub mod batch;
+mod config;
+pub mod device;
+mod error;
+pub mod export;
+pub mod pipeline;
+pub mod report;
+pub mod results;
+pub mod scorer;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use error::{Result, TrainError};
+pub use scorer::ModelScorer;
+pub use trainer::{EpochLog, TrainOutcome, train};

@@ -1,0 +1,64 @@
+//! The trained model as a `Scorer`, so it is evaluated by exactly the same protocol code as
+//! the baselines.
+
+use burn::tensor::{Device, Tensor};
+use sessionrank_core::features::{EncodedEvent, session_input};
+use sessionrank_core::reranker::read_f32;
+use sessionrank_data::eval::Scorer;
+use sessionrank_data::{Event, ItemIdx};
+use sessionrank_model::{ItemFeatures, SessionRankModel};
+
+/// Full-catalog scorer over a model in inference mode.
+#[derive(Debug)]
+pub struct ModelScorer {
+    model: SessionRankModel,
+    /// `[n_items + 1, d]` item vectors, row 0 = padding.
+    table: Tensor<2>,
+    max_len: usize,
+    device: Device,
+    name: String,
+}
+
+impl ModelScorer {
+    /// `model` must be on a non-autodiff device (call `.valid()` first).
+    pub fn new(model: SessionRankModel, features: ItemFeatures, device: &Device, name: impl Into<String>) -> Self {
+        let table = model.item_vectors(features);
+        let max_len = model.session.positions.weight.dims()[0];
+        Self { model, table, max_len, device: device.clone(), name: name.into() }
+    }
+
+    fn encode(prefix: &[Event]) -> Vec<EncodedEvent> {
+        prefix.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
+    }
+}
+
+impl Scorer for ModelScorer {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn n_items(&self) -> usize {
+        self.table.dims()[0] - 1
+    }
+
+    fn score_batch(&self, prefixes: &[&[Event]], out: &mut [f32]) {
+        let n = self.n_items();
+        let encoded: Vec<Vec<EncodedEvent>> = prefixes.iter().map(|p| Self::encode(p)).collect();
+        let refs: Vec<&[EncodedEvent]> = encoded.iter().map(Vec::as_slice).collect();
+        let input = session_input(&refs, self.max_len, &self.device);
+        let b = prefixes.len();
+        let logits = self.model.forward_full(self.table.clone(), &input).slice([0..b, 1..n + 1]); // [b, n]
+        match read_f32(logits) {
+            Ok(v) if v.len() == out.len() => out.copy_from_slice(&v),
+            // A device failure during evaluation scores nothing (every item ties last):
+            // it shows up as zero metrics, never as silently wrong ones.
+            _ => out.fill(f32::NEG_INFINITY),
+        }
+    }
+
+    fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {
+        let mut all = vec![0f32; self.n_items()];
+        self.score_batch(&[prefix], &mut all);
+        candidates.iter().map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect()
+    }
+}
