@@ -89,6 +89,9 @@ pub struct TrainArgs {
     /// Skip the baselines.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Leave the PyTorch-readable `model.safetensors` out of the bundle.
+    #[arg(long)]
+    pub no_safetensors: bool,
     /// Test cases for the re-ranking protocols (0 = skip them).
     #[arg(long, default_value_t = 5000)]
     pub rerank_cases: usize,
@@ -122,6 +125,9 @@ pub struct Hyper {
     /// Stop after the epoch during which this many seconds have passed.
     #[arg(long)]
     pub time_budget: Option<u64>,
+    /// Sampled-softmax negatives per step (0 = full softmax over the catalog).
+    #[arg(long)]
+    pub negatives: Option<usize>,
     /// Turn the content tower off (ablation).
     #[arg(long)]
     pub no_content: bool,
@@ -228,6 +234,9 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
     if let Some(v) = h.seed {
         t.seed = v;
     }
+    if let Some(v) = h.negatives {
+        t.negatives = v;
+    }
     if let Some(v) = h.id_dropout {
         t.id_dropout = v;
     }
@@ -308,7 +317,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     };
     if let Some(out) = &a.out {
         let metrics = serde_json::json!({"test": record.evaluation.model.full});
-        let bundle = bundle_for(&dataset, &model_config, &outcome.model, &encoder, metrics)?;
+        let bundle = bundle_for(&dataset, &model_config, &outcome.model, &encoder, metrics, !a.no_safetensors)?;
         bundle.write_dir(out)?;
         println!("bundle {} written to {}", bundle.manifest.model_version, out.display());
     }

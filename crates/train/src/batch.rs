@@ -16,6 +16,10 @@ pub struct TrainBatch {
     /// `[m]` table row of the next item at each of those positions.
     pub targets: Tensor<1, Int>,
     pub n_targets: usize,
+    /// With sampled softmax: the catalog rows making up this step's item table (row 0 =
+    /// padding, then every input item, target and sampled negative); `input` and `targets`
+    /// index into it. `None` = the whole catalog is the table.
+    pub rows: Option<Tensor<1, Int>>,
 }
 
 /// Sessions of at least two events, cut to their last `max_len + 1` events (the input is
@@ -69,5 +73,34 @@ pub fn make_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize, dev
         positions: Tensor::<1, Int>::from_data(TensorData::new(positions, [m]), device),
         targets: Tensor::<1, Int>::from_data(TensorData::new(targets, [m]), device),
         n_targets: m,
+        rows: None,
     }
+}
+
+/// Like [`make_batch`], but the softmax runs over a local table: the batch's own items plus
+/// `negatives` items drawn uniformly from the catalog (shared by the whole batch). Costs
+/// O(negatives) per step instead of O(catalog); every positive is in the table, so the
+/// loss is a sampled-softmax estimate of the full one.
+pub fn make_sampled_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize, n_rows: usize, negatives: usize, rng: &mut impl Rng, device: &Device) -> TrainBatch {
+    let mut local = std::collections::HashMap::<u32, u32>::new();
+    let mut rows: Vec<i64> = vec![0];
+    let mut map = |row: u32, rows: &mut Vec<i64>| -> u32 {
+        *local.entry(row).or_insert_with(|| {
+            rows.push(row as i64);
+            rows.len() as u32 - 1
+        })
+    };
+    let remapped: Vec<Vec<EncodedEvent>> = ids
+        .iter()
+        .map(|&i| seqs[i].iter().map(|e| EncodedEvent { row: map(e.row, &mut rows), ..*e }).collect())
+        .collect();
+    for _ in 0..negatives {
+        let r = rng.random_range(1..n_rows as u32);
+        map(r, &mut rows);
+    }
+    let all: Vec<usize> = (0..remapped.len()).collect();
+    let mut batch = make_batch(&remapped, &all, max_len, device);
+    let n = rows.len();
+    batch.rows = Some(Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), device));
+    batch
 }

@@ -37,6 +37,10 @@ pub struct TrainConfig {
     /// Exclude items already in the session from full-ranking validation (S3-Rec protocol).
     #[config(default = false)]
     pub exclude_history: bool,
+    /// Sampled softmax: negatives drawn per step (shared by the batch); 0 = full softmax
+    /// over the whole catalog.
+    #[config(default = 0)]
+    pub negatives: usize,
     /// Label smoothing of the cross-entropy.
     #[config(default = 0.0)]
     pub label_smoothing: f64,

@@ -170,9 +170,9 @@ pub struct Outputs {
 }
 
 /// Build a bundle for a trained model.
-pub fn bundle_for(dataset: &Dataset, config: &ModelConfig, model: &SessionRankModel, encoder: &FeatureEncoder, metrics: serde_json::Value) -> Result<ModelBundle> {
+pub fn bundle_for(dataset: &Dataset, config: &ModelConfig, model: &SessionRankModel, encoder: &FeatureEncoder, metrics: serde_json::Value, safetensors: bool) -> Result<ModelBundle> {
     let created_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    build_bundle(BundleParts { dataset: &dataset.name, config, model, encoder, catalog: &dataset.catalog, metrics, safetensors: true, created_at })
+    build_bundle(BundleParts { dataset: &dataset.name, config, model, encoder, catalog: &dataset.catalog, metrics, safetensors, created_at })
 }
 
 /// Train and check the config's fields agree with the encoder.
