@@ -180,7 +180,8 @@ pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, 
     if let Some(dir) = checkpoint_dir {
         if let Some((s, m, o, b)) = resume(dir, &state, model.clone(), optim.clone(), &ad)? {
             tracing::info!(epoch = s.epoch, "resuming from checkpoint {}", dir.display());
-            state = s;
+            // The schedule and budget of this invocation win over the checkpoint's.
+            state = CheckpointState { config: state.config.clone(), ..s };
             model = m;
             optim = o;
             best = b;
@@ -316,7 +317,17 @@ fn resume(dir: &Path, fresh: &CheckpointState, model: SessionRankModel, optim: M
     let err = |m: String| TrainError::Checkpoint { path: dir.display().to_string(), message: m };
     let bytes = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
     let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
-    if state.config != fresh.config || state.dataset != fresh.dataset {
+    // A run may be resumed with a longer schedule or another time budget; anything else
+    // (model, optimiser, data) must match.
+    let comparable = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("max_epochs");
+            o.remove("time_budget_s");
+        }
+        v
+    };
+    if comparable(&state.config) != comparable(&fresh.config) || state.dataset != fresh.dataset {
         return Err(err("was written by a run with another config or dataset; use another --checkpoint-dir or delete it".into()));
     }
     let load = |p: PathBuf| burn::store::ModuleRecord::load(&p).map_err(|e| err(e.to_string()));
