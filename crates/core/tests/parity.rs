@@ -1,0 +1,183 @@
+//! Golden scores of the native engine on the committed bundle, shared with the browser.
+//!
+//! `tests/fixtures/parity.json` holds fixed inputs (sessions of real item ids from the
+//! bundle's `items.json`, an unknown item with content, 100 candidates each) and the scores
+//! the native CPU engine gave them. This test checks the engine still gives them; the browser
+//! test (`crates/wasm/tests/web.rs`) checks the wasm build gives the same (max |diff| ≤ 1e-4,
+//! identical top-10). After an intended change to the model or the bundle, regenerate with
+//!
+//! ```text
+//! SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, SessionEvent};
+use sessionrank_data::EventKind;
+
+/// Largest accepted |score difference| (f32 weights, different summation orders).
+const TOLERANCE: f32 = 1e-4;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Golden {
+    /// What produced the expected values.
+    command: String,
+    /// `model_version` of the bundle the scores belong to.
+    model_version: String,
+    tolerance: f32,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Case {
+    name: String,
+    session: Vec<SessionEvent>,
+    candidates: Vec<Candidate>,
+    expected: Expected,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Expected {
+    personalised: bool,
+    /// Score of each candidate, in the order of `candidates`.
+    scores: Vec<f32>,
+    /// The first ten ids of the re-ranked list.
+    top10: Vec<String>,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn golden_path() -> PathBuf {
+    root().join("tests/fixtures/parity.json")
+}
+
+fn engine() -> (ModelBundle, Reranker) {
+    let bundle = ModelBundle::read_dir(&root().join("tests/fixtures/bundle-slice")).expect("committed bundle");
+    let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("bundle decodes");
+    (bundle, reranker)
+}
+
+fn event(id: &str, kind: EventKind, timestamp: Option<i64>) -> SessionEvent {
+    SessionEvent { item_id: id.to_string(), kind, timestamp, content: None }
+}
+
+fn cand(id: &str) -> Candidate {
+    Candidate { item_id: id.to_string(), content: None }
+}
+
+/// The fixed inputs: deterministic picks from the bundle's item index.
+fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate>)> {
+    let items = bundle.items().expect("items.json").items;
+    let id = |i: usize| items[i % items.len()].id.clone();
+    let list = |start: usize, step: usize| -> Vec<Candidate> { (0..100).map(|k| cand(&id(start + k * step))).collect() };
+    let t0 = 1_700_000_000;
+    let mut cases = Vec::new();
+
+    cases.push(("one_view".to_string(), vec![event(&id(7), EventKind::View, Some(t0))], list(1000, 37)));
+
+    let kinds = [EventKind::View, EventKind::View, EventKind::AddToCart, EventKind::View, EventKind::Purchase];
+    let gaps = [0, 12, 45, 300, 4000];
+    let mut t = t0;
+    let session: Vec<SessionEvent> = kinds
+        .iter()
+        .zip(gaps)
+        .enumerate()
+        .map(|(k, (&kind, gap))| {
+            t += gap;
+            event(&id(2000 + 13 * k), kind, Some(t))
+        })
+        .collect();
+    cases.push(("five_events_mixed_kinds".to_string(), session, list(3000, 11)));
+
+    // Longer than the model's max_len: only the last events count.
+    let session: Vec<SessionEvent> = (0..50).map(|k| event(&id(5000 + 7 * k), EventKind::View, Some(t0 + 20 * k as i64))).collect();
+    cases.push(("fifty_events".to_string(), session, list(6000, 3)));
+
+    // Unknown items: one in the session (described like a known item), candidates with and
+    // without content.
+    let twin = &items[42];
+    let content = ItemContent { text: twin.text.clone(), category: twin.category.clone(), price_level: twin.price_level };
+    let mut session = vec![event(&id(100), EventKind::View, Some(t0))];
+    session.push(SessionEvent { item_id: "new-sku-session".into(), kind: EventKind::View, timestamp: Some(t0 + 30), content: Some(content) });
+    session.push(event(&id(101), EventKind::AddToCart, Some(t0 + 90)));
+    let mut candidates = list(7000, 17);
+    candidates[5] = Candidate {
+        item_id: "new-sku-a".into(),
+        content: Some(ItemContent { text: items[43].text.clone(), category: items[43].category.clone(), price_level: Some(7) }),
+    };
+    candidates[50] = Candidate { item_id: "new-sku-b".into(), content: Some(ItemContent { text: "w2408 w26881".into(), category: None, price_level: None }) };
+    candidates[99] = cand("new-sku-no-content");
+    cases.push(("unknown_items".to_string(), session, candidates));
+
+    // Repeats and no timestamps.
+    let session: Vec<SessionEvent> = [300, 301, 300, 302, 300].iter().map(|&i| event(&id(i), EventKind::View, None)).collect();
+    cases.push(("repeats_no_timestamps".to_string(), session, list(8000, 19)));
+
+    cases.push(("empty_session".to_string(), Vec::new(), list(9000, 1)));
+    cases
+}
+
+fn run(reranker: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) -> Expected {
+    let r = reranker.rerank(session, candidates).expect("rerank");
+    let scores = candidates
+        .iter()
+        .map(|c| r.items.iter().find(|i| i.item_id == c.item_id).map(|i| i.score).expect("every candidate comes back"))
+        .collect();
+    Expected { personalised: r.personalised, scores, top10: r.items.iter().take(10).map(|i| i.item_id.clone()).collect() }
+}
+
+#[test]
+fn native_engine_matches_the_golden_scores() {
+    let (bundle, reranker) = engine();
+    if std::env::var_os("SESSIONRANK_REGENERATE").is_some() {
+        let cases = inputs(&bundle)
+            .into_iter()
+            .map(|(name, session, candidates)| {
+                let expected = run(&reranker, &session, &candidates);
+                Case { name, session, candidates, expected }
+            })
+            .collect();
+        let golden = Golden {
+            command: "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity".into(),
+            model_version: bundle.manifest.model_version.clone(),
+            tolerance: TOLERANCE,
+            cases,
+        };
+        let json = serde_json::to_string_pretty(&golden).expect("serialize");
+        std::fs::write(golden_path(), json + "\n").expect("write parity.json");
+        eprintln!("wrote {}", golden_path().display());
+    }
+    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("tests/fixtures/parity.json (regenerate: SESSIONRANK_REGENERATE=1)"))
+        .expect("parity.json parses");
+    assert_eq!(golden.model_version, bundle.manifest.model_version, "parity.json belongs to another bundle: regenerate it");
+    assert_eq!(golden.cases.len(), inputs(&bundle).len());
+    let mut worst = 0.0f32;
+    for case in &golden.cases {
+        let got = run(&reranker, &case.session, &case.candidates);
+        assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
+        assert_eq!(got.scores.len(), case.expected.scores.len(), "{}", case.name);
+        for (a, b) in got.scores.iter().zip(&case.expected.scores) {
+            worst = worst.max((a - b).abs());
+        }
+        assert_eq!(got.top10, case.expected.top10, "{}: top-10 order", case.name);
+    }
+    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
+}
+
+/// The golden inputs are what `inputs` builds today (so the browser test, which only reads
+/// the JSON, tests what this file documents).
+#[test]
+fn golden_inputs_are_current() {
+    let (bundle, _) = engine();
+    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
+    for ((name, session, candidates), case) in inputs(&bundle).into_iter().zip(&golden.cases) {
+        assert_eq!(name, case.name);
+        assert_eq!(session, case.session, "{name}");
+        assert_eq!(candidates, case.candidates, "{name}");
+        assert_eq!(case.candidates.len(), 100, "{name}");
+    }
+}

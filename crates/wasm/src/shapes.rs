@@ -1,0 +1,242 @@
+//! The JavaScript shapes of events, candidates and rankings, and their conversion to the
+//! engine's types (`sessionrank_core::{SessionEvent, Candidate, Ranking}`).
+//!
+//! JS names are camelCase (`itemId`, `priceLevel`); the snake_case names of the HTTP API
+//! (`item_id`, `price_level`) are accepted too. Every number that comes from JS is checked
+//! here, so the engine never sees a NaN.
+
+use serde::{Deserialize, Serialize};
+use sessionrank_core::reranker::MAX_CANDIDATES;
+use sessionrank_core::{Candidate, ItemContent, Ranking, SessionEvent};
+use sessionrank_data::EventKind;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::error::{Error, Result};
+
+/// An item id: a string, or an integer (shops often use numeric ids).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Number(f64),
+}
+
+impl Id {
+    fn into_string(self, field: &str) -> Result<String> {
+        let s = match self {
+            Id::Text(s) => s,
+            Id::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15 => format!("{}", n as i64),
+            Id::Number(n) => return Err(Error::input(field, format!("an item id must be a string or an integer, got {n}"))),
+        };
+        if s.trim().is_empty() {
+            return Err(Error::input(field, "empty item id"));
+        }
+        Ok(s)
+    }
+}
+
+/// What a shop knows about an item (used for items the bundle does not know).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Content {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    category: Option<Id>,
+    /// A price in the shop's currency (→ log2 price level, as in training).
+    #[serde(default)]
+    price: Option<f64>,
+    /// A price level 0..=15 directly (wins over `price`).
+    #[serde(default, alias = "price_level")]
+    price_level: Option<f64>,
+}
+
+impl Content {
+    fn into_core(self, field: &str) -> Result<ItemContent> {
+        let category = match self.category {
+            Some(c) => Some(c.into_string(&format!("{field}.category"))?),
+            None => None,
+        };
+        let price_level = match (self.price_level, self.price) {
+            (Some(level), _) => {
+                if !level.is_finite() || level < 0.0 || level.fract() != 0.0 {
+                    return Err(Error::input(format!("{field}.priceLevel"), format!("must be an integer >= 0, got {level}")));
+                }
+                Some(level.min(f64::from(sessionrank_core::features::MAX_PRICE_LEVEL)) as u8)
+            }
+            (None, Some(price)) => {
+                let f = format!("{field}.price");
+                Some(ItemContent::price_level_of(price, &f).map_err(|e| Error::input(f, strip_field(&e.to_string())))?)
+            }
+            (None, None) => None,
+        };
+        Ok(ItemContent { text: self.text.unwrap_or_default(), category, price_level })
+    }
+}
+
+/// `CoreError::InvalidInput` displays as `field: message`; keep the message only.
+fn strip_field(s: &str) -> String {
+    s.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or_else(|| s.to_string())
+}
+
+fn content(c: Option<Content>, field: &str) -> Result<Option<ItemContent>> {
+    c.map(|c| c.into_core(&format!("{field}.content"))).transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    #[serde(alias = "item_id")]
+    item_id: Id,
+    #[serde(default)]
+    kind: Option<String>,
+    /// Milliseconds since the Unix epoch (`Date.now()`); the call time when absent, unknown
+    /// when `null` (checked before deserialising: serde cannot tell the two apart).
+    #[serde(default)]
+    timestamp: Option<f64>,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+/// `observe`'s argument → an engine event. `now_ms` is used when `timestamp` is absent
+/// (`undefined`); `timestamp: null` means "time unknown" (the model then sees no time gap).
+pub fn event(value: JsValue, now_ms: f64) -> Result<SessionEvent> {
+    if !value.is_object() {
+        return Err(Error::input("event", "expected an object like {itemId, kind, timestamp}"));
+    }
+    let unknown_time = js_sys::Reflect::get(&value, &"timestamp".into()).is_ok_and(|t| t.is_null());
+    let e: Event = serde_wasm_bindgen::from_value(value).map_err(|e| Error::input("event", e))?;
+    let item_id = e.item_id.into_string("event.itemId")?;
+    let kind = match e.kind.as_deref() {
+        None => EventKind::View,
+        Some(k) => EventKind::parse(k)
+            .ok_or_else(|| Error::input("event.kind", format!("unknown kind {k:?} (click, view, add_to_cart or purchase)")))?,
+    };
+    let timestamp = if unknown_time {
+        None
+    } else {
+        let ms = e.timestamp.unwrap_or(now_ms);
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(Error::input("event.timestamp", format!("must be milliseconds since the epoch, got {ms}")));
+        }
+        Some((ms / 1000.0).floor() as i64)
+    };
+    Ok(SessionEvent { item_id, kind, timestamp, content: content(e.content, "event")? })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateObject {
+    #[serde(alias = "item_id")]
+    item_id: Id,
+    #[serde(default)]
+    content: Option<Content>,
+}
+
+/// `rerank`'s argument → engine candidates. The length is checked before any element is
+/// converted, so an absurd list costs nothing. (Empty lists and duplicate ids are rejected
+/// by the engine itself, with the same field names.)
+pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
+    let array = value.dyn_ref::<js_sys::Array>().ok_or_else(|| Error::input("candidates", "expected an array"))?;
+    let n = array.length() as usize;
+    if n > MAX_CANDIDATES {
+        return Err(Error::input("candidates", format!("{n} candidates, at most {MAX_CANDIDATES} are accepted")));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, v) in array.iter().enumerate() {
+        let field = format!("candidates[{i}]");
+        let c = if v.is_string() || v.as_f64().is_some() {
+            let id: Id = serde_wasm_bindgen::from_value(v).map_err(|e| Error::input(&field, e))?;
+            Candidate { item_id: id.into_string(&format!("{field}.itemId"))?, content: None }
+        } else if v.is_object() {
+            let c: CandidateObject = serde_wasm_bindgen::from_value(v).map_err(|e| Error::input(&field, e))?;
+            Candidate { item_id: c.item_id.into_string(&format!("{field}.itemId"))?, content: content(c.content, &field)? }
+        } else {
+            return Err(Error::input(field, "expected an item id or {itemId, content}"));
+        };
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// A session event as `session()` returns it (and as `observe` accepts it back).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOut<'a> {
+    item_id: &'a str,
+    kind: &'static str,
+    timestamp: Option<f64>,
+}
+
+impl<'a> From<&'a SessionEvent> for EventOut<'a> {
+    fn from(e: &'a SessionEvent) -> Self {
+        let kind = match e.kind {
+            EventKind::View => "view",
+            EventKind::AddToCart => "add_to_cart",
+            EventKind::Purchase => "purchase",
+        };
+        Self { item_id: &e.item_id, kind, timestamp: e.timestamp.map(|s| s as f64 * 1000.0) }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BecauseOut {
+    pub item_id: String,
+    pub weight: f32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedOut {
+    pub item_id: String,
+    pub score: f32,
+    pub upstream_rank: usize,
+    pub because: Vec<BecauseOut>,
+}
+
+/// `rerank`'s result.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankingOut {
+    pub items: Vec<RankedOut>,
+    pub personalised: bool,
+    pub reason: Option<String>,
+    pub backend: &'static str,
+    pub millis: f64,
+    pub timings: Timings,
+}
+
+/// Where `millis` went (`performance.now()` resolution: 0.1 ms unless cross-origin isolated).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    /// Checking and converting the candidates from JS.
+    pub input_ms: f64,
+    /// The engine: feature encoding and the model's forward pass.
+    pub model_ms: f64,
+    /// Reading scores back, explanations and sorting.
+    pub finish_ms: f64,
+}
+
+impl RankingOut {
+    pub fn new(r: Ranking, backend: &'static str, millis: f64, timings: Timings) -> Self {
+        let items = r
+            .items
+            .into_iter()
+            .map(|i| RankedOut {
+                item_id: i.item_id,
+                score: i.score,
+                upstream_rank: i.upstream_rank,
+                because: i.because.into_iter().map(|b| BecauseOut { item_id: b.item_id, weight: b.weight }).collect(),
+            })
+            .collect();
+        Self { items, personalised: r.personalised, reason: r.reason, backend, millis, timings }
+    }
+}
+
+/// Serialize to plain JS objects and arrays (`null` for `None`).
+pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::new(crate::error::ErrorCode::Device, format!("could not build the result: {e}")))
+}
