@@ -21,6 +21,7 @@ use sessionrank_train::TrainConfig;
 ///   sessionrank import diginetica                 # check the data: prints the counts
 ///   sessionrank train diginetica --out bundles/dg # train, evaluate, write a model bundle
 ///   sessionrank eval diginetica --bundle bundles/dg
+///   sessionrank serve --listen 127.0.0.1:8080 --data-dir /var/lib/sessionrank
 #[derive(Debug, Parser)]
 #[command(name = "sessionrank", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -38,6 +39,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Verify a bundle and copy it to a new directory (e.g. a CDN origin).
     Export(ExportArgs),
+    /// Run the HTTP service: event and catalog ingestion, retraining, model publishing.
+    Serve(sessionrank_server::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,9 @@ pub struct Hyper {
     /// Stop after the epoch during which this many seconds have passed.
     #[arg(long)]
     pub time_budget: Option<u64>,
+    /// Cosine logits with this scale (0 = dot products).
+    #[arg(long)]
+    pub logit_scale: Option<f64>,
     /// Sampled-softmax negatives per step (0 = full softmax over the catalog).
     #[arg(long)]
     pub negatives: Option<usize>,
@@ -166,6 +172,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train(a),
         Command::Eval(a) => eval(a),
         Command::Export(a) => export(a),
+        Command::Serve(a) => sessionrank_server::serve::run_cli(&a),
     }
 }
 
@@ -234,6 +241,9 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
     if let Some(v) = h.seed {
         t.seed = v;
     }
+    if let Some(v) = h.logit_scale {
+        m.logit_scale = (v > 0.0).then_some(v);
+    }
     if let Some(v) = h.negatives {
         t.negatives = v;
     }
@@ -253,7 +263,7 @@ fn device(d: DeviceArg) -> anyhow::Result<(Device, String)> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    let d = sessionrank_train::device::wgpu_default().context("no wgpu adapter")?;
+    let d = sessionrank_train::device::wgpu_default().map_err(|e| anyhow::anyhow!("no wgpu adapter: {e}"))?;
     Ok((d, format!("wgpu, {}", machine_description())))
 }
 

@@ -44,6 +44,12 @@ pub struct ModelConfig {
     /// Item-id embeddings on/off: off = a pure content model (every item is "cold").
     #[config(default = true)]
     pub use_item_ids: bool,
+    /// Scale of cosine logits: when > 0, session states and item vectors are L2-normalised
+    /// and logits are `logit_scale * cos(h, v)` (as in NISER); 0 = plain dot products.
+    /// Normalising removes the popularity bias that vector norms otherwise learn.
+    /// An `Option` so that bundles written before this field existed still load (`None`).
+    #[config(default = "None")]
+    pub logit_scale: Option<f64>,
     /// List context on/off (ablation): a self-attention layer over the candidate list, as in
     /// PRM, so a candidate's score can depend on what else is shown.
     #[config(default = false)]

@@ -9,6 +9,8 @@ pub struct SessionRankModel {
     pub items: ItemEncoder,
     pub session: SessionEncoder,
     pub scorer: ListScorer,
+    /// See [`ModelConfig::logit_scale`].
+    pub logit_scale: f64,
 }
 
 impl SessionRankModel {
@@ -17,6 +19,7 @@ impl SessionRankModel {
             items: ItemEncoder::new(config, device),
             session: SessionEncoder::new(config, device),
             scorer: ListScorer::new(config, device),
+            logit_scale: config.logit_scale.unwrap_or(0.0),
         }
     }
 
@@ -38,7 +41,7 @@ impl SessionRankModel {
         let h = self.session.forward(table.clone(), session); // [b, l, d]
         let [b, l, d] = h.dims();
         let n = table.dims()[0];
-        h.reshape([b * l, d]).matmul(table.transpose()).reshape([b, l, n])
+        self.logits(h.reshape([b * l, d]), table).reshape([b, l, n])
     }
 
     /// Full-catalog scores after each session's last event.
@@ -47,7 +50,20 @@ impl SessionRankModel {
     /// * returns `[batch, n_rows]`
     pub fn forward_full(&self, table: Tensor<2>, session: &SessionInput) -> Tensor<2> {
         let h = self.session.forward_last(table.clone(), session); // [b, d]
-        h.matmul(table.transpose())
+        self.logits(h, table)
+    }
+
+    /// Logits of session states against item vectors: dot products, or scaled cosines when
+    /// `logit_scale > 0`.
+    ///
+    /// # Shapes
+    /// * `h`: `[m, d]`, `table`: `[n, d]`; returns `[m, n]`
+    pub fn logits(&self, h: Tensor<2>, table: Tensor<2>) -> Tensor<2> {
+        if self.logit_scale > 0.0 {
+            l2_normalize(h).matmul(l2_normalize(table).transpose()) * self.logit_scale
+        } else {
+            h.matmul(table.transpose())
+        }
     }
 
     /// Candidate-list scores (the product's re-rank call).
@@ -56,6 +72,17 @@ impl SessionRankModel {
     /// * returns `[batch, n_candidates]`
     pub fn forward_rerank(&self, table: Tensor<2>, session: &SessionInput, candidates: &CandidateInput) -> Tensor<2> {
         let h = self.session.forward_last(table.clone(), session);
-        self.scorer.forward(h, table, candidates)
+        if self.logit_scale > 0.0 {
+            // Same geometry as `logits`: unit vectors, scaled.
+            self.scorer.forward(l2_normalize(h) * self.logit_scale, l2_normalize(table), candidates)
+        } else {
+            self.scorer.forward(h, table, candidates)
+        }
     }
+}
+
+/// Rows scaled to unit L2 norm (a small epsilon keeps the padding row finite).
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-6); // [n, 1]
+    x / norm
 }

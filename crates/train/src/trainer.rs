@@ -86,7 +86,7 @@ pub fn batch_loss(model: &SessionRankModel, features: ItemFeatures, batch: &Trai
     let h = model.session.forward(table.clone(), &batch.input); // [b, l, d]
     let [b, l, d] = h.dims();
     let h = h.reshape([b * l, d]).select(0, batch.positions.clone()); // [m, d]
-    let logits = h.matmul(table.transpose()); // [m, n]
+    let logits = model.logits(h, table); // [m, n]
     let logp = log_softmax(logits, 1);
     let m = batch.n_targets;
     let nll = logp.clone().gather(1, batch.targets.clone().reshape([m, 1])).reshape([m]).neg();

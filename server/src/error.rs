@@ -1,0 +1,109 @@
+//! The one error type of the HTTP API.
+//!
+//! Client errors carry a message and, where one input is at fault, the JSON path of that input
+//! (`events[3].item_id`), so a shop's engineer can fix the request without reading our logs:
+//!
+//! ```json
+//! {"error": "unknown event type `like` (expected view, click, add_to_cart or purchase)", "field": "events[3].type"}
+//! ```
+//!
+//! Internal errors are logged with their cause and answered with a generic message: storage
+//! paths, SQL and stack traces never reach a client.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request cannot be read: malformed JSON, a bad header (400).
+    #[error("{message}")]
+    BadRequest { field: Option<String>, message: String },
+    /// The request is well-formed but a value is unacceptable: wrong type, unknown event type,
+    /// negative price, unknown item id (422).
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The body is larger than the configured limit (413).
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body is not `application/json` (415).
+    #[error("expected a body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// An admin route without the right bearer token (401).
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    /// Admin routes are disabled because no admin token is configured (403).
+    #[error("the admin API is disabled: set SESSIONRANK_ADMIN_TOKEN to enable it")]
+    AdminDisabled,
+    /// No such resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource is busy, e.g. a retraining job already runs (409, with that job's id).
+    #[error("{message}")]
+    Conflict { message: String, job_id: Option<String> },
+    /// Anything else: logged, answered with a generic 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), message: message.into() }
+    }
+
+    pub fn bad_request(field: Option<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { field, message: message.into() }
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(e.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::Internal(e) => {
+                // `{:#}` prints the whole context chain; only the log sees it.
+                tracing::error!("internal error: {e:#}");
+                json!({"error": "internal server error"})
+            }
+            Self::BadRequest { field: Some(field), message } | Self::Invalid { field, message } => {
+                json!({"error": message, "field": field})
+            }
+            Self::TooLarge { .. } => json!({"error": self.to_string(), "field": "body"}),
+            Self::Conflict { message, job_id } => json!({"error": message, "job_id": job_id}),
+            other => json!({"error": other.to_string()}),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,235 @@
+//! The OpenAPI 3 description of the HTTP API, served at `/openapi.json`. Hand-written (the API
+//! is small and its documentation is part of the product); a test checks that it parses and
+//! names every route the router serves.
+
+pub const SPEC: &str = r##"{
+  "openapi": "3.0.3",
+  "info": {
+    "title": "sessionrank",
+    "version": "1",
+    "description": "Session events and catalog in, versioned re-ranking models out. Errors are JSON `{\"error\": message, \"field\": json path}`; `field` names the input at fault (e.g. `events[3].item_id`)."
+  },
+  "paths": {
+    "/v1/events": {
+      "post": {
+        "summary": "Store a batch of session events",
+        "description": "One transaction per request: all events are stored or none. Answered only after the commit (durable). Every item_id must be in the catalog (422 naming `events[i].item_id` otherwise). With an Idempotency-Key a retry stores nothing and returns the first answer (header `Idempotent-Replayed: true`); the same key with another body is a 422. Keys are kept 24 hours.",
+        "parameters": [
+          {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}},
+        "responses": {
+          "200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"accepted": {"type": "integer"}}}}}},
+          "400": {"$ref": "#/components/responses/BadRequest"},
+          "413": {"$ref": "#/components/responses/TooLarge"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Invalid"}
+        }
+      }
+    },
+    "/v1/items": {
+      "put": {
+        "summary": "Insert or update catalog items",
+        "description": "`price` (number or numeric string, shop currency) becomes a log2 price level; or give `price_level` 0..15. NaN, infinite or negative prices are a 422 naming the field. Items are never deleted; one transaction per request.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ItemBatch"}}}},
+        "responses": {
+          "200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"upserted": {"type": "integer"}}}}}},
+          "400": {"$ref": "#/components/responses/BadRequest"},
+          "413": {"$ref": "#/components/responses/TooLarge"},
+          "422": {"$ref": "#/components/responses/Invalid"}
+        }
+      }
+    },
+    "/v1/models": {
+      "get": {
+        "summary": "Published model versions, newest first",
+        "responses": {"200": {"description": "Versions", "content": {"application/json": {"schema": {"type": "object", "properties": {"current": {"type": "string", "nullable": true}, "versions": {"type": "array", "items": {"type": "object"}}}}}}}}
+      }
+    },
+    "/v1/models/current": {
+      "get": {
+        "summary": "The live model's manifest",
+        "description": "`Cache-Control: no-cache`, `ETag: \"<sha256 of the manifest>\"`; 304 on a matching If-None-Match. The manifest lists every file of the bundle with its sha256 and size.",
+        "responses": {
+          "200": {"description": "manifest.json", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}}}},
+          "304": {"description": "Not modified"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/v1/models/{version}/{file}": {
+      "get": {
+        "summary": "A file of a published bundle (immutable)",
+        "description": "`Cache-Control: public, max-age=31536000, immutable`; `ETag: \"<sha256>\"` (the manifest's checksum of the file); 304 on a matching If-None-Match.",
+        "parameters": [
+          {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
+          {"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["manifest.json", "weights.bpk", "tokenizer.json", "items.json", "model.safetensors"]}}
+        ],
+        "responses": {
+          "200": {"description": "The file", "content": {"application/octet-stream": {}, "application/json": {}}},
+          "304": {"description": "Not modified"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/v1/models/{version}/vectors": {
+      "get": {
+        "summary": "Item vectors of a page of candidates (immutable)",
+        "description": "The version's item encoder applied to the given items, so a client can score a candidate page against its session state without a request per click. Ids the model does not know are listed in `missing`. Cacheable forever (same version and ids, same answer).",
+        "parameters": [
+          {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
+          {"name": "ids", "in": "query", "required": true, "description": "Comma-separated item ids, at most 1000", "schema": {"type": "string"}}
+        ],
+        "responses": {
+          "200": {"description": "Vectors", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Vectors"}}}},
+          "304": {"description": "Not modified"},
+          "404": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Invalid"}
+        }
+      }
+    },
+    "/admin/retrain": {
+      "post": {
+        "summary": "Start a retraining job",
+        "description": "Trains on the stored catalog and events, evaluates the new and the live model on the most recent held-out sessions, and publishes the new model only if its MRR@20 is at least the live model's minus the configured tolerance.",
+        "security": [{"bearer": []}],
+        "responses": {
+          "202": {"description": "Started (Location: /admin/jobs/{id})", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/AdminDisabled"},
+          "409": {"description": "A job is running", "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}, "job_id": {"type": "string"}}}}}}
+        }
+      }
+    },
+    "/admin/jobs/{id}": {
+      "get": {
+        "summary": "A retraining job: state, stage, progress, metrics, reason",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {
+          "200": {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/AdminDisabled"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/admin/models/{version}/activate": {
+      "post": {
+        "summary": "Make a published version live (roll back or forward)",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {
+          "200": {"description": "Now live", "content": {"application/json": {"schema": {"type": "object", "properties": {"model_version": {"type": "string"}, "manifest": {"$ref": "#/components/schemas/Manifest"}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/AdminDisabled"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/admin/stats": {
+      "get": {
+        "summary": "Stored events, items and models; the live version; the running job",
+        "security": [{"bearer": []}],
+        "responses": {
+          "200": {"description": "Counts", "content": {"application/json": {"schema": {"type": "object"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/AdminDisabled"}
+        }
+      }
+    },
+    "/healthz": {
+      "get": {
+        "summary": "Liveness and database reachability",
+        "responses": {"200": {"description": "Healthy"}, "503": {"description": "The database does not answer"}}
+      }
+    },
+    "/metrics": {
+      "get": {
+        "summary": "Prometheus metrics (text format 0.0.4)",
+        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {}}}}
+      }
+    },
+    "/openapi.json": {
+      "get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}
+    }
+  },
+  "components": {
+    "securitySchemes": {
+      "bearer": {"type": "http", "scheme": "bearer", "description": "The token in SESSIONRANK_ADMIN_TOKEN. Without one configured the admin API answers 403."}
+    },
+    "responses": {
+      "Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "BadRequest": {"description": "Malformed JSON or header", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Invalid": {"description": "A value is unacceptable; `field` names it", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "TooLarge": {"description": "The body exceeds the configured limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Unauthorized": {"description": "Missing or wrong bearer token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "AdminDisabled": {"description": "No admin token is configured", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    },
+    "schemas": {
+      "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},
+      "Event": {
+        "type": "object", "additionalProperties": false,
+        "required": ["session_id", "item_id", "type", "timestamp"],
+        "properties": {
+          "session_id": {"type": "string", "minLength": 1, "maxLength": 256},
+          "item_id": {"type": "string", "minLength": 1, "maxLength": 256},
+          "type": {"type": "string", "enum": ["view", "click", "add_to_cart", "purchase"]},
+          "timestamp": {"type": "integer", "description": "Seconds since the Unix epoch"}
+        }
+      },
+      "EventBatch": {"type": "object", "additionalProperties": false, "required": ["events"], "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {"$ref": "#/components/schemas/Event"}}}},
+      "Item": {
+        "type": "object", "additionalProperties": false, "required": ["id"],
+        "properties": {
+          "id": {"type": "string", "minLength": 1, "maxLength": 256},
+          "text": {"type": "string", "maxLength": 10000},
+          "category": {"type": "string", "nullable": true},
+          "price": {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "nullable": true},
+          "price_level": {"type": "integer", "minimum": 0, "maximum": 15, "nullable": true}
+        }
+      },
+      "ItemBatch": {"type": "object", "additionalProperties": false, "required": ["items"], "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {"$ref": "#/components/schemas/Item"}}}},
+      "Manifest": {
+        "type": "object",
+        "properties": {
+          "format_version": {"type": "integer"},
+          "model_version": {"type": "string"},
+          "created_at": {"type": "integer"},
+          "dataset": {"type": "string"},
+          "config": {"type": "object"},
+          "features": {"type": "object"},
+          "files": {"type": "object", "additionalProperties": {"type": "object", "properties": {"sha256": {"type": "string"}, "bytes": {"type": "integer"}}}},
+          "metrics": {"type": "object"}
+        }
+      },
+      "Vectors": {
+        "type": "object",
+        "properties": {
+          "model_version": {"type": "string"},
+          "dim": {"type": "integer"},
+          "vectors": {"type": "array", "items": {"type": "object", "properties": {"item_id": {"type": "string"}, "vector": {"type": "array", "items": {"type": "number"}}}}},
+          "missing": {"type": "array", "items": {"type": "string"}}
+        }
+      },
+      "Job": {
+        "type": "object",
+        "properties": {
+          "id": {"type": "string"},
+          "state": {"type": "string", "enum": ["running", "succeeded", "failed"]},
+          "stage": {"type": "string", "enum": ["queued", "loading", "training", "publishing", "done"]},
+          "progress": {"type": "number"},
+          "published": {"type": "boolean"},
+          "model_version": {"type": "string", "nullable": true},
+          "previous_version": {"type": "string", "nullable": true},
+          "reason": {"type": "string", "nullable": true},
+          "device": {"type": "string", "nullable": true},
+          "metrics": {"type": "object"},
+          "created_at": {"type": "integer"},
+          "updated_at": {"type": "integer"},
+          "finished_at": {"type": "integer", "nullable": true}
+        }
+      }
+    }
+  }
+}"##;

@@ -1,0 +1,459 @@
+//! Retraining: a background job that turns the stored catalog and events into a new model
+//! and publishes it only if it is not worse than the live one.
+//!
+//! 1. **load** — the catalog (insertion order) and every event, grouped into sessions in time
+//!    order; sessions are ordered by their last event, the most recent `holdout_fraction` are
+//!    held out as test prefixes (what the new and the live model are compared on) and the
+//!    `holdout_fraction` before those as validation prefixes (early stopping);
+//! 2. **train** — [`train_on`] on burn-wgpu when an adapter exists (`device = "auto"`), else on
+//!    the CPU;
+//! 3. **evaluate** — MRR@20 of the new model on all held-out cases, and of both models on the
+//!    cases whose items the live model knows (a like-for-like comparison);
+//! 4. **decide and publish** — publish iff new ≥ live − `tolerance`, atomically (see
+//!    [`crate::publish`]); the reason is recorded in the job either way.
+//!
+//! Only one job runs at a time (across instances: the `jobs.slot` unique column); a job whose
+//! server died is marked failed at the next start (SQLite) or once its heartbeat is older than
+//! [`STALE_AFTER_S`] (PostgreSQL). Nothing is written to the models directory before step 4,
+//! so a failure or a kill at any earlier point leaves the live model and the directory as they
+//! were.
+//!
+//! **Warm start** is not done yet: `sessionrank_train::train` builds its model from the config
+//! and takes no initial weights. Each job records whether the live model would have been
+//! compatible (same config and catalog) so the switch is visible once the trainer accepts
+//! initial weights.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sessionrank_core::ModelBundle;
+use sessionrank_core::features::FeatureEncoder;
+use sessionrank_data::import::prefix_cases;
+use sessionrank_data::{Catalog, Dataset, RankingMetrics, Session, TestCase};
+use sessionrank_model::ModelConfig;
+use sessionrank_train::TrainConfig;
+use sessionrank_train::pipeline::{FeatureOptions, Outputs, build_encoder, bundle_for, complete_config, train_on};
+use sessionrank_train::trainer::evaluate_model;
+
+use crate::config::{RetrainConfig, TrainDevice};
+use crate::error::{ApiError, ApiResult};
+use crate::publish::{LoadedModel, publish};
+use crate::state::AppState;
+use crate::store::now_s;
+
+/// A running job without a heartbeat for this long is taken for dead.
+pub const STALE_AFTER_S: i64 = 120;
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    /// Finished; `published` says whether the new model went live.
+    Succeeded,
+    Failed,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What `GET /admin/jobs/{id}` returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub state: JobState,
+    /// `queued`, `loading`, `training` (training and evaluation), `publishing`, `done`.
+    pub stage: String,
+    /// 0..1, by stage (the trainer reports no progress within its run yet).
+    pub progress: f64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    /// Whether the new model went live.
+    pub published: bool,
+    /// The version trained (published or not).
+    pub model_version: Option<String>,
+    /// The live version when the job started.
+    pub previous_version: Option<String>,
+    /// Why it was (not) published, or why it failed.
+    pub reason: Option<String>,
+    pub device: Option<String>,
+    /// Data sizes, training history, held-out metrics of both models.
+    pub metrics: Value,
+}
+
+impl Job {
+    fn new(id: String, previous_version: Option<String>) -> Self {
+        let now = now_s();
+        Self {
+            id,
+            state: JobState::Running,
+            stage: "queued".into(),
+            progress: 0.0,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            published: false,
+            model_version: None,
+            previous_version,
+            reason: None,
+            device: None,
+            metrics: json!({}),
+        }
+    }
+}
+
+/// What a job that died with its server is marked as.
+pub fn interrupted(mut job: Job) -> Job {
+    job.state = JobState::Failed;
+    job.reason = Some("interrupted: the server stopped while the job ran; the live model is unchanged".into());
+    job.finished_at = Some(now_s());
+    job
+}
+
+/// The job running in this process, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct JobTracker(Mutex<Option<(String, f64)>>);
+
+impl JobTracker {
+    pub fn running(&self) -> Option<(String, f64)> {
+        self.0.lock().ok().and_then(|j| j.clone())
+    }
+
+    fn set(&self, v: Option<(String, f64)>) {
+        if let Ok(mut j) = self.0.lock() {
+            *j = v;
+        }
+    }
+}
+
+/// `job-<unix seconds>-<8 hex>`: sortable by start, unique (time, process and a counter hashed).
+fn new_job_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let hash = sessionrank_core::bundle::sha256_hex(format!("{nanos}-{}-{n}", std::process::id()).as_bytes());
+    format!("job-{}-{}", now_s(), &hash[..8])
+}
+
+/// Start a job in the background; 409 naming the running job if there is one.
+pub async fn start(state: &AppState) -> ApiResult<Job> {
+    let job = Job::new(new_job_id(), state.models.current_version());
+    if let Err(running) = state.store.claim_job(&job.id, &job, STALE_AFTER_S, interrupted).await? {
+        return Err(ApiError::Conflict { message: format!("retraining job {running} is running"), job_id: Some(running) });
+    }
+    tracing::info!(job = %job.id, "retraining started");
+    state.jobs.set(Some((job.id.clone(), 0.0)));
+    let shared = Arc::new(Mutex::new(job.clone()));
+    let s = state.clone();
+    tokio::spawn(async move { run(s, shared).await });
+    Ok(job)
+}
+
+/// Shared job record: the job task updates it, the heartbeat saves it.
+type SharedJob = Arc<Mutex<Job>>;
+
+fn snapshot(job: &SharedJob) -> Job {
+    match job.lock() {
+        Ok(j) => j.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn edit(job: &SharedJob, f: impl FnOnce(&mut Job)) -> Job {
+    let mut j = match job.lock() {
+        Ok(j) => j,
+        Err(p) => p.into_inner(),
+    };
+    f(&mut j);
+    j.updated_at = now_s();
+    j.clone()
+}
+
+async fn save(state: &AppState, job: &Job) {
+    let running = job.state == JobState::Running;
+    if let Err(e) = state.store.update_job(&job.id, job.state.as_str(), running, job).await {
+        tracing::error!(job = %job.id, "saving the job: {e}");
+    }
+    state.jobs.set(running.then(|| (job.id.clone(), job.progress)));
+}
+
+async fn stage(state: &AppState, job: &SharedJob, name: &str, progress: f64) {
+    let j = edit(job, |j| {
+        j.stage = name.into();
+        j.progress = progress;
+    });
+    tracing::info!(job = %j.id, "stage {name}");
+    save(state, &j).await;
+}
+
+async fn run(state: AppState, job: SharedJob) {
+    let heartbeat = {
+        let (state, job) = (state.clone(), job.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                save(&state, &snapshot(&job)).await;
+            }
+        })
+    };
+    let result = execute(&state, &job).await;
+    heartbeat.abort();
+    let j = edit(&job, |j| {
+        j.finished_at = Some(now_s());
+        j.stage = "done".into();
+        j.progress = 1.0;
+        match &result {
+            Ok(()) => j.state = JobState::Succeeded,
+            Err(e) => {
+                j.state = JobState::Failed;
+                j.reason = Some(format!("{e:#}"));
+            }
+        }
+    });
+    let outcome = match (&result, j.published) {
+        (Err(_), _) => "failed",
+        (Ok(()), true) => "published",
+        (Ok(()), false) => "kept_live_model",
+    };
+    tracing::info!(job = %j.id, "retraining finished: {outcome}: {}", j.reason.as_deref().unwrap_or(""));
+    state.metrics.job_finished(outcome);
+    save(&state, &j).await;
+}
+
+async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
+    let cfg = state.config.retrain.clone();
+    stage(state, job, "loading", 0.05).await;
+    let catalog = state.store.load_catalog().await?;
+    let sessions = state.store.load_sessions(&catalog).await?;
+    let dataset = split(catalog, sessions, &cfg)?;
+    edit(job, |j| {
+        j.metrics = json!({
+            "items": dataset.catalog.len(),
+            "train_sessions": dataset.train.len(),
+            "valid_cases": dataset.valid.len(),
+            "test_cases": dataset.test.len(),
+        })
+    });
+    stage(state, job, "training", 0.1).await;
+    let live = state.models.current();
+    let trained = tokio::task::spawn_blocking(move || train_and_compare(dataset, live, &cfg)).await.context("the training thread panicked")??;
+    edit(job, |j| {
+        if let Some(m) = j.metrics.as_object_mut() {
+            m.extend(trained.metrics.as_object().cloned().unwrap_or_default());
+        }
+        j.device = Some(trained.device.clone());
+        j.model_version = Some(trained.bundle.manifest.model_version.clone());
+        j.reason = Some(trained.reason.clone());
+    });
+    if !trained.publish {
+        return Ok(());
+    }
+    stage(state, job, "publishing", 0.9).await;
+    let version = publish(state, trained.bundle, true).await.context("publishing")?;
+    tracing::info!("model {version} is live");
+    edit(job, |j| j.published = true);
+    Ok(())
+}
+
+/// Sessions (ordered by their last event) → a dataset: the most recent `holdout_fraction`
+/// are test prefixes, the same share before them validation prefixes, the rest trains.
+pub fn split(catalog: Catalog, sessions: Vec<Session>, cfg: &RetrainConfig) -> anyhow::Result<Dataset> {
+    let n = sessions.len();
+    if n < cfg.min_sessions.max(3) {
+        bail!("only {n} sessions are stored; retraining needs at least {} (retrain.min_sessions)", cfg.min_sessions.max(3));
+    }
+    let n_test = ((n as f64 * cfg.holdout_fraction).round() as usize).max(1);
+    let n_valid = (((n - n_test) as f64 * cfg.holdout_fraction).round() as usize).max(1);
+    let mut train = sessions;
+    let test_sessions = train.split_off(n - n_test);
+    let valid_sessions = train.split_off(n - n_test - n_valid);
+    let cases = |sessions: &[Session]| {
+        let mut out = Vec::new();
+        for s in sessions {
+            prefix_cases(&s.events, |_| true, &mut out);
+        }
+        out
+    };
+    let mut test = cases(&test_sessions);
+    // Keep the most recent cases (sessions are in time order).
+    if test.len() > cfg.max_eval_cases {
+        test = test.split_off(test.len() - cfg.max_eval_cases);
+    }
+    Ok(Dataset { name: cfg.shop.clone(), catalog, train, valid: cases(&valid_sessions), test })
+}
+
+struct Trained {
+    bundle: ModelBundle,
+    publish: bool,
+    reason: String,
+    device: String,
+    metrics: Value,
+}
+
+fn pick_device(choice: TrainDevice) -> anyhow::Result<(Device, String)> {
+    match choice {
+        TrainDevice::Flex => Ok((Device::flex(), "flex (CPU)".into())),
+        TrainDevice::Wgpu => wgpu_device(),
+        TrainDevice::Auto => Ok(wgpu_device().unwrap_or_else(|e| {
+            tracing::info!("no wgpu adapter ({e:#}): training on the CPU");
+            (Device::flex(), "flex (CPU)".into())
+        })),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> anyhow::Result<(Device, String)> {
+    // Adapter discovery can panic inside the driver stack; a missing GPU must not kill the job.
+    let device = std::panic::catch_unwind(sessionrank_train::device::wgpu_default)
+        .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((device, "wgpu".into()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> anyhow::Result<(Device, String)> {
+    bail!("this build has no wgpu backend")
+}
+
+fn model_config(cfg: &RetrainConfig) -> ModelConfig {
+    ModelConfig::new(0, 0, 0)
+        .with_d_model(cfg.d_model)
+        .with_n_layers(cfg.n_layers)
+        .with_n_heads(cfg.n_heads)
+        .with_d_ff(4 * cfg.d_model)
+        .with_max_len(cfg.max_len)
+        .with_dropout(cfg.dropout)
+}
+
+/// The test cases the live model can be asked (all items known to it), mapped to its rows,
+/// with their indices in `cases`.
+fn cases_for(live: &FeatureEncoder, catalog: &Catalog, cases: &[TestCase]) -> (Vec<usize>, Vec<TestCase>) {
+    let map = |idx: u32| catalog.get(idx).and_then(|it| live.item_row(&it.id)).map(|row| row - 1);
+    let mut kept = Vec::new();
+    let mut mapped = Vec::new();
+    'case: for (i, c) in cases.iter().enumerate() {
+        let Some(target) = map(c.target) else { continue };
+        let mut prefix = Vec::with_capacity(c.prefix.len());
+        for e in &c.prefix {
+            let Some(item) = map(e.item) else { continue 'case };
+            prefix.push(sessionrank_data::Event { item, ..*e });
+        }
+        kept.push(i);
+        mapped.push(TestCase { prefix, target });
+    }
+    (kept, mapped)
+}
+
+fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &RetrainConfig) -> anyhow::Result<Trained> {
+    let (device, device_name) = pick_device(cfg.device)?;
+    let base = model_config(cfg);
+    let encoder = build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)?;
+    let config = complete_config(base, &encoder);
+    let warm_compatible = live.as_ref().is_some_and(|l| {
+        l.manifest.config == config
+            && l.bundle().items().map(|f| f.items.iter().map(|i| &i.id).eq(dataset.catalog.items().iter().map(|i| &i.id))).unwrap_or(false)
+    });
+    let mut tc = TrainConfig::new(config.clone());
+    tc.batch_size = cfg.batch_size;
+    tc.max_epochs = cfg.max_epochs;
+    tc.lr = cfg.lr;
+    tc.patience = cfg.patience;
+    tc.seed = cfg.seed;
+    tc.negatives = cfg.negatives;
+    tc.id_dropout = cfg.id_dropout;
+    tc.valid_cases = cfg.valid_cases;
+    tc.time_budget_s = cfg.time_budget_s;
+    if let Some(n) = cfg.fail_after_epoch {
+        tc.max_epochs = tc.max_epochs.min(n);
+    }
+    tracing::info!("training on {device_name}: {} sessions, {} items", dataset.train.len(), dataset.catalog.len());
+    let start = Instant::now();
+    let outcome = train_on(&dataset, &encoder, &tc, &device, &Outputs::default())?;
+    if let Some(n) = cfg.fail_after_epoch {
+        bail!("injected failure after epoch {n} (retrain.fail_after_epoch)");
+    }
+    let new_all = evaluate_model(&outcome.model, &encoder, &dataset.test, false, &device);
+    let (live_m, new_common) = match &live {
+        Some(l) => {
+            let engine = l.engine()?;
+            let (kept, mapped) = cases_for(engine.encoder(), &dataset.catalog, &dataset.test);
+            if mapped.is_empty() {
+                (None, None)
+            } else {
+                let common: Vec<TestCase> = kept.iter().map(|&i| dataset.test[i].clone()).collect();
+                let live_m = evaluate_model(engine.model(), engine.encoder(), &mapped, false, engine.device());
+                (Some(live_m), Some(evaluate_model(&outcome.model, &encoder, &common, false, &device)))
+            }
+        }
+        None => (None, None),
+    };
+    let (publish, reason) = decide(&new_all, live.as_deref(), live_m.as_ref(), new_common.as_ref(), cfg.tolerance);
+    let metrics = json!({
+        "train_seconds": outcome.train_seconds,
+        "targets_per_second": outcome.targets_per_second,
+        "best_epoch": outcome.best_epoch,
+        "epochs": outcome.history.len(),
+        "history": outcome.history,
+        "holdout": {"new": new_all, "live": live_m, "new_on_live_cases": new_common},
+        "tolerance": cfg.tolerance,
+        "warm_start": {
+            "used": false,
+            "live_model_compatible": warm_compatible,
+            "note": "sessionrank_train::train takes no initial weights yet: trained from scratch",
+        },
+        "job_seconds": start.elapsed().as_secs_f64(),
+    });
+    let bundle_metrics = json!({"holdout": new_all});
+    let bundle = bundle_for(&dataset, &config, &outcome.model, &encoder, bundle_metrics, cfg.safetensors)?;
+    Ok(Trained { bundle, publish, reason, device: device_name, metrics })
+}
+
+fn decide(new_all: &RankingMetrics, live: Option<&LoadedModel>, live_m: Option<&RankingMetrics>, new_common: Option<&RankingMetrics>, tol: f64) -> (bool, String) {
+    match (live, live_m, new_common) {
+        (None, _, _) => (true, format!("no live model: published (held-out MRR@20 {:.2} on {} cases)", new_all.mrr_at_20, new_all.cases)),
+        (Some(l), Some(old), Some(new)) => {
+            let (n, o) = (new.mrr_at_20, old.mrr_at_20);
+            if n >= o - tol {
+                (true, format!("published: MRR@20 {n:.2} vs live {} {o:.2} (tolerance {tol}) on {} held-out cases", l.version(), new.cases))
+            } else {
+                (false, format!("not published: MRR@20 {n:.2} is worse than live {} {o:.2} by more than {tol} on {} held-out cases", l.version(), new.cases))
+            }
+        }
+        (Some(l), _, _) => (false, format!("not published: no held-out case uses only items the live model {} knows, so the two cannot be compared", l.version())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionrank_data::{Event, Item};
+
+    fn sessions(n: usize) -> Vec<Session> {
+        (0..n).map(|i| Session { id: format!("s{i}"), events: vec![Event::view(0), Event::view(1), Event::view(0)] }).collect()
+    }
+
+    #[test]
+    fn split_holds_out_the_most_recent_sessions() {
+        let mut catalog = Catalog::new();
+        catalog.upsert(Item { id: "a".into(), ..Item::default() });
+        catalog.upsert(Item { id: "b".into(), ..Item::default() });
+        let d = split(catalog.clone(), sessions(100), &RetrainConfig::default()).expect("enough sessions");
+        assert_eq!(d.train.len(), 81);
+        assert_eq!(d.train.last().map(|s| s.id.as_str()), Some("s80"));
+        assert_eq!(d.test.len(), 10 * 2);
+        assert_eq!(d.valid.len(), 9 * 2);
+        assert!(split(catalog, sessions(2), &RetrainConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! Operations: `/healthz`, `/metrics` (Prometheus text), `/openapi.json`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// 200 when the database answers; 503 otherwise. Reports the live model (none is not an
+/// error: a fresh installation is healthy before its first model).
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let model = state.models.current_version();
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok", "model_version": model})).into_response(),
+        Err(e) => {
+            tracing::error!("health check: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "model_version": model}))).into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let model = state.models.current_version();
+    let running = state.jobs.running();
+    let text = state.metrics.render(model.as_deref(), running.as_ref().map(|(id, p)| (id.as_str(), *p)));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::SPEC).into_response()
+}

@@ -1,0 +1,585 @@
+//! The data-access layer: one set of queries over sqlx's `Any` driver, run on SQLite (the
+//! embedded default, WAL mode, `synchronous = FULL`) or PostgreSQL (several instances behind a
+//! load balancer). Only the DDL differs between the two (auto-increment columns); every query
+//! uses `$N` placeholders, which both engines accept.
+//!
+//! Durability: a write returns only after its transaction committed; on SQLite with
+//! `synchronous = FULL` that means after the WAL was fsynced, on PostgreSQL after the commit
+//! record was flushed (its default). The HTTP layer acknowledges only then.
+//!
+//! SQLite allows one writer at a time, so its writes go through a pool of one connection (no
+//! `SQLITE_BUSY` between our own writers); reads use a separate pool (WAL readers never block).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+use sessionrank_data::{Catalog, Event, EventKind, Item, Session};
+use tokio::sync::{mpsc, oneshot};
+
+/// Storage failures. Callers report them as internal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The URL names neither SQLite nor PostgreSQL.
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    /// A stored value cannot be read back (a bug or a manual edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// An event as the API accepted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub session_id: String,
+    pub item_id: String,
+    pub kind: EventKind,
+    /// Seconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// What happened to an event batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingested {
+    /// Stored now (the transaction committed).
+    Stored,
+    /// The idempotency key was used before: nothing was stored; this is what the first request
+    /// answered and the sha256 of its body.
+    Replayed { request_sha256: String, response: String },
+}
+
+/// A published model version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRow {
+    pub version: String,
+    pub created_at: i64,
+    pub published_at: i64,
+}
+
+/// Counts for `/admin/stats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stats {
+    pub events: i64,
+    pub items: i64,
+    pub models: i64,
+}
+
+/// Rows per multi-row INSERT (5 parameters each, far below both engines' limits).
+const INSERT_CHUNK: usize = 1000;
+
+/// Key of the live-model pointer in `settings`.
+const CURRENT_MODEL: &str = "current_model";
+
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    /// SQLite: the group-commit writer task.
+    writer: Option<mpsc::Sender<(Batch, oneshot::Sender<Result<Ingested>>)>>,
+}
+
+/// One request's events.
+#[derive(Debug)]
+struct Batch {
+    key: Option<String>,
+    request_sha256: String,
+    events: Vec<NewEvent>,
+    response: String,
+}
+
+/// A group commit holds at most this many requests / events.
+const GROUP_REQUESTS: usize = 256;
+const GROUP_EVENTS: usize = 50_000;
+
+/// Commit the batches queued behind each other together.
+async fn group_writer(pool: AnyPool, mut rx: mpsc::Receiver<(Batch, oneshot::Sender<Result<Ingested>>)>) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.0.events.len();
+        let mut group = vec![first];
+        while group.len() < GROUP_REQUESTS && events < GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(next) => {
+                    events += next.0.events.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().unzip();
+        match write_group(&pool, &batches).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            // Nothing of the group was stored: retry each batch alone, so one failure does
+            // not fail the others.
+            Err(e) if batches.len() > 1 => {
+                tracing::warn!("group commit of {} batches failed ({e}); retrying one by one", batches.len());
+                for (batch, reply) in batches.iter().zip(replies) {
+                    let r = write_group(&pool, std::slice::from_ref(batch)).await.and_then(|mut o| o.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into())));
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Corrupt(format!("storing events: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Store `batches` in one transaction; one outcome per batch.
+async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>> {
+    let mut tx = pool.begin().await?;
+    let now = now_s();
+    let mut stored = Vec::with_capacity(batches.len());
+    let mut rows: Vec<&NewEvent> = Vec::new();
+    for b in batches {
+        let fresh = match &b.key {
+            Some(key) => {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (key, request_sha256, response, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key.as_str())
+                .bind(b.request_sha256.as_str())
+                .bind(b.response.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            None => true,
+        };
+        if fresh {
+            rows.extend(b.events.iter());
+        }
+        stored.push(fresh);
+    }
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut sql = String::with_capacity(80 + chunk.len() * 32);
+        sql.push_str("INSERT INTO events (session_id, item_id, kind, ts, received_at) VALUES ");
+        for i in 0..chunk.len() {
+            let p = i * 5;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5));
+        }
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK);
+        for e in chunk {
+            q = q.bind(e.session_id.as_str()).bind(e.item_id.as_str()).bind(e.kind as i64).bind(e.timestamp).bind(now);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let mut out = Vec::with_capacity(batches.len());
+    for (b, fresh) in batches.iter().zip(stored) {
+        match (&b.key, fresh) {
+            (Some(key), false) => {
+                let row = sqlx::query("SELECT request_sha256, response FROM idempotency_keys WHERE key = $1").bind(key.as_str()).fetch_one(pool).await?;
+                out.push(Ingested::Replayed { request_sha256: row.try_get(0)?, response: row.try_get(1)? });
+            }
+            _ => out.push(Ingested::Stored),
+        }
+    }
+    Ok(out)
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// Connect and create the schema if it does not exist yet.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let pool = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
+                                    sqlx::query(pragma).execute(&mut *conn).await?;
+                                }
+                                Ok(())
+                            })
+                        })
+                };
+                let write = pool(1).connect_with(options.clone()).await?;
+                let read = pool(4).connect_with(options).await?;
+                let (tx, rx) = mpsc::channel(1024);
+                tokio::spawn(group_writer(write.clone(), rx));
+                Self { read, write, backend, writer: Some(tx) }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+                Self { read: pool.clone(), write: pool, backend, writer: None }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let serial = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        let statements = [
+            format!(
+                "CREATE TABLE IF NOT EXISTS items (seq {serial}, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL, \
+                 category TEXT, price_level BIGINT, updated_at BIGINT NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS events (seq {serial}, session_id TEXT NOT NULL, item_id TEXT NOT NULL, \
+                 kind BIGINT NOT NULL, ts BIGINT NOT NULL, received_at BIGINT NOT NULL)"
+            ),
+            "CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, request_sha256 TEXT NOT NULL, \
+             response TEXT NOT NULL, created_at BIGINT NOT NULL)"
+                .into(),
+            "CREATE TABLE IF NOT EXISTS models (version TEXT PRIMARY KEY, created_at BIGINT NOT NULL, \
+             published_at BIGINT NOT NULL, manifest TEXT NOT NULL)"
+                .into(),
+            "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)".into(),
+            // `slot` is 1 while a job runs and NULL afterwards: the UNIQUE constraint is what
+            // makes "one retraining job at a time" hold across instances.
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, slot BIGINT UNIQUE, state TEXT NOT NULL, \
+             created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, record TEXT NOT NULL)"
+                .into(),
+        ];
+        for s in statements {
+            self.write.execute(s.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    /// Run one statement without parameters (administration, tests).
+    pub async fn execute_raw(&self, sql: &str) -> Result<()> {
+        self.write.execute(sql).await?;
+        Ok(())
+    }
+
+    /// `SELECT 1` (health check).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    // --- events -------------------------------------------------------------------------------
+
+    /// Store a batch in one transaction. With an idempotency key the key is recorded in the same
+    /// transaction, so a batch is either stored together with its key or not at all; a key seen
+    /// before stores nothing and returns the first answer.
+    ///
+    /// On SQLite, batches that arrive while a commit is in progress are committed together
+    /// (group commit: one fsync for many requests, each still acknowledged only after it).
+    pub async fn ingest_events(&self, key: Option<String>, request_sha256: String, events: Vec<NewEvent>, response: String) -> Result<Ingested> {
+        let batch = Batch { key, request_sha256, events, response };
+        match &self.writer {
+            Some(writer) => {
+                let (reply, answer) = oneshot::channel();
+                writer.send((batch, reply)).await.map_err(|_| StoreError::Corrupt("the writer task stopped".into()))?;
+                answer.await.map_err(|_| StoreError::Corrupt("the writer task stopped".into()))?
+            }
+            None => {
+                let mut out = write_group(&self.write, std::slice::from_ref(&batch)).await?;
+                out.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
+            }
+        }
+    }
+
+    /// Forget idempotency keys older than `max_age_s`.
+    pub async fn purge_idempotency_keys(&self, max_age_s: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(now_s() - max_age_s).execute(&self.write).await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Every stored event, grouped into sessions (time order, ties in arrival order), with
+    /// item ids mapped through `catalog`; events of items the catalog lacks are skipped.
+    /// Sessions are ordered by their last event's time.
+    pub async fn load_sessions(&self, catalog: &Catalog) -> Result<Vec<Session>> {
+        let rows = sqlx::query("SELECT session_id, item_id, kind, ts, seq FROM events").fetch_all(&self.read).await?;
+        let mut by_session: HashMap<String, Vec<(i64, i64, Event)>> = HashMap::new();
+        for row in rows {
+            let session: String = row.try_get(0)?;
+            let item: String = row.try_get(1)?;
+            let kind: i64 = row.try_get(2)?;
+            let ts: i64 = row.try_get(3)?;
+            let seq: i64 = row.try_get(4)?;
+            let kind = kind_of(kind)?;
+            let Some(idx) = catalog.lookup(&item) else { continue };
+            by_session.entry(session).or_default().push((ts, seq, Event { item: idx, kind, timestamp: Some(ts) }));
+        }
+        let mut sessions: Vec<(i64, i64, Session)> = by_session
+            .into_iter()
+            .map(|(id, mut events)| {
+                events.sort_by_key(|(ts, seq, _)| (*ts, *seq));
+                let (last_ts, last_seq) = events.last().map(|(t, s, _)| (*t, *s)).unwrap_or_default();
+                (last_ts, last_seq, Session { id, events: events.into_iter().map(|(_, _, e)| e).collect() })
+            })
+            .collect();
+        sessions.sort_by_key(|(ts, seq, _)| (*ts, *seq));
+        Ok(sessions.into_iter().map(|(_, _, s)| s).collect())
+    }
+
+    // --- items --------------------------------------------------------------------------------
+
+    /// Insert or update items in one transaction. An item keeps its catalog position (`seq`)
+    /// across updates, so id rows stay stable between models.
+    pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let now = now_s();
+        for chunk in items.chunks(INSERT_CHUNK) {
+            let mut sql = String::from("INSERT INTO items (id, text, category, price_level, updated_at) VALUES ");
+            for i in 0..chunk.len() {
+                let p = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5));
+            }
+            sql.push_str(
+                " ON CONFLICT (id) DO UPDATE SET text = excluded.text, category = excluded.category, \
+                 price_level = excluded.price_level, updated_at = excluded.updated_at",
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for it in chunk {
+                q = q.bind(it.id.as_str()).bind(it.text.as_str()).bind(it.category.clone()).bind(it.price_level.map(i64::from)).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The catalog in insertion order.
+    pub async fn load_catalog(&self) -> Result<Catalog> {
+        let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq").fetch_all(&self.read).await?;
+        let mut catalog = Catalog::new();
+        for row in rows {
+            let price: Option<i64> = row.try_get(3)?;
+            catalog.upsert(Item {
+                id: row.try_get(0)?,
+                text: row.try_get(1)?,
+                category: row.try_get(2)?,
+                price_level: price.map(|p| p.clamp(0, 15) as u8),
+            });
+        }
+        Ok(catalog)
+    }
+
+    pub async fn item_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM items").fetch_all(&self.read).await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
+    }
+
+    /// Which of `ids` exist.
+    pub async fn existing_items(&self, ids: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT id FROM items WHERE id IN ({})", placeholders.join(","));
+            let mut q = sqlx::query(&sql).persistent(false);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                found.insert(row.try_get(0)?);
+            }
+        }
+        Ok(found)
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        let count = |table: &'static str| async move {
+            let row = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.read).await?;
+            Ok::<i64, StoreError>(row.try_get(0)?)
+        };
+        Ok(Stats { events: count("events").await?, items: count("items").await?, models: count("models").await? })
+    }
+
+    // --- models -------------------------------------------------------------------------------
+
+    /// Record a published version and (optionally) make it live, in one transaction.
+    pub async fn insert_model(&self, version: &str, created_at: i64, manifest_json: &str, activate: bool) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO models (version, created_at, published_at, manifest) VALUES ($1, $2, $3, $4)")
+            .bind(version)
+            .bind(created_at)
+            .bind(now_s())
+            .bind(manifest_json)
+            .execute(&mut *tx)
+            .await?;
+        if activate {
+            set_setting(&mut tx, CURRENT_MODEL, version).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_current_model(&self, version: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        set_setting(&mut tx, CURRENT_MODEL, version).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn current_model(&self) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(CURRENT_MODEL).fetch_optional(&self.read).await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    /// Published versions, newest first.
+    pub async fn models(&self) -> Result<Vec<ModelRow>> {
+        let rows = sqlx::query("SELECT version, created_at, published_at FROM models ORDER BY published_at DESC, created_at DESC, version DESC")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| -> Result<ModelRow> { Ok(ModelRow { version: r.try_get(0)?, created_at: r.try_get(1)?, published_at: r.try_get(2)? }) })
+            .collect()
+    }
+
+    pub async fn model_exists(&self, version: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM models WHERE version = $1").bind(version).fetch_optional(&self.read).await?.is_some())
+    }
+
+    pub async fn delete_model(&self, version: &str) -> Result<()> {
+        sqlx::query("DELETE FROM models WHERE version = $1").bind(version).execute(&self.write).await?;
+        Ok(())
+    }
+
+    // --- jobs ---------------------------------------------------------------------------------
+
+    /// Insert a running job unless one runs already; `Err(id)` names the running one. A
+    /// running job whose heartbeat is older than `stale_after_s` (its server died) is marked
+    /// failed first.
+    pub async fn claim_job<J: Serialize + for<'de> Deserialize<'de>>(
+        &self,
+        id: &str,
+        record: &J,
+        stale_after_s: i64,
+        fail_stale: impl Fn(J) -> J,
+    ) -> Result<std::result::Result<(), String>> {
+        let record = to_json(record)?;
+        loop {
+            self.fail_running_jobs(Some(stale_after_s), &fail_stale).await?;
+            let now = now_s();
+            let inserted = sqlx::query(
+                "INSERT INTO jobs (id, slot, state, created_at, updated_at, record) VALUES ($1, 1, 'running', $2, $2, $3) \
+                 ON CONFLICT (slot) DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(record.as_str())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(Ok(()));
+            }
+            // Another job holds the slot, unless it finished in between: then try again.
+            if let Some(r) = sqlx::query("SELECT id FROM jobs WHERE slot = 1").fetch_optional(&self.read).await? {
+                return Ok(Err(r.try_get(0)?));
+            }
+        }
+    }
+
+    /// Mark running jobs failed: all of them (`None`, at startup of a single SQLite server), or
+    /// those without a heartbeat for `older_than_s` seconds.
+    pub async fn fail_running_jobs<J: Serialize + for<'de> Deserialize<'de>>(&self, older_than_s: Option<i64>, fail: impl Fn(J) -> J) -> Result<usize> {
+        let cutoff = older_than_s.map(|s| now_s() - s).unwrap_or(i64::MAX);
+        let rows = sqlx::query("SELECT id, record FROM jobs WHERE slot = 1 AND updated_at < $1").bind(cutoff).fetch_all(&self.write).await?;
+        for row in &rows {
+            let id: String = row.try_get(0)?;
+            let record: String = row.try_get(1)?;
+            let job: J = serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?;
+            self.update_job(&id, "failed", false, &fail(job)).await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Store a job's new state; `running = false` frees the slot.
+    pub async fn update_job<J: Serialize>(&self, id: &str, state: &str, running: bool, record: &J) -> Result<()> {
+        sqlx::query("UPDATE jobs SET slot = $2, state = $3, updated_at = $4, record = $5 WHERE id = $1")
+            .bind(id)
+            .bind(running.then_some(1i64))
+            .bind(state)
+            .bind(now_s())
+            .bind(to_json(record)?)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn job<J: for<'de> Deserialize<'de>>(&self, id: &str) -> Result<Option<J>> {
+        let row = sqlx::query("SELECT record FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        match row {
+            Some(r) => {
+                let record: String = r.try_get(0)?;
+                Ok(Some(serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+async fn set_setting(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, value: &str) -> Result<()> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn kind_of(k: i64) -> Result<EventKind> {
+    match k {
+        0 => Ok(EventKind::View),
+        1 => Ok(EventKind::AddToCart),
+        2 => Ok(EventKind::Purchase),
+        other => Err(StoreError::Corrupt(format!("event kind {other}"))),
+    }
+}

@@ -1,0 +1,178 @@
+//! Helpers shared by the test modules.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use burn::tensor::Device;
+use sessionrank_core::ModelBundle;
+use sessionrank_data::{Catalog, Dataset, Item};
+use sessionrank_model::ModelConfig;
+use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
+use sessionrank_server::config::{RetrainConfig, TrainDevice};
+use sessionrank_server::{AppState, Config};
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A small, untrained bundle of the current architecture over items `i0..i29` (built here
+/// rather than read from a committed fixture, so these tests follow model changes).
+pub fn tiny_bundle(version: &str) -> ModelBundle {
+    let mut catalog = Catalog::new();
+    for i in 0..30 {
+        catalog.upsert(Item {
+            id: format!("i{i}"),
+            text: format!("item {} colour {}", i, i % 5),
+            category: Some(format!("c{}", i % 4)),
+            price_level: Some((i % 8) as u8),
+        });
+    }
+    let dataset = Dataset { name: "test".into(), catalog, train: Vec::new(), valid: Vec::new(), test: Vec::new() };
+    let base = ModelConfig::new(0, 0, 0).with_d_model(16).with_n_layers(1).with_n_heads(2).with_d_ff(64).with_max_len(20);
+    let encoder = build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates).expect("encoder");
+    let config = complete_config(base, &encoder);
+    let model = config.init(&Device::flex());
+    let bundle = bundle_for(&dataset, &config, &model, &encoder, json!({}), false).expect("bundle");
+    renamed(&bundle, version)
+}
+
+/// The same files under another version name (checksums recomputed).
+pub fn renamed(bundle: &ModelBundle, version: &str) -> ModelBundle {
+    let mut m = bundle.manifest.clone();
+    m.model_version = version.into();
+    ModelBundle::new(m, bundle.files.clone())
+}
+
+/// A retraining configuration that finishes in seconds on 2 cores.
+pub fn small_retrain() -> RetrainConfig {
+    RetrainConfig {
+        device: TrainDevice::Flex,
+        d_model: 16,
+        n_layers: 1,
+        n_heads: 2,
+        max_len: 20,
+        dropout: 0.1,
+        max_epochs: 2,
+        batch_size: 256,
+        patience: 2,
+        time_budget_s: Some(20),
+        valid_cases: 300,
+        max_eval_cases: 500,
+        min_sessions: 10,
+        ..RetrainConfig::default()
+    }
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::for_data_dir(dir);
+    c.admin_token = Some(TOKEN.into());
+    c.retrain = small_retrain();
+    c
+}
+
+pub async fn open(config: Config) -> AppState {
+    AppState::open(config).await.expect("state opens")
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `field` of a JSON error.
+    pub fn field(&self) -> String {
+        self.json()["field"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+pub async fn call(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app.clone().oneshot(req.body(body.into()).expect("request builds")).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body reads").to_bytes();
+    Resp { status, headers, body }
+}
+
+pub async fn send_json(app: &Router, method: &str, uri: &str, body: &Value) -> Resp {
+    call(app, method, uri, &[("content-type", "application/json")], body.to_string()).await
+}
+
+pub async fn admin(app: &Router, method: &str, uri: &str) -> Resp {
+    let auth = format!("Bearer {TOKEN}");
+    call(app, method, uri, &[("authorization", &auth)], Body::empty()).await
+}
+
+/// `n` items `i0..`: text, a category, a price.
+pub fn items_json(n: usize) -> Value {
+    let items: Vec<Value> =
+        (0..n).map(|i| json!({"id": format!("i{i}"), "text": format!("item {} colour {}", i, i % 5), "category": format!("c{}", i % 4), "price": (i * 3) as f64})).collect();
+    json!({"items": items})
+}
+
+/// `sessions` sessions of 5 events over items `i0..i{n_items}`, with a pattern to learn
+/// (each session walks forward through the items).
+pub fn events_json(sessions: usize, n_items: usize, start: usize) -> Value {
+    let mut events = Vec::new();
+    for s in start..start + sessions {
+        for j in 0..5 {
+            events.push(json!({
+                "session_id": format!("s{s}"),
+                "item_id": format!("i{}", (s + j) % n_items),
+                "type": if j == 4 { "add_to_cart" } else { "view" },
+                "timestamp": 1_700_000_000 + (s * 100 + j) as i64,
+            }));
+        }
+    }
+    json!({"events": events})
+}
+
+pub async fn stats(app: &Router) -> Value {
+    let r = admin(app, "GET", "/admin/stats").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.json()
+}
+
+/// Poll a job until it is no longer running.
+pub async fn wait_for_job(app: &Router, id: &str, timeout: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = admin(app, "GET", &format!("/admin/jobs/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let job = r.json();
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(start.elapsed() < timeout, "job {id} still running after {timeout:?}: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Entries of the models directory (names), sorted.
+pub fn models_dir_entries(state: &AppState) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state.models.dir())
+        .expect("models dir lists")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    v.sort();
+    v
+}

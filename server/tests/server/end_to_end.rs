@@ -1,0 +1,125 @@
+//! The real server on 127.0.0.1:0: real data in (the Diginetica slice), retrain, download the
+//! published bundle over HTTP, check every checksum, score a session with the native engine.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use serde_json::{Value, json};
+use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
+use sessionrank_data::import::import_named;
+use sessionrank_data::{EventKind, default_data_dir};
+use sessionrank_server::client::Client;
+use sessionrank_server::serve::serve;
+use tokio::net::TcpListener;
+
+use crate::common::*;
+
+fn kind_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::View => "view",
+        EventKind::AddToCart => "add_to_cart",
+        EventKind::Purchase => "purchase",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_data_in_retrain_download_and_score() {
+    let data = import_named("diginetica-slice", &default_data_dir()).expect("the Diginetica slice imports (../shared/data)").dataset;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = open(test_config(dir.path())).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let mut c = Client::connect(addr).await.expect("connect");
+
+    // Catalog, then every training session's events in batches.
+    for chunk in data.catalog.items().chunks(2000) {
+        let items: Vec<Value> =
+            chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
+        let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let mut events = Vec::new();
+    for s in &data.train {
+        for (j, e) in s.events.iter().enumerate() {
+            let item = data.catalog.get(e.item).expect("catalog item");
+            let ts = e.timestamp.unwrap_or(1_460_000_000) + j as i64;
+            events.push(json!({"session_id": s.id, "item_id": item.id, "type": kind_name(e.kind), "timestamp": ts}));
+        }
+    }
+    let mut sent = 0;
+    for (n, chunk) in events.chunks(1000).enumerate() {
+        let key = format!("e2e-{n}");
+        let body = serde_json::to_vec(&json!({"events": chunk})).expect("json");
+        let r = c.send("POST", "/v1/events", &[("content-type", "application/json"), ("idempotency-key", &key)], body).await.expect("POST events");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        sent += chunk.len();
+    }
+    let stats = c.json("GET", "/admin/stats", &json!(null), Some(TOKEN)).await.expect("stats").json().expect("json");
+    assert_eq!(stats["events"], sent as u64);
+    assert_eq!(stats["items"], data.catalog.len() as u64);
+    eprintln!("ingested {sent} events, {} items", data.catalog.len());
+
+    // Retrain; a second request while it runs is a 409 naming the job.
+    let r = c.send("POST", "/admin/retrain", &[("authorization", &format!("Bearer {TOKEN}"))], "").await.expect("retrain");
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json().expect("json")["id"].as_str().expect("id").to_string();
+    let r = c.send("POST", "/admin/retrain", &[("authorization", &format!("Bearer {TOKEN}"))], "").await.expect("retrain");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json().expect("json")["job_id"], id.as_str());
+    let start = Instant::now();
+    let job = loop {
+        let j = c.send("GET", &format!("/admin/jobs/{id}"), &[("authorization", &format!("Bearer {TOKEN}"))], "").await.expect("job").json().expect("json");
+        if j["state"] != "running" {
+            break j;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "job still running: {j}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    eprintln!("job: {}", serde_json::to_string_pretty(&job).unwrap_or_default());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["published"], true, "{job}");
+    assert!(job["metrics"]["holdout"]["new"]["cases"].as_u64().is_some_and(|n| n > 0), "{job}");
+    let version = job["model_version"].as_str().expect("version").to_string();
+
+    // The new manifest, and every file with a matching checksum.
+    let r = c.get("/v1/models/current").await.expect("current");
+    assert_eq!(r.status, 200);
+    let manifest_bytes = r.body.clone();
+    let manifest: Value = r.json().expect("json");
+    assert_eq!(manifest["model_version"], version.as_str());
+    let mut files = BTreeMap::new();
+    for (name, entry) in manifest["files"].as_object().expect("files") {
+        let r = c.get(&format!("/v1/models/{version}/{name}")).await.expect("file");
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(sessionrank_core::bundle::sha256_hex(&r.body), entry["sha256"].as_str().expect("sha"), "{name}");
+        files.insert(name.clone(), r.body.to_vec());
+    }
+    let bundle = ModelBundle::from_parts(&manifest_bytes, files).expect("the downloaded bundle verifies");
+    let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("the engine builds");
+    let session = &data.train[0];
+    let observed: Vec<SessionEvent> = session
+        .events
+        .iter()
+        .map(|e| SessionEvent { item_id: data.catalog.get(e.item).map(|i| i.id.clone()).unwrap_or_default(), kind: e.kind, timestamp: e.timestamp, content: None })
+        .collect();
+    let candidates: Vec<Candidate> = data.catalog.items().iter().take(50).map(|it| Candidate { item_id: it.id.clone(), content: None }).collect();
+    let ranking = reranker.rerank(&observed, &candidates).expect("rerank");
+    assert!(ranking.personalised);
+    assert_eq!(ranking.items.len(), 50);
+    assert!(ranking.items.iter().all(|i| i.score.is_finite()));
+
+    // Vectors of the new model for a page of candidates.
+    let ids: Vec<&str> = candidates.iter().take(20).map(|c| c.item_id.as_str()).collect();
+    let r = c.get(&format!("/v1/models/{version}/vectors?ids={}", ids.join(","))).await.expect("vectors");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().expect("json")["vectors"].as_array().map(Vec::len), Some(20));
+
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server shuts down cleanly");
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the service, in one test binary (one link step on 2 cores).
+//!
+//! * `router` — the router without a socket (`tower::ServiceExt::oneshot`): bad input, auth,
+//!   idempotency, caching headers, publishing;
+//! * `end_to_end` — the real server on 127.0.0.1:0: real data in, retrain, download, score;
+//! * `durability` — SIGKILL during a flat-out ingest loses no acknowledged event;
+//! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
+
+mod common;
+mod durability;
+mod end_to_end;
+mod postgres;
+mod router;

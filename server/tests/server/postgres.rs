@@ -1,0 +1,81 @@
+//! The router scenarios and the SIGKILL test on PostgreSQL. They run when
+//! `SESSIONRANK_TEST_POSTGRES_URL` names a database (`scripts/postgres-test-setup.sh` starts
+//! one and prints the URL); otherwise each test prints that it was skipped. Every test works
+//! in a schema of its own, so they run in parallel.
+
+use sessionrank_server::AppState;
+use sessionrank_server::store::Store;
+
+use crate::common::*;
+use crate::{durability, router};
+
+const ENV: &str = "SESSIONRANK_TEST_POSTGRES_URL";
+
+/// A URL whose connections use a fresh schema, or `None` (skip) without the variable.
+async fn fresh_url(test: &str) -> Option<String> {
+    let Some(base) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped {test}: set {ENV} (scripts/postgres-test-setup.sh prints one) to run the PostgreSQL tests");
+        return None;
+    };
+    let schema = format!("t_{}_{:x}", test, rand_suffix());
+    let admin = Store::open(&base).await.expect("PostgreSQL is reachable");
+    admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options%5Bsearch_path%5D={schema}"))
+}
+
+fn rand_suffix() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    t ^ (std::process::id() as u64) << 32
+}
+
+async fn pg_state(test: &str, configure: impl FnOnce(&mut sessionrank_server::Config)) -> Option<(tempfile::TempDir, AppState)> {
+    let url = fresh_url(test).await?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(dir.path());
+    config.database_url = url;
+    configure(&mut config);
+    Some((dir, open(config).await))
+}
+
+#[tokio::test]
+async fn events_are_stored_once_per_idempotency_key_postgres() {
+    if let Some((_dir, state)) = pg_state("idem", |_| {}).await {
+        router::events_are_stored_once_per_idempotency_key(state).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_events_are_rejected_naming_the_field_and_store_nothing_postgres() {
+    if let Some((_dir, state)) = pg_state("badev", |_| {}).await {
+        router::bad_events_are_rejected_naming_the_field_and_store_nothing(state).await;
+    }
+}
+
+#[tokio::test]
+async fn items_are_validated_and_upserted_postgres() {
+    if let Some((_dir, state)) = pg_state("items", |_| {}).await {
+        router::items_are_validated_and_upserted(state).await;
+    }
+}
+
+#[tokio::test]
+async fn models_are_published_cached_activated_and_pruned_postgres() {
+    if let Some((_dir, state)) = pg_state("models", |c| c.keep_versions = 2).await {
+        router::models_are_published_cached_activated_and_pruned(state).await;
+    }
+}
+
+#[tokio::test]
+async fn failed_retraining_leaves_the_live_model_postgres() {
+    if let Some((_dir, state)) = pg_state("fail", |c| c.retrain.fail_after_epoch = Some(1)).await {
+        router::failed_retraining_leaves_the_live_model(state).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_ingest_loses_no_acknowledged_event_postgres() {
+    if let Some(url) = fresh_url("kill").await {
+        durability::kill_during_ingest_loses_no_acknowledged_event(Some(url)).await;
+    }
+}
