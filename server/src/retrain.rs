@@ -306,8 +306,8 @@ fn pick_device(choice: TrainDevice) -> anyhow::Result<(Device, String)> {
     match choice {
         TrainDevice::Flex => Ok((Device::flex(), "flex (CPU)".into())),
         TrainDevice::Wgpu => wgpu_device(),
-        TrainDevice::Auto => Ok(wgpu_device().unwrap_or_else(|e| {
-            tracing::info!("no wgpu adapter ({e:#}): training on the CPU");
+        TrainDevice::Auto => Ok(hardware_gpu_device().unwrap_or_else(|e| {
+            tracing::info!("no hardware GPU ({e:#}): training on the CPU");
             (Device::flex(), "flex (CPU)".into())
         })),
     }
@@ -320,6 +320,21 @@ fn wgpu_device() -> anyhow::Result<(Device, String)> {
         .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((device, "wgpu".into()))
+}
+
+/// Auto mode wants a real GPU: a software Vulkan adapter (lavapipe) would train 10–20× slower
+/// than the CPU backend.
+#[cfg(feature = "wgpu")]
+fn hardware_gpu_device() -> anyhow::Result<(Device, String)> {
+    let device = std::panic::catch_unwind(sessionrank_train::device::hardware_gpu)
+        .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((device, "wgpu (GPU)".into()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn hardware_gpu_device() -> anyhow::Result<(Device, String)> {
+    bail!("this build has no wgpu backend")
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -12,3 +12,18 @@ pub fn wgpu_default() -> Result<Device, String> {
 pub fn cpu() -> Device {
     Device::flex()
 }
+
+/// A hardware GPU through wgpu (discrete first, then integrated), never a software adapter:
+/// lavapipe is a correctness tool, 10–20× slower than `flex` for training.
+#[cfg(feature = "wgpu")]
+pub fn hardware_gpu() -> Result<Device, String> {
+    use burn::tensor::DeviceKind;
+    let mut last = String::from("no adapter");
+    for kind in [DeviceKind::DiscreteGpu(0), DeviceKind::IntegratedGpu(0)] {
+        match Device::wgpu_options().device_kind(kind).init() {
+            Ok(d) => return Ok(d),
+            Err(e) => last = format!("{e:?}"),
+        }
+    }
+    Err(last)
+}

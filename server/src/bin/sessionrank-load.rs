@@ -55,6 +55,10 @@ struct Args {
     /// At most this many events are prepared (then the replay starts over).
     #[arg(long, default_value_t = 500_000)]
     max_events: usize,
+    /// Send every prepared event exactly once, then stop (loading a demo or a backfill)
+    /// instead of replaying for `--seconds`.
+    #[arg(long)]
+    once: bool,
 }
 
 fn kind_name(k: EventKind) -> &'static str {
@@ -126,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
     // Per connection: one request every `interval` keeps the total at `rate` events/s.
     let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 * args.connections as f64 / args.rate as f64));
     let mut workers = Vec::new();
+    let once = args.once;
     for w in 0..args.connections {
         let (bodies, next, totals, run_id) = (bodies.clone(), next.clone(), totals.clone(), run_id.clone());
         workers.push(tokio::spawn(async move {
@@ -141,6 +146,9 @@ async fn main() -> anyhow::Result<()> {
                     t.tick().await;
                 }
                 let n = next.fetch_add(1, Ordering::Relaxed);
+                if once && n >= bodies.len() {
+                    break;
+                }
                 let body = bodies[n % bodies.len()].clone();
                 let key = format!("{run_id}-{w}-{n}");
                 if client.is_none() {
