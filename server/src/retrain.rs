@@ -315,21 +315,24 @@ fn pick_device(choice: TrainDevice) -> anyhow::Result<(Device, String)> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    // Adapter discovery can panic inside the driver stack; a missing GPU must not kill the job.
-    let device = std::panic::catch_unwind(sessionrank_train::device::wgpu_default)
+    init_wgpu(sessionrank_train::device::wgpu_default, "wgpu")
+}
+
+/// Run a wgpu initialiser. Adapter discovery can panic inside the driver stack; a missing GPU
+/// must not kill the job.
+#[cfg(feature = "wgpu")]
+fn init_wgpu(init: fn() -> Result<Device, String>, name: &str) -> anyhow::Result<(Device, String)> {
+    let device = std::panic::catch_unwind(init)
         .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((device, "wgpu".into()))
+    Ok((device, name.into()))
 }
 
 /// Auto mode wants a real GPU: a software Vulkan adapter (lavapipe) would train 10–20× slower
 /// than the CPU backend.
 #[cfg(feature = "wgpu")]
 fn hardware_gpu_device() -> anyhow::Result<(Device, String)> {
-    let device = std::panic::catch_unwind(sessionrank_train::device::hardware_gpu)
-        .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((device, "wgpu (GPU)".into()))
+    init_wgpu(sessionrank_train::device::hardware_gpu, "wgpu (GPU)")
 }
 
 #[cfg(not(feature = "wgpu"))]
