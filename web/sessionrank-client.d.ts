@@ -12,6 +12,8 @@ export declare class RerankerClient {
   readonly modelVersion: string;
   observe(event: SessionEvent): Promise<void>;
   rerank(candidates: CandidateInput[]): Promise<Ranking>;
+  /** The session so far, oldest first (a copy of what `observe` accepted). */
+  session(): SessionEvent[];
   reset(): Promise<void>;
   terminate(): void;
 }

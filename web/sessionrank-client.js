@@ -85,6 +85,11 @@ export class RerankerClient {
     return { items, personalised, reason, backend, millis, timings };
   }
 
+  /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, content? }` as observed. */
+  session() {
+    return this.#session.map((e) => ({ ...e }));
+  }
+
   /** Forget the session (worker and sessionStorage). */
   async reset() {
     await this.#call("reset");

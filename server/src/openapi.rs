@@ -40,6 +40,20 @@ pub const SPEC: &str = r##"{
         }
       }
     },
+    "/v1/candidates": {
+      "get": {
+        "summary": "A page of candidate items in upstream order (most-interacted first)",
+        "description": "For shops without their own retrieval, and the demo page: catalog items ordered by stored event count (items without events follow in catalog order), with the content a browser needs to encode items the live model does not know. `Cache-Control: public, max-age=60`.",
+        "parameters": [
+          {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 48}}
+        ],
+        "responses": {
+          "200": {"description": "Candidates", "content": {"application/json": {"schema": {"type": "object", "properties": {"source": {"type": "string"}, "items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "category": {"type": "string", "nullable": true}, "price_level": {"type": "integer", "nullable": true}, "events": {"type": "integer"}}}}}}}}},
+          "400": {"$ref": "#/components/responses/BadRequest"},
+          "422": {"$ref": "#/components/responses/Invalid"}
+        }
+      }
+    },
     "/v1/models": {
       "get": {
         "summary": "Published model versions, newest first",

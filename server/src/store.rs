@@ -396,15 +396,45 @@ impl Store {
         let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq").fetch_all(&self.read).await?;
         let mut catalog = Catalog::new();
         for row in rows {
-            let price: Option<i64> = row.try_get(3)?;
-            catalog.upsert(Item {
-                id: row.try_get(0)?,
-                text: row.try_get(1)?,
-                category: row.try_get(2)?,
-                price_level: price.map(|p| p.clamp(0, 15) as u8),
-            });
+            catalog.upsert(item_of_row(&row)?);
         }
         Ok(catalog)
+    }
+
+    /// The `limit` catalog items with the most events, most first (ties and items without
+    /// events in catalog order): the demo's stand-in for a shop's upstream retrieval.
+    ///
+    /// Events are counted per item first and joined afterwards, so the cost is one scan of
+    /// `events` whatever the catalog's size (the caller caches the answer).
+    pub async fn popular_items(&self, limit: usize) -> Result<Vec<(Item, i64)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT i.id, i.text, i.category, i.price_level, c.n FROM \
+             (SELECT item_id, COUNT(*) AS n FROM events GROUP BY item_id ORDER BY n DESC LIMIT $1) c \
+             JOIN items i ON i.id = c.item_id ORDER BY c.n DESC, i.seq",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push((item_of_row(&row)?, row.try_get::<i64, _>(4)?));
+        }
+        if (out.len() as i64) < limit {
+            // Top up with items nobody has touched yet, in catalog order.
+            let have: HashSet<String> = out.iter().map(|(it, _)| it.id.clone()).collect();
+            let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq LIMIT $1")
+                .bind(limit.saturating_add(have.len() as i64))
+                .fetch_all(&self.read)
+                .await?;
+            for row in rows {
+                let item = item_of_row(&row)?;
+                if (out.len() as i64) < limit && !have.contains(&item.id) {
+                    out.push((item, 0));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub async fn item_ids(&self) -> Result<Vec<String>> {
@@ -582,4 +612,10 @@ fn kind_of(k: i64) -> Result<EventKind> {
         2 => Ok(EventKind::Purchase),
         other => Err(StoreError::Corrupt(format!("event kind {other}"))),
     }
+}
+
+/// An item from a row whose first four columns are `id, text, category, price_level`.
+fn item_of_row(row: &sqlx::any::AnyRow) -> Result<Item> {
+    let price: Option<i64> = row.try_get(3)?;
+    Ok(Item { id: row.try_get(0)?, text: row.try_get(1)?, category: row.try_get(2)?, price_level: price.map(|p| p.clamp(0, 15) as u8) })
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /v1/events` | a batch of events (idempotent with `Idempotency-Key`) |
 //! | `PUT /v1/items` | catalog upsert |
+//! | `GET /v1/candidates?limit=N` | a popularity-ordered candidate page (upstream order for shops without their own) |
 //! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` | published models |
 //! | `POST /admin/retrain`, `GET /admin/jobs/{id}`, `POST /admin/models/{version}/activate`, `GET /admin/stats` | operator API (bearer token) |
 //! | `GET /healthz`, `/metrics`, `/openapi.json` | operations |
@@ -11,6 +12,7 @@
 //! Everything else is served from the demo page's directory when one is configured.
 
 mod admin;
+mod candidates;
 mod events;
 mod health;
 mod items;
@@ -46,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/events", post(events::ingest))
         .route("/v1/items", put(items::upsert))
+        .route("/v1/candidates", get(candidates::popular))
         .route("/v1/models", get(models::list))
         .route("/v1/models/current", get(models::current))
         .route("/v1/models/{version}/vectors", get(models::vectors))

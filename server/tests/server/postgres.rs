@@ -60,6 +60,13 @@ async fn items_are_validated_and_upserted_postgres() {
 }
 
 #[tokio::test]
+async fn candidates_are_the_most_interacted_items_first_postgres() {
+    if let Some((_dir, state)) = pg_state("cands", |_| {}).await {
+        router::candidates_are_the_most_interacted_items_first(state).await;
+    }
+}
+
+#[tokio::test]
 async fn models_are_published_cached_activated_and_pruned_postgres() {
     if let Some((_dir, state)) = pg_state("models", |c| c.keep_versions = 2).await {
         router::models_are_published_cached_activated_and_pruned(state).await;

@@ -134,6 +134,40 @@ pub async fn items_are_validated_and_upserted(state: AppState) {
     assert_eq!(stats(&app).await["items"], 2, "an update does not add an item");
 }
 
+pub async fn candidates_are_the_most_interacted_items_first(state: AppState) {
+    let app = app(state);
+    assert_eq!(send_json(&app, "PUT", "/v1/items", &items_json(6)).await.status, StatusCode::OK);
+    // i3 three times, i1 twice, i5 once; the rest never.
+    let events: Vec<Value> = [("s1", "i3"), ("s1", "i1"), ("s2", "i3"), ("s2", "i5"), ("s3", "i3"), ("s3", "i1")]
+        .iter()
+        .enumerate()
+        .map(|(n, (s, i))| json!({"session_id": s, "item_id": i, "type": "view", "timestamp": 1_700_000_000 + n as i64}))
+        .collect();
+    let r = send_json(&app, "POST", "/v1/events", &json!({"events": events})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    let r = call(&app, "GET", "/v1/candidates?limit=5", &[], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    let body = r.json();
+    let ids: Vec<&str> = body["items"].as_array().expect("items").iter().map(|it| it["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["i3", "i1", "i5", "i0", "i2"], "by event count, then catalog order");
+    assert_eq!(body["items"][0]["events"], 3);
+    assert_eq!(body["items"][0]["category"], "c3");
+    assert_eq!(body["items"][0]["text"], "item 3 colour 3");
+    assert_eq!(body["source"], "popularity");
+    let r = call(&app, "GET", "/v1/candidates", &[], "").await;
+    assert_eq!(r.json()["items"].as_array().expect("items").len(), 6, "default limit covers the whole small catalog");
+
+    for bad in ["0", "1001", "ten", "-1"] {
+        let r = call(&app, "GET", &format!("/v1/candidates?limit={bad}"), &[], "").await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "limit={bad}");
+        assert_eq!(r.field(), "limit");
+    }
+    let r = call(&app, "GET", "/v1/candidates?lmit=3", &[], "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown parameters are refused");
+}
+
 pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
     let router = app(state.clone());
     let r = call(&router, "GET", "/v1/models/current", &[], "").await;
@@ -255,6 +289,12 @@ async fn bad_events_are_rejected_naming_the_field_and_store_nothing_sqlite() {
 async fn items_are_validated_and_upserted_sqlite() {
     let (_dir, state) = sqlite_state(|_| {}).await;
     items_are_validated_and_upserted(state).await;
+}
+
+#[tokio::test]
+async fn candidates_are_the_most_interacted_items_first_sqlite() {
+    let (_dir, state) = sqlite_state(|_| {}).await;
+    candidates_are_the_most_interacted_items_first(state).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,447 @@
+//! The demo storefront (`web/demo`) and the plain-JS example (`web/storefront`) in headless
+//! Chromium, against the real server on 127.0.0.1:0 with the committed bundle live and the
+//! bundled real sample (Diginetica slice) as catalog and event history:
+//!
+//! * click three products → the visible order equals the native engine's order for the same
+//!   session and candidates; no console errors; a screenshot is saved;
+//! * a tampered weights file → the page still shows the products in upstream order and says
+//!   personalisation is off.
+//!
+//! Needs the browser package (`scripts/build-wasm` → `web/pkg`) and Debian's `chromium` +
+//! `chromium-driver`. `scripts/test` provides both and sets `SESSIONRANK_BROWSER_TESTS=1`, which
+//! turns a missing piece into a failure; without it the tests skip (with a note) when a piece
+//! is missing. `SESSIONRANK_UPDATE_SCREENSHOT=1` also writes `docs/demo.png`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use serde_json::{Value, json};
+use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, SessionEvent};
+use sessionrank_data::EventKind;
+use sessionrank_data::import::import_named;
+use sessionrank_server::client::Client;
+use sessionrank_server::publish::publish;
+use sessionrank_server::serve::serve;
+use tokio::net::TcpListener;
+
+use crate::common::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1)
+/// but cannot.
+fn browser_available() -> bool {
+    let required = std::env::var("SESSIONRANK_BROWSER_TESTS").is_ok_and(|v| v == "1");
+    let pkg = repo().join("web/pkg/sessionrank_bg.wasm");
+    let missing: Vec<String> =
+        [pkg.as_path(), Path::new(CHROMEDRIVER)].iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(!required, "SESSIONRANK_BROWSER_TESTS=1 but missing: {missing:?} (run scripts/build-wasm; apt install chromium chromium-driver)");
+    eprintln!("skipping the browser test: missing {missing:?} (scripts/test builds and installs them)");
+    false
+}
+
+// --- a minimal WebDriver client (W3C, over the project's loopback HTTP client) ----------------
+
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = Client::connect(addr).await
+                && c.get("/status").await.is_ok_and(|r| r.status == 200)
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("crates/wasm/webdriver.json")).expect("webdriver.json"))
+            .expect("webdriver.json parses");
+        let mut always = json!({"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"}});
+        for (k, v) in caps.as_object().expect("object") {
+            always[k] = v.clone();
+        }
+        let mut b = Self { driver, addr, session: String::new() };
+        let v = b.call("POST", "/session", json!({"capabilities": {"alwaysMatch": always}})).await;
+        b.session = v["sessionId"].as_str().expect("session id").to_string();
+        // A laptop-sized window: the layout (and the screenshot) of a real visit.
+        b.cmd("POST", "/window/rect", json!({"width": 1280, "height": 1000})).await;
+        b
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        // A fresh connection per command: chromedriver may close idle keep-alive connections.
+        let mut c = Client::connect(self.addr).await.expect("connect to chromedriver");
+        let r = if method == "GET" { c.get(path).await } else { c.json(method, path, &body, None).await }.expect("webdriver call");
+        let v: Value = r.json().expect("webdriver answers JSON");
+        assert_eq!(r.status, 200, "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body).await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", json!({"url": url})).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd("POST", "/execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    /// Poll `expr` (a JS expression) until it is truthy; returns its value.
+    async fn wait_for(&self, expr: &str, what: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.js(&format!("return ({expr}) || null")).await;
+            if !v.is_null() {
+                return v;
+            }
+            let status = self.js("return document.getElementById('status')?.textContent ?? ''").await;
+            assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}; status: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A real click (pointer events through the browser), not `el.click()`.
+    async fn click(&self, css: &str) {
+        let el = self.cmd("POST", "/element", json!({"using": "css selector", "value": css})).await;
+        let id = el[ELEMENT_KEY].as_str().expect("element id").to_string();
+        self.cmd("POST", &format!("/element/{id}/click"), json!({})).await;
+    }
+
+    async fn renders(&self) -> u64 {
+        self.js("return Number(document.body.dataset.renders ?? 0)").await.as_u64().unwrap_or(0)
+    }
+
+    /// Item ids of `selector`'s `li[data-item-id]` children, in visible order.
+    async fn order(&self, list: &str) -> Vec<String> {
+        let v = self.js(&format!("return [...document.querySelectorAll('{list} > li[data-item-id]')].map(li => li.dataset.itemId)")).await;
+        v.as_array().expect("array").iter().map(|x| x.as_str().expect("id").to_string()).collect()
+    }
+
+    /// Console messages at level SEVERE since the last call.
+    async fn console_errors(&self) -> Vec<String> {
+        let v = self.cmd("POST", "/se/log", json!({"type": "browser"})).await;
+        v.as_array().expect("log entries").iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].to_string()).collect()
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        self.js("window.scrollTo(0, 0); return null").await;
+        let v = self.cmd("GET", "/screenshot", json!(null)).await;
+        base64_decode(v.as_str().expect("base64 PNG"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for v in s.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+// --- the site under test ---------------------------------------------------------------------
+
+struct Site {
+    url: String,
+    bundle: ModelBundle,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Site {
+    /// The server with the committed bundle live, the sample's catalog and events stored, and a
+    /// web root holding the pages, the package and a copy of the bundle with tampered weights
+    /// at `/broken-model/manifest.json`.
+    async fn start() -> Self {
+        let web = tempfile::tempdir().expect("tempdir");
+        for d in ["demo", "storefront", "pkg"] {
+            copy_dir(&repo().join("web").join(d), &web.path().join(d));
+        }
+        let bundle = ModelBundle::read_dir(&repo().join("tests/fixtures/bundle-slice")).expect("the committed bundle reads");
+        let mut broken = bundle.clone();
+        let weights = broken.files.get_mut("weights.bpk").expect("weights file");
+        weights.truncate(weights.len() / 2);
+        std::fs::create_dir_all(web.path().join("broken-model")).expect("mkdir");
+        std::fs::write(web.path().join("broken-model/manifest.json"), bundle.manifest_json().expect("manifest")).expect("write");
+        for (name, bytes) in &broken.files {
+            std::fs::write(web.path().join("broken-model").join(name), bytes).expect("write");
+        }
+
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(data_dir.path());
+        config.web_dir = Some(web.path().to_path_buf());
+        let state = open(config).await;
+        publish(&state, bundle.clone(), true).await.expect("publish the committed bundle");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+
+        // The bundled real sample: catalog, then its sessions (popularity = upstream order).
+        let data = import_named("diginetica-slice", &repo().join("tests/data")).expect("the bundled sample imports").dataset;
+        let mut c = Client::connect(addr).await.expect("connect");
+        for chunk in data.catalog.items().chunks(2000) {
+            let items: Vec<Value> =
+                chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
+            let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+        let mut events = Vec::new();
+        for s in data.train.iter().take(3000) {
+            for (j, e) in s.events.iter().enumerate() {
+                let item = data.catalog.get(e.item).expect("catalog item");
+                events.push(json!({"session_id": s.id, "item_id": item.id, "type": "view", "timestamp": e.timestamp.unwrap_or(1_460_000_000) + j as i64}));
+            }
+        }
+        for chunk in events.chunks(1000) {
+            let r = c.json("POST", "/v1/events", &json!({"events": chunk}), None).await.expect("POST events");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+        Self { url: format!("http://{addr}"), bundle, _dirs: (web, data_dir), stop: Some(stop), server: Some(server) }
+    }
+
+    async fn candidates(&self, limit: usize) -> Vec<Value> {
+        let addr = self.url.trim_start_matches("http://").parse().expect("addr");
+        let r = Client::connect(addr).await.expect("connect").get(&format!("/v1/candidates?limit={limit}")).await.expect("candidates");
+        r.json().expect("json")["items"].as_array().expect("items").clone()
+    }
+
+    /// The native engine's order for `events` (as the page stored them) over `candidates`.
+    fn native_order(&self, events: &Value, candidates: &[Value]) -> Vec<String> {
+        let engine = Reranker::from_bundle(&self.bundle, &Device::flex()).expect("engine");
+        let session: Vec<SessionEvent> = events
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| SessionEvent {
+                item_id: e["itemId"].as_str().expect("itemId").into(),
+                kind: EventKind::parse(e["kind"].as_str().expect("kind")).expect("known kind"),
+                timestamp: e["timestamp"].as_f64().map(|ms| (ms / 1000.0).floor() as i64),
+                content: None,
+            })
+            .collect();
+        let candidates: Vec<Candidate> = candidates
+            .iter()
+            .map(|c| Candidate {
+                item_id: c["id"].as_str().expect("id").into(),
+                content: Some(ItemContent {
+                    text: c["text"].as_str().unwrap_or_default().into(),
+                    category: c["category"].as_str().map(String::from),
+                    price_level: c["price_level"].as_u64().map(|p| p as u8),
+                }),
+            })
+            .collect();
+        let ranking = engine.rerank(&session, &candidates).expect("native rerank");
+        assert!(ranking.personalised, "{:?}", ranking.reason);
+        ranking.items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server shuts down cleanly");
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Click the product at `position` of the visible list and wait for the re-render; returns
+/// its id.
+async fn click_at(b: &Browser, list: &str, position: usize, button: &str) -> String {
+    let before = b.renders().await;
+    let order = b.order(list).await;
+    let id = order[position].clone();
+    b.click(&format!("{list} > li[data-item-id=\"{id}\"] {button}")).await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "the re-render after a click").await;
+    id
+}
+
+fn save_screenshot(png: &[u8], name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(name);
+    std::fs::write(&path, png).expect("write screenshot");
+    if std::env::var("SESSIONRANK_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
+        std::fs::write(repo().join("docs").join(name), png).expect("write docs screenshot");
+    }
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
+    if !browser_available() {
+        return;
+    }
+    let site = Site::start().await;
+    let b = Browser::start().await;
+    let candidates = site.candidates(60).await;
+    let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+
+    b.goto(&format!("{}/demo/", site.url)).await;
+    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the demo to load").await;
+    assert_eq!(state, "ready", "status: {}", b.js("return document.getElementById('status').textContent").await);
+    assert_eq!(b.order("#grid").await, upstream, "before any click: upstream order");
+    assert_eq!(b.js("return document.getElementById('model-version').textContent").await, site.bundle.manifest.model_version.as_str());
+
+    // Three products, picked from the list as it stands at each click; the last one to the cart.
+    let first = click_at(&b, "#grid", 4, "button[data-action=open]").await;
+    let second = click_at(&b, "#grid", 9, "button[data-action=open]").await;
+    let third = click_at(&b, "#grid", 2, "button[data-action=cart]").await;
+    assert_eq!(b.js("return document.getElementById('grid').dataset.order").await, "personalised");
+    let events = b.js(
+        "return [...document.querySelectorAll('#session-events > li')].map(li => ({itemId: li.dataset.itemId, kind: li.dataset.kind, timestamp: Number(li.dataset.timestamp)}))",
+    )
+    .await;
+    let ids: Vec<&str> = events.as_array().expect("events").iter().map(|e| e["itemId"].as_str().expect("id")).collect();
+    assert_eq!(ids, [first.as_str(), second.as_str(), third.as_str()], "the session panel lists the three actions");
+    assert_eq!(events[2]["kind"], "add_to_cart");
+
+    let visible = b.order("#grid").await;
+    let native = site.native_order(&events, &candidates);
+    assert_eq!(visible, native, "the page shows the native engine's order for the same session");
+    assert_ne!(visible, upstream, "three clicks changed the order");
+    let because = b.js("return document.querySelectorAll('#grid .because').length").await.as_u64().unwrap_or(0);
+    assert!(because > 0, "re-ranked items say why");
+    let latency = b.js("return document.getElementById('latency').textContent").await;
+    assert!(latency.as_str().is_some_and(|t| t.ends_with(" ms)")), "latency shown: {latency}");
+    assert_eq!(b.js("return document.getElementById('backend').textContent").await, "CPU (WebAssembly)");
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    let shot = save_screenshot(&b.screenshot().await, "demo.png");
+    eprintln!("screenshot: {}", shot.display());
+
+    // Personalisation off → upstream order; on again → the personalised order.
+    let before = b.renders().await;
+    b.click("#personalise").await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "the toggle").await;
+    assert_eq!(b.order("#grid").await, upstream);
+    let before = b.renders().await;
+    b.click("#personalise").await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "the toggle").await;
+    assert_eq!(b.order("#grid").await, native);
+
+    // The session survives a reload (sessionStorage) and the page re-ranks it at once.
+    b.goto(&format!("{}/demo/", site.url)).await;
+    b.wait_for("document.getElementById('grid').dataset.order === 'personalised'", "the restored session's ranking").await;
+    assert_eq!(b.order("#grid").await, native, "after a reload");
+
+    // Tampered weights: upstream order, and the page says personalisation is off.
+    b.js("sessionStorage.clear(); return null").await;
+    b.goto(&format!("{}/demo/?model=/broken-model/manifest.json", site.url)).await;
+    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the demo to give up on the model").await;
+    assert_eq!(state, "degraded");
+    let status = b.js("return document.getElementById('status').textContent").await;
+    assert!(status.as_str().is_some_and(|s| s.contains("Personalisation is off") && s.contains("checksum_mismatch")), "{status}");
+    assert_eq!(b.order("#grid").await, upstream);
+    // Clicking still works and keeps the order.
+    b.click(&format!("#grid > li[data-item-id=\"{}\"] button[data-action=open]", upstream[3])).await;
+    assert_eq!(b.order("#grid").await, upstream);
+    save_screenshot(&b.screenshot().await, "demo-degraded.png");
+
+    b.cmd("DELETE", "", json!({})).await;
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
+    if !browser_available() {
+        return;
+    }
+    let site = Site::start().await;
+    let b = Browser::start().await;
+    let candidates = site.candidates(40).await;
+    let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+
+    b.goto(&format!("{}/storefront/", site.url)).await;
+    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the storefront to load").await;
+    assert_eq!(state, "ready");
+    assert_eq!(b.order("#products").await, upstream);
+    for position in [4, 9, 2] {
+        click_at(&b, "#products", position, "button").await;
+    }
+    let key = format!("sessionrank:session:{}:worker", site.bundle.manifest.model_version);
+    let events = b.js(&format!("return JSON.parse(sessionStorage.getItem('{key}'))")).await;
+    assert_eq!(events.as_array().map(Vec::len), Some(3), "{events}");
+    assert_eq!(b.order("#products").await, site.native_order(&events, &candidates));
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    save_screenshot(&b.screenshot().await, "storefront.png");
+
+    b.js("sessionStorage.clear(); return null").await;
+    b.goto(&format!("{}/storefront/?model=/broken-model/manifest.json", site.url)).await;
+    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the storefront to give up").await;
+    assert_eq!(state, "degraded");
+    let status = b.js("return document.getElementById('status').textContent").await;
+    assert!(status.as_str().is_some_and(|s| s.contains("Personalisation is off")), "{status}");
+    assert_eq!(b.order("#products").await, upstream);
+
+    b.cmd("DELETE", "", json!({})).await;
+    site.stop().await;
+}

@@ -1,0 +1,52 @@
+// The integration a shop copies: no build tool, no framework. The shop's own page already has
+// its product list in upstream order; sessionrank re-orders it in a Web Worker after each click.
+import { RerankerClient } from "../pkg/sessionrank-client.js";
+
+const list = document.getElementById("products");
+const status = document.getElementById("status");
+const modelUrl = new URLSearchParams(location.search).get("model");
+
+// 1. The shop's candidates, in its own order (here: the server's popularity page).
+const { items } = await (await fetch("/v1/candidates?limit=40")).json();
+const candidates = items.map((p) => ({ itemId: p.id, content: { text: p.text, category: p.category ?? undefined, priceLevel: p.price_level ?? undefined } }));
+show(items.map((p) => p.id));
+
+// 2. The model: never let a failure here break the page — keep the shop's order.
+let reranker = null;
+try {
+  const manifest = modelUrl ?? `/v1/models/${(await (await fetch("/v1/models/current")).json()).model_version}/manifest.json`;
+  reranker = await RerankerClient.load(manifest);
+  document.body.dataset.state = "ready";
+  status.textContent = `Personalised by model ${reranker.modelVersion}.`;
+  if (reranker.session().length) show((await reranker.rerank(candidates)).items.map((i) => i.itemId));
+} catch (e) {
+  document.body.dataset.state = "degraded";
+  status.textContent = `Personalisation is off (${e.code ?? e.message}); usual order.`;
+}
+
+// 3. Every click: record it, re-rank, re-order.
+list.addEventListener("click", async (e) => {
+  const id = e.target.closest("li")?.dataset.itemId;
+  if (!id || !reranker) return;
+  try {
+    await reranker.observe({ itemId: id, kind: "click" });
+    const ranking = await reranker.rerank(candidates);
+    show(ranking.items.map((i) => i.itemId));
+    status.textContent = `Re-ranked in ${ranking.millis.toFixed(1)} ms on this device.`;
+  } catch (err) {
+    status.textContent = `Personalisation paused (${err.code ?? err.message}).`;
+  }
+});
+
+function show(ids) {
+  list.replaceChildren(...ids.map((id) => {
+    const li = document.createElement("li");
+    li.dataset.itemId = id;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = `Product ${id}`;
+    li.append(b);
+    return li;
+  }));
+  document.body.dataset.renders = String(Number(document.body.dataset.renders ?? 0) + 1);
+}
