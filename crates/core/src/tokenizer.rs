@@ -84,6 +84,12 @@ impl ItemTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// Every word of the vocabulary with its id (special tokens included). Warm starting a
+    /// model over a retrained vocabulary matches token-embedding rows by these words.
+    pub fn vocab(&self) -> std::collections::HashMap<String, u32> {
+        self.inner.get_vocab(true)
+    }
+
     /// Token ids of `text`, truncated to `max_tokens` (no padding).
     pub fn encode(&self, text: &str, max_tokens: usize) -> Result<Vec<u32>> {
         if text.trim().is_empty() || max_tokens == 0 {

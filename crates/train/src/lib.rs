@@ -2,6 +2,7 @@
 //!
 //! * [`batch`] — sessions → next-item training batches;
 //! * [`trainer`] — the training loop (flex or wgpu, same code), checkpoints, early stopping;
+//! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
 //! * [`scorer`] — the model behind the evaluation protocols of `sessionrank-data`;
 //! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle).
 
@@ -15,8 +16,9 @@ pub mod report;
 pub mod results;
 pub mod scorer;
 pub mod trainer;
+pub mod warm;
 
 pub use config::TrainConfig;
 pub use error::{Result, TrainError};
 pub use scorer::ModelScorer;
-pub use trainer::{EpochLog, TrainOutcome, train};
+pub use trainer::{EpochLog, TrainOptions, TrainOutcome, TrainProgress, train, train_with};

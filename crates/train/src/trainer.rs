@@ -45,6 +45,39 @@ pub struct TrainOutcome {
     pub targets_per_second: f64,
 }
 
+/// Where a run stands, as reported to [`TrainOptions::on_progress`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainProgress {
+    /// The epoch being trained (1-based); after its validation, the epoch just finished.
+    pub epoch: usize,
+    pub max_epochs: usize,
+    /// Steps done in this epoch.
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    /// The last training loss read back (every 20th step).
+    pub loss: Option<f64>,
+    /// The latest finished epoch, with its validation metrics.
+    pub last_epoch: Option<EpochLog>,
+    /// 0..1: the larger of the share of steps done and the share of the time budget used, so
+    /// a run that the budget will stop early still ends near 1.
+    pub fraction: f64,
+}
+
+/// How a run starts and whom it tells how it goes. `Default` is a fresh run without
+/// checkpoints or progress reports, which is what [`train`] does.
+#[derive(Default, Clone, Copy)]
+pub struct TrainOptions<'a> {
+    /// Checkpoint every epoch here; an interrupted run with the same config resumes (and a
+    /// checkpoint wins over `initial_model`).
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Start from these weights instead of fresh ones (warm start). Their shapes must match
+    /// `config.model`; see [`crate::warm::remap_model`] for a model of another item index.
+    pub initial_model: Option<&'a SessionRankModel>,
+    /// Called every 20 steps and after every epoch's validation, on the training thread:
+    /// keep it cheap.
+    pub on_progress: Option<&'a dyn Fn(&TrainProgress)>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointState {
     config: serde_json::Value,
@@ -139,6 +172,12 @@ pub fn evaluate_model(model: &SessionRankModel, encoder: &FeatureEncoder, cases:
 /// autodiff is added here. With `checkpoint_dir`, every epoch is checkpointed there and an
 /// interrupted run with the same config resumes where it stopped.
 pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, device: &Device, checkpoint_dir: Option<&Path>) -> Result<TrainOutcome> {
+    train_with(dataset, encoder, config, device, TrainOptions { checkpoint_dir, ..TrainOptions::default() })
+}
+
+/// [`train`] with a starting model and a progress callback.
+pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, device: &Device, options: TrainOptions<'_>) -> Result<TrainOutcome> {
+    let TrainOptions { checkpoint_dir, initial_model, on_progress } = options;
     let start = Instant::now();
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
@@ -161,6 +200,12 @@ pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, 
     };
 
     let mut model = config.model.init(&ad);
+    if let Some(initial) = initial_model {
+        // Through a record: the weights move to the autodiff device as trainable parameters.
+        model = model
+            .try_load_record(initial.clone().into_record())
+            .map_err(|e| TrainError::Config(format!("the initial model does not fit the config: {e}")))?;
+    }
     let mut optim: ModuleOptimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
@@ -188,6 +233,21 @@ pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, 
         }
     }
     let resumed_seconds = state.train_seconds;
+    let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>| {
+        if let Some(f) = on_progress {
+            let done = (epoch * steps_per_epoch + step) as f64 / total_steps.max(1) as f64;
+            let budget = config.time_budget_s.map_or(0.0, |b| (resumed_seconds + start.elapsed().as_secs_f64()) / (b.max(1) as f64));
+            f(&TrainProgress {
+                epoch: epoch + 1,
+                max_epochs: config.max_epochs,
+                step,
+                steps_per_epoch: steps,
+                loss,
+                last_epoch: state.history.last().cloned(),
+                fraction: done.max(budget).min(1.0),
+            });
+        }
+    };
 
     while state.epoch < config.max_epochs && state.bad_epochs < config.patience {
         let epoch_start = Instant::now();
@@ -220,6 +280,7 @@ pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, 
                 loss_sum += v;
                 loss_samples += 1;
                 bar.set_message(format!("loss {v:.4}"));
+                report(&state, epoch, i + 1, batches.len(), Some(v));
                 if bar.is_hidden() && i % 200 == 0 {
                     tracing::info!("epoch {} step {}/{}: loss {v:.4}, {:.1} steps/s", epoch + 1, i, batches.len(), (i + 1) as f64 / epoch_start.elapsed().as_secs_f64());
                 }
@@ -255,6 +316,7 @@ pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, 
         }
         state.epoch += 1;
         state.train_seconds = resumed_seconds + start.elapsed().as_secs_f64();
+        report(&state, epoch, batches.len(), batches.len(), None);
         if let Some(dir) = checkpoint_dir {
             save_checkpoint(dir, &state, &model, &optim, best.as_ref())?;
         }
