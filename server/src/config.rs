@@ -111,6 +111,14 @@ pub struct RetrainConfig {
     pub safetensors: bool,
     /// Test hook: fail the job after this many epochs, as a crash mid-training would.
     pub fail_after_epoch: Option<usize>,
+    /// Start from the live model's weights when its architecture matches (the catalog may have
+    /// grown: item, category and token rows are matched by id, name and word).
+    pub warm_start: bool,
+    /// Epochs of a warm-started job (at most `max_epochs`): fine-tuning needs fewer.
+    pub warm_start_epochs: usize,
+    /// Peak learning rate of a warm-started job: lower, so fine-tuning does not wash out
+    /// what the live model learned.
+    pub warm_start_lr: f64,
 }
 
 impl Default for RetrainConfig {
@@ -139,6 +147,9 @@ impl Default for RetrainConfig {
             min_sessions: 10,
             safetensors: false,
             fail_after_epoch: None,
+            warm_start: true,
+            warm_start_epochs: 5,
+            warm_start_lr: 3e-4,
         }
     }
 }
@@ -300,6 +311,8 @@ impl Config {
         anyhow::ensure!(r.d_model > 0 && r.n_heads > 0 && r.d_model % r.n_heads == 0, "retrain.d_model must be a positive multiple of retrain.n_heads");
         anyhow::ensure!(r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5, "retrain.holdout_fraction must be in (0, 0.5)");
         anyhow::ensure!(r.tolerance >= 0.0 && r.tolerance.is_finite(), "retrain.tolerance must be >= 0");
+        anyhow::ensure!(r.warm_start_epochs >= 1, "retrain.warm_start_epochs must be at least 1");
+        anyhow::ensure!(r.warm_start_lr > 0.0 && r.warm_start_lr.is_finite(), "retrain.warm_start_lr must be > 0");
         Ok(())
     }
 }

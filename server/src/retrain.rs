@@ -5,7 +5,7 @@
 //!    order; sessions are ordered by their last event, the most recent `holdout_fraction` are
 //!    held out as test prefixes (what the new and the live model are compared on) and the
 //!    `holdout_fraction` before those as validation prefixes (early stopping);
-//! 2. **train** — [`train_on`] on burn-wgpu when an adapter exists (`device = "auto"`), else on
+//! 2. **train** — [`train_with`](sessionrank_train::train_with) on burn-wgpu when an adapter exists (`device = "auto"`), else on
 //!    the CPU;
 //! 3. **evaluate** — MRR@20 of the new model on all held-out cases, and of both models on the
 //!    cases whose items the live model knows (a like-for-like comparison);
@@ -18,10 +18,16 @@
 //! so a failure or a kill at any earlier point leaves the live model and the directory as they
 //! were.
 //!
-//! **Warm start** is not done yet: `sessionrank_train::train` builds its model from the config
-//! and takes no initial weights. Each job records whether the live model would have been
-//! compatible (same config and catalog) so the switch is visible once the trainer accepts
-//! initial weights.
+//! **Warm start.** When the live model has the configured architecture, the new model starts
+//! from its weights ([`sessionrank_train::warm::remap_model`]: item, category and token rows
+//! are matched by id, name and word, so a grown catalog or vocabulary keeps what the live
+//! model knew and only new keys start fresh) and trains `warm_start_epochs` at
+//! `warm_start_lr`. The job's `metrics.warm_start` says whether it did, from which version,
+//! and how many rows were carried over; otherwise why not.
+//!
+//! **Progress.** The trainer reports every 20 steps and after each epoch's validation; the job
+//! (`progress`, `metrics.training`) and the `/metrics` gauge follow, and the job is saved at
+//! most once a second and after every epoch.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,10 +40,11 @@ use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
 use sessionrank_data::import::prefix_cases;
 use sessionrank_data::{Catalog, Dataset, RankingMetrics, Session, TestCase};
-use sessionrank_model::ModelConfig;
-use sessionrank_train::TrainConfig;
-use sessionrank_train::pipeline::{FeatureOptions, Outputs, build_encoder, bundle_for, complete_config, train_on};
+use sessionrank_model::{ModelConfig, SessionRankModel};
+use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_train::trainer::evaluate_model;
+use sessionrank_train::warm::{RemapReport, remap_model, same_architecture};
+use sessionrank_train::{TrainConfig, TrainOptions, TrainProgress, train_with};
 
 use crate::config::{RetrainConfig, TrainDevice};
 use crate::error::{ApiError, ApiResult};
@@ -75,7 +82,8 @@ pub struct Job {
     pub state: JobState,
     /// `queued`, `loading`, `training` (training and evaluation), `publishing`, `done`.
     pub stage: String,
-    /// 0..1, by stage (the trainer reports no progress within its run yet).
+    /// 0..1: loading up to 0.1, training up to 0.8 (by steps, or by the time budget when that
+    /// ends the run first), evaluation, publishing from 0.9.
     pub progress: f64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -89,7 +97,8 @@ pub struct Job {
     /// Why it was (not) published, or why it failed.
     pub reason: Option<String>,
     pub device: Option<String>,
-    /// Data sizes, training history, held-out metrics of both models.
+    /// Data sizes, training history, held-out metrics of both models, `warm_start`, and
+    /// `training` (epoch, step, loss, latest validation metrics; updated while it trains).
     pub metrics: Value,
 }
 
@@ -246,9 +255,12 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
             "test_cases": dataset.test.len(),
         })
     });
-    stage(state, job, "training", 0.1).await;
+    stage(state, job, "training", TRAIN_PROGRESS.0).await;
     let live = state.models.current();
-    let trained = tokio::task::spawn_blocking(move || train_and_compare(dataset, live, &cfg)).await.context("the training thread panicked")??;
+    let reporter = ProgressReporter { state: state.clone(), job: job.clone(), handle: tokio::runtime::Handle::current(), last_save: Mutex::new(Instant::now()) };
+    let trained = tokio::task::spawn_blocking(move || train_and_compare(dataset, live, &cfg, &|p| reporter.report(p)))
+        .await
+        .context("the training thread panicked")??;
     edit(job, |j| {
         if let Some(m) = j.metrics.as_object_mut() {
             m.extend(trained.metrics.as_object().cloned().unwrap_or_default());
@@ -265,6 +277,41 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     tracing::info!("model {version} is live");
     edit(job, |j| j.published = true);
     Ok(())
+}
+
+/// The job's `progress` while the trainer runs: from, to.
+const TRAIN_PROGRESS: (f64, f64) = (0.1, 0.8);
+
+/// Carries the trainer's reports (on the training thread) into the job and the gauge.
+struct ProgressReporter {
+    state: AppState,
+    job: SharedJob,
+    handle: tokio::runtime::Handle,
+    last_save: Mutex<Instant>,
+}
+
+impl ProgressReporter {
+    fn report(&self, p: &TrainProgress) {
+        let j = edit(&self.job, |j| {
+            j.progress = TRAIN_PROGRESS.0 + (TRAIN_PROGRESS.1 - TRAIN_PROGRESS.0) * p.fraction;
+            if let Some(m) = j.metrics.as_object_mut() {
+                m.insert("training".into(), json!(p));
+            }
+        });
+        self.state.jobs.set(Some((j.id.clone(), j.progress)));
+        // Saving is a database write: at most once a second, and after every epoch.
+        let due = match self.last_save.lock() {
+            Ok(mut last) if p.loss.is_none() || last.elapsed() >= Duration::from_secs(1) => {
+                *last = Instant::now();
+                true
+            }
+            _ => false,
+        };
+        if due {
+            // A blocking thread (spawn_blocking), so waiting on the runtime here is allowed.
+            self.handle.block_on(save(&self.state, &j));
+        }
+    }
 }
 
 /// Sessions (ordered by their last event) → a dataset: the most recent `holdout_fraction`
@@ -374,15 +421,42 @@ fn cases_for(live: &FeatureEncoder, catalog: &Catalog, cases: &[TestCase]) -> (V
     (kept, mapped)
 }
 
-fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &RetrainConfig) -> anyhow::Result<Trained> {
+/// The live model re-expressed for the new catalog, or why the job trains from scratch.
+enum WarmStart {
+    Used { from_version: String, model: SessionRankModel, rows: RemapReport },
+    NotUsed(String),
+}
+
+impl WarmStart {
+    fn prepare(live: Option<&LoadedModel>, config: &ModelConfig, encoder: &FeatureEncoder, catalog: &Catalog, device: &Device, cfg: &RetrainConfig) -> Self {
+        let Some(live) = live else { return Self::NotUsed("no live model".into()) };
+        if !cfg.warm_start {
+            return Self::NotUsed("disabled (retrain.warm_start = false)".into());
+        }
+        if !same_architecture(&live.manifest.config, config) {
+            return Self::NotUsed(format!("the live model {} has another architecture than [retrain] configures", live.version()));
+        }
+        let engine = match live.engine() {
+            Ok(e) => e,
+            Err(e) => return Self::NotUsed(format!("{e:#}")),
+        };
+        device.seed(cfg.seed);
+        match remap_model(engine.model(), &live.manifest.config, engine.encoder(), config, encoder, catalog, device) {
+            Ok((_, rows)) if config.use_item_ids && rows.items.carried == 0 => {
+                Self::NotUsed(format!("no item of the live model {} is in the catalog", live.version()))
+            }
+            Ok((model, rows)) => Self::Used { from_version: live.version().to_string(), model, rows },
+            Err(e) => Self::NotUsed(e.to_string()),
+        }
+    }
+}
+
+fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &RetrainConfig, on_progress: &dyn Fn(&TrainProgress)) -> anyhow::Result<Trained> {
     let (device, device_name) = pick_device(cfg.device)?;
     let base = model_config(cfg);
     let encoder = build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)?;
     let config = complete_config(base, &encoder);
-    let warm_compatible = live.as_ref().is_some_and(|l| {
-        l.manifest.config == config
-            && l.bundle().items().map(|f| f.items.iter().map(|i| &i.id).eq(dataset.catalog.items().iter().map(|i| &i.id))).unwrap_or(false)
-    });
+    let warm = WarmStart::prepare(live.as_deref(), &config, &encoder, &dataset.catalog, &device, cfg);
     let mut tc = TrainConfig::new(config.clone());
     tc.batch_size = cfg.batch_size;
     tc.max_epochs = cfg.max_epochs;
@@ -393,12 +467,26 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
     tc.id_dropout = cfg.id_dropout;
     tc.valid_cases = cfg.valid_cases;
     tc.time_budget_s = cfg.time_budget_s;
+    if let WarmStart::Used { .. } = warm {
+        tc.max_epochs = cfg.warm_start_epochs.min(cfg.max_epochs);
+        tc.lr = cfg.warm_start_lr;
+    }
     if let Some(n) = cfg.fail_after_epoch {
         tc.max_epochs = tc.max_epochs.min(n);
     }
+    let (initial_model, warm_json) = match &warm {
+        WarmStart::Used { from_version, model, rows } => {
+            tracing::info!("warm start from {from_version}: {rows:?}");
+            (Some(model), json!({"used": true, "from_version": from_version, "rows": rows, "epochs": tc.max_epochs, "lr": tc.lr}))
+        }
+        WarmStart::NotUsed(reason) => {
+            tracing::info!("training from scratch: {reason}");
+            (None, json!({"used": false, "reason": reason}))
+        }
+    };
     tracing::info!("training on {device_name}: {} sessions, {} items", dataset.train.len(), dataset.catalog.len());
     let start = Instant::now();
-    let outcome = train_on(&dataset, &encoder, &tc, &device, &Outputs::default())?;
+    let outcome = train_with(&dataset, &encoder, &tc, &device, TrainOptions { initial_model, on_progress: Some(on_progress), ..TrainOptions::default() })?;
     if let Some(n) = cfg.fail_after_epoch {
         bail!("injected failure after epoch {n} (retrain.fail_after_epoch)");
     }
@@ -426,11 +514,7 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
         "history": outcome.history,
         "holdout": {"new": new_all, "live": live_m, "new_on_live_cases": new_common},
         "tolerance": cfg.tolerance,
-        "warm_start": {
-            "used": false,
-            "live_model_compatible": warm_compatible,
-            "note": "sessionrank_train::train takes no initial weights yet: trained from scratch",
-        },
+        "warm_start": warm_json,
         "job_seconds": start.elapsed().as_secs_f64(),
     });
     let bundle_metrics = json!({"holdout": new_all});
