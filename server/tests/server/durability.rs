@@ -1,5 +1,6 @@
 //! SIGKILL during a flat-out ingest: every acknowledged event survives the restart, and no
-//! batch is half stored.
+//! batch is half stored. SIGKILL during retraining: the live model stays live, the models
+//! directory holds only complete bundles, and the job is reported as interrupted.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -19,8 +20,16 @@ const WORKERS: usize = 8;
 
 /// Start `sessionrank serve` on an OS-chosen port; returns the child and its address.
 async fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> (Child, SocketAddr) {
+    start_with(data_dir, database_url, None).await
+}
+
+/// [`start`] with a TOML configuration file.
+async fn start_with(data_dir: &std::path::Path, database_url: Option<&str>, config: Option<&std::path::Path>) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionrank"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+    if let Some(path) = config {
+        cmd.arg("--config").arg(path);
+    }
     if let Some(url) = database_url {
         cmd.args(["--database-url", url]);
     }
@@ -102,4 +111,100 @@ pub async fn kill_during_ingest_loses_no_acknowledged_event(database_url: Option
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_ingest_loses_no_acknowledged_event_sqlite() {
     kill_during_ingest_loses_no_acknowledged_event(None).await;
+}
+
+/// GET `path` with the admin token, as JSON.
+async fn admin_get(c: &mut Client, path: &str) -> serde_json::Value {
+    let r = c.json("GET", path, &json!(null), Some(TOKEN)).await.expect("admin GET");
+    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    r.json().expect("json")
+}
+
+/// Start a retraining job; its id.
+async fn start_retrain(c: &mut Client) -> String {
+    let r = c.json("POST", "/admin/retrain", &json!(null), Some(TOKEN)).await.expect("retrain");
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    r.json().expect("json")["id"].as_str().expect("job id").to_string()
+}
+
+/// A small CPU model; `epochs` (also when warm-started) and a time budget long enough that
+/// only the epochs end the run.
+fn retrain_toml(epochs: usize) -> String {
+    format!(
+        "[retrain]\ndevice = \"flex\"\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_len = 20\nbatch_size = 64\n\
+         valid_cases = 300\nmax_eval_cases = 500\nmax_epochs = {epochs}\nwarm_start_epochs = {epochs}\npatience = {epochs}\ntime_budget_s = 3600\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let (quick, slow) = (dir.path().join("quick.toml"), dir.path().join("slow.toml"));
+    std::fs::write(&quick, retrain_toml(1)).expect("write config");
+    std::fs::write(&slow, retrain_toml(10_000)).expect("write config");
+
+    // A live model from a quick job.
+    let (mut child, addr) = start_with(&data_dir, None, Some(&quick)).await;
+    let mut c = Client::connect(addr).await.expect("connect");
+    assert_eq!(c.json("PUT", "/v1/items", &items_json(100), None).await.expect("items").status, 200);
+    assert_eq!(c.json("POST", "/v1/events", &events_json(1500, 100, 0), None).await.expect("events").status, 200);
+    let id = start_retrain(&mut c).await;
+    let start = std::time::Instant::now();
+    let job = loop {
+        let job = admin_get(&mut c, &format!("/admin/jobs/{id}")).await;
+        if job["state"] != "running" {
+            break job;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "quick job still running: {job}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(job["published"], true, "{job}");
+    let live = job["model_version"].as_str().expect("version").to_string();
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("the server exits");
+
+    // A job that would train for hours, killed once it is visibly training.
+    let (mut child, addr) = start_with(&data_dir, None, Some(&slow)).await;
+    let mut c = Client::connect(addr).await.expect("connect");
+    let id = start_retrain(&mut c).await;
+    let start = std::time::Instant::now();
+    loop {
+        let job = admin_get(&mut c, &format!("/admin/jobs/{id}")).await;
+        assert_eq!(job["state"], "running", "{job}");
+        // Progress moves inside the training stage: a finished epoch with validation metrics.
+        if job["stage"] == "training" && job["metrics"]["training"]["last_epoch"]["valid"]["mrr_at_20"].is_number() {
+            assert!(job["progress"].as_f64().is_some_and(|p| p > 0.1 && p < 0.8), "{job}");
+            let metrics = String::from_utf8_lossy(&c.get("/metrics").await.expect("metrics").body).into_owned();
+            let gauge = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("sessionrank_training_progress{{job=\"{id}\"}} ")))
+                .and_then(|v| v.parse::<f64>().ok());
+            assert!(gauge.is_some_and(|g| g > 0.1), "the progress gauge moves: {metrics}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no epoch finished: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("the server exits");
+
+    let (mut child, addr) = start_with(&data_dir, None, Some(&slow)).await;
+    let mut c = Client::connect(addr).await.expect("connect after restart");
+    let current = c.get("/v1/models/current").await.expect("current").json().expect("json");
+    assert_eq!(current["model_version"], live.as_str(), "the live model is unchanged");
+    let job = admin_get(&mut c, &format!("/admin/jobs/{id}")).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(job["reason"].as_str().is_some_and(|r| r.starts_with("interrupted")), "{job}");
+    assert_eq!(job["published"], false);
+    // Only complete bundles: the live one and the pointer, each bundle verifying.
+    let models = data_dir.join("models");
+    let mut entries: Vec<String> = std::fs::read_dir(&models).expect("models dir").filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect();
+    entries.sort();
+    assert_eq!(entries, vec![live.clone(), "current".to_string()], "no partial files");
+    sessionrank_core::ModelBundle::read_dir(&models.join(&live)).expect("the live bundle verifies");
+    let list = c.get("/v1/models").await.expect("models").json().expect("json");
+    assert_eq!(list["versions"].as_array().map(Vec::len), Some(1), "{list}");
+    child.start_kill().expect("SIGKILL");
+    let _ = child.wait().await;
 }
