@@ -423,7 +423,7 @@ fn cases_for(live: &FeatureEncoder, catalog: &Catalog, cases: &[TestCase]) -> (V
 
 /// The live model re-expressed for the new catalog, or why the job trains from scratch.
 enum WarmStart {
-    Used { from_version: String, model: SessionRankModel, rows: RemapReport },
+    Used { from_version: String, model: Box<SessionRankModel>, rows: RemapReport },
     NotUsed(String),
 }
 
@@ -445,7 +445,7 @@ impl WarmStart {
             Ok((_, rows)) if config.use_item_ids && rows.items.carried == 0 => {
                 Self::NotUsed(format!("no item of the live model {} is in the catalog", live.version()))
             }
-            Ok((model, rows)) => Self::Used { from_version: live.version().to_string(), model, rows },
+            Ok((model, rows)) => Self::Used { from_version: live.version().to_string(), model: Box::new(model), rows },
             Err(e) => Self::NotUsed(e.to_string()),
         }
     }
@@ -477,7 +477,7 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
     let (initial_model, warm_json) = match &warm {
         WarmStart::Used { from_version, model, rows } => {
             tracing::info!("warm start from {from_version}: {rows:?}");
-            (Some(model), json!({"used": true, "from_version": from_version, "rows": rows, "epochs": tc.max_epochs, "lr": tc.lr}))
+            (Some(model.as_ref()), json!({"used": true, "from_version": from_version, "rows": rows, "epochs": tc.max_epochs, "lr": tc.lr}))
         }
         WarmStart::NotUsed(reason) => {
             tracing::info!("training from scratch: {reason}");

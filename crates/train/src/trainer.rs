@@ -222,15 +222,15 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         train_seconds: 0.0,
     };
     let mut best: Option<SessionRankModel> = None;
-    if let Some(dir) = checkpoint_dir {
-        if let Some((s, m, o, b)) = resume(dir, &state, model.clone(), optim.clone(), &ad)? {
-            tracing::info!(epoch = s.epoch, "resuming from checkpoint {}", dir.display());
-            // The schedule and budget of this invocation win over the checkpoint's.
-            state = CheckpointState { config: state.config.clone(), ..s };
-            model = m;
-            optim = o;
-            best = b;
-        }
+    if let Some(dir) = checkpoint_dir
+        && let Some((s, m, o, b)) = resume(dir, &state, model.clone(), optim.clone(), &ad)?
+    {
+        tracing::info!(epoch = s.epoch, "resuming from checkpoint {}", dir.display());
+        // The schedule and budget of this invocation win over the checkpoint's.
+        state = CheckpointState { config: state.config.clone(), ..s };
+        model = m;
+        optim = o;
+        best = b;
     }
     let resumed_seconds = state.train_seconds;
     let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>| {
