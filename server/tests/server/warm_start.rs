@@ -180,3 +180,26 @@ async fn second_retraining_warm_starts_from_the_first_on_a_grown_catalog() {
     assert!(training["last_epoch"]["valid"]["mrr_at_20"].as_f64().is_some(), "{training}");
     assert!(training["fraction"].as_f64().is_some_and(|f| f > 0.9), "{training}");
 }
+
+/// Measurement, not a check (`cargo test … -- --ignored warm_vs_cold --nocapture`): the
+/// default model size on the slice; day two trained warm (from day one's model) and cold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: minutes on 2 cores"]
+async fn warm_vs_cold_on_the_slice() {
+    let data = import_named("diginetica-slice", &default_data_dir()).expect("the Diginetica slice imports (../shared/data)").dataset;
+    let half = data.train.len() / 2;
+    let first_items: HashSet<u32> = data.train[..half].iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
+    let all_items: HashSet<u32> = data.train.iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
+    let added: HashSet<u32> = all_items.difference(&first_items).copied().collect();
+    for warm in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        config.retrain = sessionrank_server::config::RetrainConfig { device: sessionrank_server::config::TrainDevice::Flex, warm_start: warm, ..Default::default() };
+        let router = app(open(config).await);
+        ingest(&router, &data.catalog, &first_items, &data.train[..half]).await;
+        let first = retrain(&router).await;
+        ingest(&router, &data.catalog, &added, &data.train[half..]).await;
+        let second = retrain(&router).await;
+        eprintln!("warm_start = {warm}\n  day one: {}\n  day two: {}\n  day two reason: {}", summary(&first), summary(&second), second["reason"]);
+    }
+}
