@@ -7,8 +7,15 @@ use burn::tensor::Device;
 use sessionrank_core::{Candidate, CoreError, ItemContent, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::EventKind;
 
+/// The repository root, found at run time from the working directory (`cargo test` runs in the
+/// package's directory): a compile-time path would go stale when checkouts share a build cache.
+fn repo_root() -> PathBuf {
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+}
+
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bundle-slice")
+    repo_root().join("tests/fixtures/bundle-slice")
 }
 
 fn engine() -> (ModelBundle, Reranker) {

@@ -47,9 +47,13 @@ struct Expected {
     top10: Vec<String>,
 }
 
+/// The repository root, found at run time from the working directory (`cargo test` runs in the
+/// package's directory): a compile-time path would go stale when checkouts share a build cache.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
 }
+
 
 fn golden_path() -> PathBuf {
     root().join("tests/fixtures/parity.json")

@@ -32,23 +32,19 @@ pub const DATA_DIR_ENV: &str = "SESSIONRANK_DATA_DIR";
 
 /// Where the real datasets live.
 ///
-/// `$SESSIONRANK_DATA_DIR` when set (and non-empty); otherwise `<workspace root>/../shared/data`,
-/// because CI checks out a fresh clone with the read-only `shared/` directory beside it, so a
-/// path relative to the crate's manifest works both there and in a developer checkout.
+/// `$SESSIONRANK_DATA_DIR` when set (and non-empty); otherwise the first `shared/data` found
+/// walking up from the working directory (CI checks out a fresh clone with the read-only
+/// `shared/` directory beside it; `cargo test` runs tests in the package's directory, so
+/// `<clone>/../shared/data` is found from every crate). The search is at run time on purpose:
+/// a path baked in at compile time (`CARGO_MANIFEST_DIR`) goes stale when two checkouts share
+/// one build cache, because cargo reuses the artefacts of a checkout at another path.
 pub fn default_data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    // CARGO_MANIFEST_DIR = <workspace>/crates/data; strip the two components instead of joining
-    // `../..` so the path prints cleanly in messages.
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest
-        .parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../.."));
-    match workspace.parent() {
-        Some(parent) => parent.join("shared").join("data"),
-        None => workspace.join("../shared/data"),
-    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    cwd.ancestors()
+        .map(|dir| dir.join("shared").join("data"))
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or_else(|| cwd.join("../shared/data"))
 }

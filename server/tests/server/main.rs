@@ -7,8 +7,10 @@
 //!   during retraining keeps the live model and leaves no partial files;
 //! * `warm_start` — remapping a model onto a grown catalog; a second retraining on real data
 //!   starts from the first one's model;
+//! * `browser` — the demo page and the plain-JS example in headless Chromium (when built);
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
+mod browser;
 mod common;
 mod durability;
 mod end_to_end;
