@@ -142,6 +142,18 @@ impl Browser {
         self.cmd("POST", &format!("/element/{id}/click"), json!({})).await;
     }
 
+    /// Open `url` and wait until the page has settled (`body[data-state]` ready or degraded);
+    /// returns that state.
+    async fn open_page(&self, url: &str) -> String {
+        self.goto(url).await;
+        let state = self.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", url).await;
+        state.as_str().expect("state").to_string()
+    }
+
+    async fn status(&self) -> String {
+        self.js("return document.getElementById('status').textContent").await.as_str().unwrap_or_default().to_string()
+    }
+
     async fn renders(&self) -> u64 {
         self.js("return Number(document.body.dataset.renders ?? 0)").await.as_u64().unwrap_or(0)
     }
@@ -238,20 +250,8 @@ impl Site {
         // The bundled real sample: catalog, then its sessions (popularity = upstream order).
         let data = import_named("diginetica-slice", &repo().join("tests/data")).expect("the bundled sample imports").dataset;
         let mut c = Client::connect(addr).await.expect("connect");
-        for chunk in data.catalog.items().chunks(2000) {
-            let items: Vec<Value> =
-                chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
-            let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
-            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        }
-        let mut events = Vec::new();
-        for s in data.train.iter().take(3000) {
-            for (j, e) in s.events.iter().enumerate() {
-                let item = data.catalog.get(e.item).expect("catalog item");
-                events.push(json!({"session_id": s.id, "item_id": item.id, "type": "view", "timestamp": e.timestamp.unwrap_or(1_460_000_000) + j as i64}));
-            }
-        }
-        for chunk in events.chunks(1000) {
+        put_catalog(&mut c, &data.catalog).await;
+        for chunk in training_events(&data, 3000).chunks(1000) {
             let r = c.json("POST", "/v1/events", &json!({"events": chunk}), None).await.expect("POST events");
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         }
@@ -348,9 +348,7 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
     let candidates = site.candidates(60).await;
     let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
 
-    b.goto(&format!("{}/demo/", site.url)).await;
-    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the demo to load").await;
-    assert_eq!(state, "ready", "status: {}", b.js("return document.getElementById('status').textContent").await);
+    assert_eq!(b.open_page(&format!("{}/demo/", site.url)).await, "ready", "status: {}", b.status().await);
     assert_eq!(b.order("#grid").await, upstream, "before any click: upstream order");
     assert_eq!(b.js("return document.getElementById('model-version').textContent").await, site.bundle.manifest.model_version.as_str());
 
@@ -398,11 +396,9 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
 
     // Tampered weights: upstream order, and the page says personalisation is off.
     b.js("sessionStorage.clear(); return null").await;
-    b.goto(&format!("{}/demo/?model=/broken-model/manifest.json", site.url)).await;
-    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the demo to give up on the model").await;
-    assert_eq!(state, "degraded");
-    let status = b.js("return document.getElementById('status').textContent").await;
-    assert!(status.as_str().is_some_and(|s| s.contains("Personalisation is off") && s.contains("checksum_mismatch")), "{status}");
+    assert_eq!(b.open_page(&format!("{}/demo/?model=/broken-model/manifest.json", site.url)).await, "degraded");
+    let status = b.status().await;
+    assert!(status.contains("Personalisation is off") && status.contains("checksum_mismatch"), "{status}");
     assert_eq!(b.order("#grid").await, upstream);
     // Clicking still works and keeps the order.
     b.click(&format!("#grid > li[data-item-id=\"{}\"] button[data-action=open]", upstream[3])).await;
@@ -423,9 +419,7 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     let candidates = site.candidates(40).await;
     let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
 
-    b.goto(&format!("{}/storefront/", site.url)).await;
-    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the storefront to load").await;
-    assert_eq!(state, "ready");
+    assert_eq!(b.open_page(&format!("{}/storefront/", site.url)).await, "ready", "status: {}", b.status().await);
     assert_eq!(b.order("#products").await, upstream);
     for position in [4, 9, 2] {
         click_at(&b, "#products", position, "button").await;
@@ -439,11 +433,9 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     save_screenshot(&b.screenshot().await, "storefront.png");
 
     b.js("sessionStorage.clear(); return null").await;
-    b.goto(&format!("{}/storefront/?model=/broken-model/manifest.json", site.url)).await;
-    let state = b.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", "the storefront to give up").await;
-    assert_eq!(state, "degraded");
-    let status = b.js("return document.getElementById('status').textContent").await;
-    assert!(status.as_str().is_some_and(|s| s.contains("Personalisation is off")), "{status}");
+    assert_eq!(b.open_page(&format!("{}/storefront/?model=/broken-model/manifest.json", site.url)).await, "degraded");
+    let status = b.status().await;
+    assert!(status.contains("Personalisation is off"), "{status}");
     assert_eq!(b.order("#products").await, upstream);
 
     b.cmd("DELETE", "", json!({})).await;

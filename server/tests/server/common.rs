@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use burn::tensor::Device;
 use sessionrank_core::ModelBundle;
-use sessionrank_data::{Catalog, Dataset, Item};
+use sessionrank_data::{Catalog, Dataset, EventKind, Item};
+use sessionrank_server::client::Client;
 use sessionrank_model::ModelConfig;
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_server::config::{RetrainConfig, TrainDevice};
@@ -175,4 +176,36 @@ pub fn models_dir_entries(state: &AppState) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+pub fn kind_name(k: EventKind) -> &'static str {
+    match k {
+        EventKind::View => "view",
+        EventKind::AddToCart => "add_to_cart",
+        EventKind::Purchase => "purchase",
+    }
+}
+
+/// `PUT /v1/items` for a whole catalog, 2,000 items a request.
+pub async fn put_catalog(c: &mut Client, catalog: &Catalog) {
+    for chunk in catalog.items().chunks(2000) {
+        let items: Vec<Value> =
+            chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
+        let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+/// The events of the first `sessions` training sessions as `POST /v1/events` items (sessions
+/// without times get one second per event from a fixed start).
+pub fn training_events(data: &Dataset, sessions: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    for s in data.train.iter().take(sessions) {
+        for (j, e) in s.events.iter().enumerate() {
+            let item = data.catalog.get(e.item).expect("catalog item");
+            let ts = e.timestamp.unwrap_or(1_460_000_000) + j as i64;
+            events.push(json!({"session_id": s.id, "item_id": item.id, "type": kind_name(e.kind), "timestamp": ts}));
+        }
+    }
+    events
 }

@@ -8,20 +8,12 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::import::import_named;
-use sessionrank_data::{EventKind, default_data_dir};
+use sessionrank_data::default_data_dir;
 use sessionrank_server::client::Client;
 use sessionrank_server::serve::serve;
 use tokio::net::TcpListener;
 
 use crate::common::*;
-
-fn kind_name(k: EventKind) -> &'static str {
-    match k {
-        EventKind::View => "view",
-        EventKind::AddToCart => "add_to_cart",
-        EventKind::Purchase => "purchase",
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_data_in_retrain_download_and_score() {
@@ -37,20 +29,8 @@ async fn real_data_in_retrain_download_and_score() {
     let mut c = Client::connect(addr).await.expect("connect");
 
     // Catalog, then every training session's events in batches.
-    for chunk in data.catalog.items().chunks(2000) {
-        let items: Vec<Value> =
-            chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
-        let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    }
-    let mut events = Vec::new();
-    for s in &data.train {
-        for (j, e) in s.events.iter().enumerate() {
-            let item = data.catalog.get(e.item).expect("catalog item");
-            let ts = e.timestamp.unwrap_or(1_460_000_000) + j as i64;
-            events.push(json!({"session_id": s.id, "item_id": item.id, "type": kind_name(e.kind), "timestamp": ts}));
-        }
-    }
+    put_catalog(&mut c, &data.catalog).await;
+    let events = training_events(&data, usize::MAX);
     let mut sent = 0;
     for (n, chunk) in events.chunks(1000).enumerate() {
         let key = format!("e2e-{n}");
