@@ -1,6 +1,8 @@
 use burn::config::Config;
 use sessionrank_model::ModelConfig;
 
+use crate::distill::DistillConfig;
+
 /// Everything that defines a training run. Saved next to checkpoints, so a resumed run can
 /// check it continues the same experiment.
 #[derive(Config, Debug)]
@@ -44,4 +46,7 @@ pub struct TrainConfig {
     /// Label smoothing of the cross-entropy.
     #[config(default = 0.0)]
     pub label_smoothing: f64,
+    /// Learn from a teacher bundle as well as from the next item (knowledge distillation).
+    #[config(default = "None")]
+    pub distill: Option<DistillConfig>,
 }

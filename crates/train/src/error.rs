@@ -14,6 +14,10 @@ pub enum TrainError {
     Checkpoint { path: String, message: String },
     #[error("training diverged: loss is {0} at step {1}")]
     Diverged(f32, usize),
+    /// A distillation teacher that cannot guide this student: unreadable bundle, another
+    /// item index, or a shorter context than the student's.
+    #[error("teacher {path}: {message}")]
+    Teacher { path: String, message: String },
     #[error("invalid training config: {0}")]
     Config(String),
     #[error("{0}")]

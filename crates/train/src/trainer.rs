@@ -1,6 +1,7 @@
 //! The training loop: full-softmax next-item cross-entropy at every session position,
 //! AdamW with warm-up + cosine decay, validation-based early stopping, checkpoints that a
 //! killed run resumes from. The same code runs on `Device::flex()` and `Device::wgpu(..)`.
+//! With `config.distill`, a teacher bundle adds a KD term to the loss (see [`crate::distill`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,6 +22,7 @@ use sessionrank_data::{Dataset, RankingMetrics, TestCase};
 use sessionrank_model::{ItemFeatures, SessionRankModel};
 
 use crate::batch::{TrainBatch, length_bucketed_batches, make_batch, make_sampled_batch, training_sequences};
+use crate::distill::{Teacher, kd_loss};
 use crate::{ModelScorer, Result, TrainConfig, TrainError};
 
 /// One epoch's record (the training curve of the report).
@@ -29,6 +31,9 @@ pub struct EpochLog {
     pub epoch: usize,
     pub steps: usize,
     pub train_loss: f64,
+    /// Mean distillation term (KD) of the same sampled steps; `None` without a teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_kd_loss: Option<f64>,
     pub valid: RankingMetrics,
     pub lr: f64,
     pub seconds: f64,
@@ -56,6 +61,9 @@ pub struct TrainProgress {
     pub steps_per_epoch: usize,
     /// The last training loss read back (every 20th step).
     pub loss: Option<f64>,
+    /// The distillation term (KD) of that same step, when a teacher guides the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kd_loss: Option<f64>,
     /// The latest finished epoch, with its validation metrics.
     pub last_epoch: Option<EpochLog>,
     /// 0..1: the larger of the share of steps done and the share of the time budget used, so
@@ -111,6 +119,13 @@ pub fn learning_rate(config: &TrainConfig, step: usize, total_steps: usize) -> f
 /// The logits are computed only at positions that have a target (`[m, n_rows]`, not
 /// `[batch, len, n_rows]`): with 43k items that is the difference between 0.2 and 1 GB.
 pub fn batch_loss(model: &SessionRankModel, features: ItemFeatures, batch: &TrainBatch, label_smoothing: f64) -> Tensor<1> {
+    cross_entropy(batch_logits(model, features, batch), batch, label_smoothing)
+}
+
+/// Logits of the next item at every position of `batch` that has a target, over the step's
+/// item table (the catalog, or `batch.rows` of it with sampled softmax): `[m, n_rows]`.
+/// The distillation teacher calls this too, so both score exactly the same table.
+pub fn batch_logits(model: &SessionRankModel, features: ItemFeatures, batch: &TrainBatch) -> Tensor<2> {
     let features = match &batch.rows {
         Some(rows) => select_rows(features, rows.clone()),
         None => features,
@@ -119,7 +134,11 @@ pub fn batch_loss(model: &SessionRankModel, features: ItemFeatures, batch: &Trai
     let h = model.session.forward(table.clone(), &batch.input); // [b, l, d]
     let [b, l, d] = h.dims();
     let h = h.reshape([b * l, d]).select(0, batch.positions.clone()); // [m, d]
-    let logits = model.logits(h, table); // [m, n]
+    model.logits(h, table) // [m, n]
+}
+
+/// Mean cross-entropy of `batch.targets` under `logits` (`[m, n_rows]`).
+pub fn cross_entropy(logits: Tensor<2>, batch: &TrainBatch, label_smoothing: f64) -> Tensor<1> {
     let logp = log_softmax(logits, 1);
     let m = batch.n_targets;
     let nll = logp.clone().gather(1, batch.targets.clone().reshape([m, 1])).reshape([m]).neg();
@@ -190,6 +209,15 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
     let steps_per_epoch = seqs.len().div_ceil(config.batch_size);
     let total_steps = steps_per_epoch * config.max_epochs;
     let features_ad = catalog_features(encoder, &ad);
+    let teacher = match &config.distill {
+        Some(d) => {
+            d.validate()?;
+            let t = Teacher::load(&d.teacher_dir, &dataset.catalog, &config.model, device)?;
+            tracing::info!(temperature = d.temperature, alpha = d.alpha, "distilling from teacher {} ({})", t.version(), d.teacher_dir.display());
+            Some(t)
+        }
+        None => None,
+    };
 
     // Fixed validation subset (the same every epoch and on resume).
     let mut vrng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
@@ -233,7 +261,7 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         best = b;
     }
     let resumed_seconds = state.train_seconds;
-    let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>| {
+    let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>, kd_loss: Option<f64>| {
         if let Some(f) = on_progress {
             let done = (epoch * steps_per_epoch + step) as f64 / total_steps.max(1) as f64;
             let budget = config.time_budget_s.map_or(0.0, |b| (resumed_seconds + start.elapsed().as_secs_f64()) / (b.max(1) as f64));
@@ -243,6 +271,7 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
                 step,
                 steps_per_epoch: steps,
                 loss,
+                kd_loss,
                 last_epoch: state.history.last().cloned(),
                 fraction: done.max(budget).min(1.0),
             });
@@ -258,6 +287,7 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         let bar = progress_bar(batches.len() as u64, epoch + 1, config.max_epochs);
         let mut loss_sum = 0.0;
         let mut loss_samples = 0usize;
+        let mut kd_sum = 0.0;
         let mut lr = 0.0;
         for (i, ids) in batches.iter().enumerate() {
             let batch = if config.negatives > 0 && config.negatives < encoder.n_items() {
@@ -266,7 +296,15 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
                 make_batch(&seqs, ids, max_len, &ad)
             };
             let features = drop_ids(&features_ad, config.id_dropout, &mut rng, &ad);
-            let loss = batch_loss(&model, features, &batch, config.label_smoothing);
+            let logits = batch_logits(&model, features, &batch);
+            let ce = cross_entropy(logits.clone(), &batch, config.label_smoothing);
+            let (loss, kd) = match (&teacher, &config.distill) {
+                (Some(t), Some(d)) => {
+                    let kd = kd_loss(logits, t.logits(&batch), d.temperature);
+                    (ce * (1.0 - d.alpha) + kd.clone() * d.alpha, Some(kd))
+                }
+                _ => (ce, None),
+            };
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             lr = learning_rate(config, state.step, total_steps);
             model = optim.step(lr, model, grads);
@@ -277,12 +315,15 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
                 if !v.is_finite() {
                     return Err(TrainError::Diverged(v as f32, state.step));
                 }
+                let kd = kd.map(|k| k.into_scalar::<f32>() as f64);
                 loss_sum += v;
+                kd_sum += kd.unwrap_or(0.0);
                 loss_samples += 1;
-                bar.set_message(format!("loss {v:.4}"));
-                report(&state, epoch, i + 1, batches.len(), Some(v));
+                let kd_note = kd.map(|k| format!(", kd {k:.4}")).unwrap_or_default();
+                bar.set_message(format!("loss {v:.4}{kd_note}"));
+                report(&state, epoch, i + 1, batches.len(), Some(v), kd);
                 if bar.is_hidden() && i % 200 == 0 {
-                    tracing::info!("epoch {} step {}/{}: loss {v:.4}, {:.1} steps/s", epoch + 1, i, batches.len(), (i + 1) as f64 / epoch_start.elapsed().as_secs_f64());
+                    tracing::info!("epoch {} step {}/{}: loss {v:.4}{kd_note}, {:.1} steps/s", epoch + 1, i, batches.len(), (i + 1) as f64 / epoch_start.elapsed().as_secs_f64());
                 }
             }
             state.step += 1;
@@ -297,12 +338,14 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
             steps: batches.len(),
             // Mean of the losses read back (every 20th step): a sample, not every step.
             train_loss: loss_sum / loss_samples.max(1) as f64,
+            train_kd_loss: teacher.as_ref().map(|_| kd_sum / loss_samples.max(1) as f64),
             valid: metrics.clone(),
             lr,
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
+        let kd_note = log.train_kd_loss.map(|k| format!(" (kd {k:.4})")).unwrap_or_default();
         tracing::info!(
-            "epoch {}: loss {:.4}, valid P@20 {:.2} MRR@20 {:.2} HR@10 {:.4} NDCG@10 {:.4} ({:.0} s)",
+            "epoch {}: loss {:.4}{kd_note}, valid P@20 {:.2} MRR@20 {:.2} HR@10 {:.4} NDCG@10 {:.4} ({:.0} s)",
             log.epoch, log.train_loss, metrics.p_at_20, metrics.mrr_at_20, metrics.hr_at_10, metrics.ndcg_at_10, log.seconds
         );
         state.history.push(log);
@@ -316,7 +359,7 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         }
         state.epoch += 1;
         state.train_seconds = resumed_seconds + start.elapsed().as_secs_f64();
-        report(&state, epoch, batches.len(), batches.len(), None);
+        report(&state, epoch, batches.len(), batches.len(), None, None);
         if let Some(dir) = checkpoint_dir {
             save_checkpoint(dir, &state, &model, &optim, best.as_ref())?;
         }

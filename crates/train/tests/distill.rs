@@ -1,0 +1,162 @@
+//! Distillation on the bundled Diginetica slice: the KD term is zero exactly when student and
+//! teacher agree, a distilled student moves towards its teacher, and a teacher over another
+//! item index is refused.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use sessionrank_core::ModelBundle;
+use sessionrank_core::features::FeatureEncoder;
+use sessionrank_data::import::import_named;
+use sessionrank_data::{Catalog, Dataset};
+use sessionrank_model::{ModelConfig, SessionRankModel};
+use sessionrank_train::batch::{TrainBatch, make_batch, training_sequences};
+use sessionrank_train::distill::batch_kd_loss;
+use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
+use sessionrank_train::trainer::catalog_features;
+use sessionrank_train::{DistillConfig, Teacher, TrainConfig, TrainError, train};
+
+/// The repository root, found at run time (a compile-time path goes stale when checkouts
+/// share a build cache).
+fn repo_root() -> PathBuf {
+    let cwd = std::env::current_dir().expect("current dir");
+    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+}
+
+fn slice() -> Dataset {
+    import_named("diginetica-slice", &repo_root().join("tests/data")).expect("import the bundled slice").dataset
+}
+
+fn tiny(d_model: usize, seed_layers: usize) -> ModelConfig {
+    ModelConfig::new(0, 0, 0).with_d_model(d_model).with_d_ff(2 * d_model).with_n_heads(2).with_n_layers(seed_layers).with_max_len(10).with_dropout(0.0)
+}
+
+/// The same 64 training sessions every time, over the full catalog.
+fn fixed_batch(ds: &Dataset, max_len: usize, device: &Device) -> TrainBatch {
+    let seqs = training_sequences(&ds.train, max_len);
+    let ids: Vec<usize> = (0..64.min(seqs.len())).collect();
+    make_batch(&seqs, &ids, max_len, device)
+}
+
+fn kd(student: &SessionRankModel, encoder: &FeatureEncoder, teacher: &Teacher, batch: &TrainBatch, device: &Device) -> f32 {
+    batch_kd_loss(student, catalog_features(encoder, device), teacher, batch, 2.0).into_scalar::<f32>()
+}
+
+fn write_bundle(ds: &Dataset, config: &ModelConfig, model: &SessionRankModel, encoder: &FeatureEncoder, dir: &Path) -> ModelBundle {
+    let bundle = bundle_for(ds, config, model, encoder, serde_json::json!({}), false).expect("bundle");
+    bundle.write_dir(dir).expect("write bundle");
+    bundle
+}
+
+#[test]
+fn kd_loss_is_zero_for_the_teacher_itself_and_positive_for_another_model() {
+    let ds = slice();
+    let device = Device::flex();
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    device.seed(1);
+    let teacher_model = config.init(&device);
+    let bundle = bundle_for(&ds, &config, &teacher_model, &encoder, serde_json::json!({}), false).expect("bundle");
+    let teacher = Teacher::from_bundle(&bundle, &ds.catalog, &config, &device).expect("teacher over the same catalog");
+    let batch = fixed_batch(&ds, config.max_len, &device);
+
+    let same = kd(&teacher_model, &encoder, &teacher, &batch, &device);
+    assert!(same.abs() < 1e-5, "student == teacher: KD {same}");
+
+    device.seed(2);
+    let other = config.init(&device);
+    let differs = kd(&other, &encoder, &teacher, &batch, &device);
+    assert!(differs.is_finite() && differs > 1e-3, "another model: KD {differs}");
+}
+
+#[test]
+fn a_distilled_student_moves_towards_its_teacher() {
+    let ds = slice();
+    let device = Device::flex();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+
+    let teacher_config = TrainConfig::new(complete_config(tiny(32, 1), &encoder)).with_max_epochs(1).with_valid_cases(200).with_time_budget_s(Some(30));
+    let trained = train(&ds, &encoder, &teacher_config, &device, None).expect("train the teacher");
+    let teacher_dir = tmp.path().join("teacher");
+    write_bundle(&ds, &teacher_config.model, &trained.model, &encoder, &teacher_dir);
+
+    // Smaller student, sampled softmax: the KD term runs over the step's sampled table.
+    let student_model = complete_config(tiny(16, 1), &encoder);
+    let student_config = TrainConfig::new(student_model.clone())
+        .with_max_epochs(2)
+        .with_valid_cases(200)
+        .with_negatives(500)
+        .with_seed(7)
+        .with_time_budget_s(Some(40))
+        .with_distill(Some(DistillConfig::new(teacher_dir.clone()).with_alpha(0.7)));
+    let outcome = train(&ds, &encoder, &student_config, &device, None).expect("train the student");
+    for log in &outcome.history {
+        let kd = log.train_kd_loss.expect("the KD term is logged");
+        assert!(log.train_loss.is_finite() && kd.is_finite() && kd >= 0.0, "epoch {}: loss {} kd {kd}", log.epoch, log.train_loss);
+    }
+
+    // KL to the teacher over the full catalog on fixed sessions: the student before training
+    // (same seed, same init) against the distilled student.
+    let teacher = Teacher::load(&teacher_dir, &ds.catalog, &student_model, &device).expect("load the teacher");
+    let batch = fixed_batch(&ds, student_model.max_len, &device);
+    let ad = device.clone().autodiff();
+    ad.seed(student_config.seed);
+    let before = student_model.init(&ad).valid();
+    let kd_before = kd(&before, &encoder, &teacher, &batch, &device);
+    let kd_after = kd(&outcome.model, &encoder, &teacher, &batch, &device);
+    let per_epoch: Vec<(f64, Option<f64>)> = outcome.history.iter().map(|l| (l.train_loss, l.train_kd_loss)).collect();
+    eprintln!("KL to the teacher: before {kd_before}, after {kd_after}; (loss, kd) per epoch {per_epoch:?}");
+    if let [first, .., last] = per_epoch.as_slice() {
+        assert!(last.1 < first.1, "the logged KD term falls from epoch to epoch: {per_epoch:?}");
+    }
+    assert!(kd_after.is_finite() && kd_after < kd_before, "KL to the teacher: before {kd_before}, after {kd_after}");
+}
+
+#[test]
+fn a_teacher_over_another_item_index_is_refused() {
+    let ds = slice();
+    let device = Device::flex();
+    // The same shop after a re-import that renamed a few items: the teacher cannot score them.
+    let mut other = ds.clone();
+    let mut catalog = Catalog::new();
+    for (i, item) in ds.catalog.items().iter().enumerate() {
+        let mut item = item.clone();
+        if i < 5 {
+            item.id = format!("renamed-{}", item.id);
+        }
+        catalog.upsert(item);
+    }
+    other.catalog = catalog;
+    let encoder = build_encoder(&other, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    let model = config.init(&device);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("teacher");
+    write_bundle(&other, &config, &model, &encoder, &dir);
+
+    let err = Teacher::load(&dir, &ds.catalog, &config, &device).expect_err("another item index must be refused");
+    let msg = err.to_string();
+    assert!(matches!(err, TrainError::Teacher { .. }), "{msg}");
+    assert!(msg.contains("another item index") && msg.contains("5 of the student's"), "the error says why: {msg}");
+
+    // Through the trainer too, before any step is taken.
+    let student_encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let student = TrainConfig::new(complete_config(tiny(16, 1), &student_encoder)).with_max_epochs(1).with_distill(Some(DistillConfig::new(dir.clone())));
+    let err = train(&ds, &student_encoder, &student, &device, None).expect_err("refused by the trainer");
+    assert!(matches!(err, TrainError::Teacher { .. }), "{err}");
+
+    // A teacher that knows every item in another order is accepted (rows mapped by id).
+    let mut reordered = ds.clone();
+    let mut catalog = Catalog::new();
+    for item in ds.catalog.items().iter().rev() {
+        catalog.upsert(item.clone());
+    }
+    reordered.catalog = catalog;
+    let encoder = build_encoder(&reordered, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    let dir = tmp.path().join("reordered");
+    write_bundle(&reordered, &config, &config.init(&device), &encoder, &dir);
+    Teacher::load(&dir, &ds.catalog, &config, &device).expect("a reordered index is mapped by item id");
+}
