@@ -13,7 +13,7 @@ use sessionrank_train::pipeline::{
     EvalOptions, ExperimentRecord, FeatureOptions, Outputs, build_encoder, bundle_for, complete_config, evaluate, machine_description, train_on,
     weight_bytes,
 };
-use sessionrank_train::TrainConfig;
+use sessionrank_train::{DistillConfig, TrainConfig};
 
 /// sessionrank — session-based re-ranking: train on the server, run in the browser.
 ///
@@ -87,7 +87,7 @@ pub struct TrainArgs {
     pub report: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "flex")]
     pub device: DeviceArg,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Model size and training")]
     pub hp: Hyper,
     /// Skip the baselines.
     #[arg(long)]
@@ -98,6 +98,46 @@ pub struct TrainArgs {
     /// Test cases for the re-ranking protocols (0 = skip them).
     #[arg(long, default_value_t = 5000)]
     pub rerank_cases: usize,
+    /// Print the model's parameter count and weight bytes (as shipped in a bundle) for
+    /// this config and dataset, then exit without training: how to size a browser student.
+    #[arg(long)]
+    pub size_only: bool,
+    #[command(flatten, next_help_heading = "Distillation (a larger teacher guides a small student)")]
+    pub distill: DistillArgs,
+}
+
+/// Knowledge distillation: train a small student from a larger teacher as well as from the
+/// real next item. Train the teacher first (`train <dataset> --d-model 256 --out teacher/`),
+/// then the student with `--teacher teacher/` and a small size.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DistillArgs {
+    /// Teacher model bundle (written by `sessionrank train --out` on the same dataset; it
+    /// must know every item of the catalog and have a max_len ≥ the student's). The loss
+    /// becomes (1 - alpha) · cross-entropy + alpha · T² · KL(teacher ‖ student) at
+    /// temperature T, over the same item table (full catalog or `--negatives` sample).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    /// Softmax temperature T of the distillation term (default 2; > 1 exposes more of the
+    /// teacher's ranking beyond its top item).
+    #[arg(long, value_name = "T", requires = "teacher")]
+    pub kd_temperature: Option<f64>,
+    /// Weight alpha of the distillation term, 0..=1 (default 0.5; 1 = teacher only).
+    #[arg(long, value_name = "A", requires = "teacher")]
+    pub kd_alpha: Option<f64>,
+}
+
+impl DistillArgs {
+    fn config(&self) -> Option<DistillConfig> {
+        let teacher = self.teacher.clone()?;
+        let mut c = DistillConfig::new(teacher);
+        if let Some(t) = self.kd_temperature {
+            c.temperature = t;
+        }
+        if let Some(a) = self.kd_alpha {
+            c.alpha = a;
+        }
+        Some(c)
+    }
 }
 
 /// Hyper-parameters; defaults depend on the dataset (see `defaults_for`).
@@ -109,6 +149,9 @@ pub struct Hyper {
     pub layers: Option<usize>,
     #[arg(long)]
     pub heads: Option<usize>,
+    /// Feed-forward width of each Transformer layer (default: 4 × d_model).
+    #[arg(long)]
+    pub d_ff: Option<usize>,
     #[arg(long)]
     pub max_len: Option<usize>,
     #[arg(long)]
@@ -208,6 +251,9 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
         m.d_model = v;
         m.d_ff = 4 * v;
     }
+    if let Some(v) = h.d_ff {
+        m.d_ff = v;
+    }
     if let Some(v) = h.layers {
         m.n_layers = v;
     }
@@ -297,7 +343,22 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let (m, t) = apply(&a.hp, m, t);
     let encoder = build_encoder(&dataset, &FeatureOptions::default(), m.max_len, m.max_candidates)?;
     let model_config = complete_config(m, &encoder);
-    let config = TrainConfig { model: model_config.clone(), ..t };
+    let config = TrainConfig { model: model_config.clone(), distill: a.distill.config(), ..t };
+    if a.size_only {
+        let model = model_config.init(&Device::flex());
+        println!(
+            "d_model {} layers {} heads {} d_ff {} max_len {} items {}: {} parameters, {} weight bytes",
+            model_config.d_model,
+            model_config.n_layers,
+            model_config.n_heads,
+            model_config.d_ff,
+            model_config.max_len,
+            model_config.n_items,
+            burn::module::Module::num_params(&model),
+            weight_bytes(&model)
+        );
+        return Ok(());
+    }
     let (device, device_name) = device(a.device)?;
     tracing::info!("training on {device_name}: {} sessions, {} items", dataset.train.len(), dataset.catalog.len());
     let outcome = train_on(&dataset, &encoder, &config, &device, &Outputs { bundle_dir: a.out.clone(), checkpoint_dir: a.checkpoint_dir.clone() })?;
