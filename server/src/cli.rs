@@ -34,7 +34,8 @@ pub enum Command {
     /// Import a dataset into the session format and print its counts.
     Import(ImportArgs),
     /// Train a model on a dataset, evaluate it against the baselines, write a bundle.
-    Train(TrainArgs),
+    // Boxed: the training flags make this variant much larger than the others.
+    Train(Box<TrainArgs>),
     /// Evaluate a model bundle (and the baselines) on a dataset's test split.
     Eval(EvalArgs),
     /// Verify a bundle and copy it to a new directory (e.g. a CDN origin).
@@ -212,7 +213,7 @@ pub struct ExportArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(a) => import(a),
-        Command::Train(a) => train(a),
+        Command::Train(a) => train(*a),
         Command::Eval(a) => eval(a),
         Command::Export(a) => export(a),
         Command::Serve(a) => sessionrank_server::serve::run_cli(&a),
@@ -429,4 +430,29 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     bundle.write_dir(&dir)?;
     println!("{}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn train_args(args: &[&str]) -> Result<super::TrainArgs, clap::Error> {
+        let argv = ["sessionrank", "train", "diginetica-slice"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Command::Train(a) => Ok(*a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn distillation_flags_need_a_teacher_and_default_to_t2_alpha_half() {
+        assert!(train_args(&["--kd-alpha", "0.3"]).is_err(), "--kd-alpha without --teacher is refused");
+        assert_eq!(train_args(&[]).expect("parse").distill.config(), None);
+        let c = train_args(&["--teacher", "bundles/t", "--kd-alpha", "0.3"]).expect("parse").distill.config().expect("distill");
+        assert_eq!((c.teacher_dir.to_str(), c.temperature, c.alpha), (Some("bundles/t"), 2.0, 0.3));
+        let h = train_args(&["--d-model", "32", "--d-ff", "48", "--size-only"]).expect("parse");
+        assert!(h.size_only && h.hp.d_ff == Some(48));
+    }
 }
