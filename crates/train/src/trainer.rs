@@ -429,6 +429,10 @@ fn resume(dir: &Path, fresh: &CheckpointState, model: SessionRankModel, optim: M
         if let Some(o) = v.as_object_mut() {
             o.remove("max_epochs");
             o.remove("time_budget_s");
+            // Checkpoints written before distillation existed have no `distill` key at all.
+            if o.get("distill").is_some_and(serde_json::Value::is_null) {
+                o.remove("distill");
+            }
         }
         v
     };
