@@ -2,15 +2,19 @@
 // answered by the worker (request ids, so concurrent calls never resolve each other).
 //
 //   import { RerankerClient } from "sessionrank/worker";
-//   const r = await RerankerClient.load("/models/<version>/manifest.json");
-//   await r.observe({ itemId: "123", kind: "click" });
-//   const { items } = await r.rerank(candidateIds);
+//   const page = await (await fetch("/v1/candidates")).json();       // items with vectors
+//   const r = await RerankerClient.load(`/v1/models/${page.model_version}/browser/manifest.json`);
+//   await r.observe({ itemId: "123", kind: "click", vector: page.items[0].vector });
+//   const { items } = await r.rerank(page.items.map((p) => ({ itemId: p.id, vector: p.vector })));
 //   r.terminate();
 //
+// A browser bundle has no item table: items reach it as vectors (computed by the server's
+// full model, shipped with the candidate page), on candidates and on session events alike.
+//
 // Errors reject with the same `SessionrankError` (name, code, field, …) the worker threw.
-// The session is mirrored in the page's sessionStorage (workers have none) under the model
-// version's key, so it survives reloads and dies with the tab; without storage it lives in
-// memory.
+// The session — vectors included, so a replay scores exactly as the live session did — is
+// mirrored in the page's sessionStorage (workers have none) under the model version's key,
+// so it survives reloads and dies with the tab; without storage it lives in memory.
 
 const WORKER_URL = new URL("./sessionrank-worker.js", import.meta.url);
 
@@ -60,9 +64,12 @@ export class RerankerClient {
     }
   }
 
-  /** Record a click / view / add_to_cart / purchase (see `Reranker.observe`). */
+  /** Record a click / view / add_to_cart / purchase (see `Reranker.observe`); give the item's
+   *  `vector` (from the candidate page) when the model is a browser bundle. */
   async observe(event) {
     const stamped = { timestamp: Date.now(), ...event };
+    // A Float32Array would be stored as {"0": …} by JSON: keep a plain array of the same floats.
+    if (stamped.vector != null) stamped.vector = Array.from(stamped.vector);
     await this.#call("observe", { event: stamped });
     this.#session.push(stamped);
     if (this.#session.length > 200) this.#session.splice(0, this.#session.length - 200);
@@ -85,9 +92,9 @@ export class RerankerClient {
     return { items, personalised, reason, backend, millis, timings };
   }
 
-  /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, content? }` as observed. */
+  /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, vector?, content? }` as observed. */
   session() {
-    return this.#session.map((e) => ({ ...e }));
+    return this.#session.map((e) => (e.vector ? { ...e, vector: e.vector.slice() } : { ...e }));
   }
 
   /** Forget the session (worker and sessionStorage). */

@@ -1,8 +1,14 @@
 // The demo storefront: a candidate page from the server (upstream order), re-ranked in the
 // browser after every action by the sessionrank package running in a Web Worker.
 //
-// URL parameters (all optional): `model` — a manifest URL instead of the live model's;
-// `limit` — candidates on the page (default 60).
+// The browser downloads only the browser bundle of the model (`/v1/models/<version>/browser/`:
+// no item table, no tokenizer); every candidate arrives with its vector, computed by the
+// server's full model, and the page hands those vectors to the engine with each candidate and
+// with each click. The version comes from the candidate page, so vectors and model always
+// belong together.
+//
+// URL parameters (all optional): `model` — a manifest URL instead of the candidate page's
+// model; `limit` — candidates on the page (default 60).
 //
 // Everything the end-to-end test reads is in the DOM: `body[data-state]` (loading, ready,
 // degraded), `body[data-renders]` (grid renders so far), `#grid[data-order]` (personalised or
@@ -16,7 +22,8 @@ const limit = params.get("limit") ?? "60";
 const $ = (id) => document.getElementById(id);
 
 const view = {
-  candidates: [], // upstream order: {id, text, category, price_level}
+  candidates: [], // upstream order: {id, text, category, price_level, vector}
+  modelVersion: null, // the version the candidates' vectors belong to
   byId: new Map(),
   client: null,
   personalise: true,
@@ -42,7 +49,9 @@ async function main() {
   });
 
   try {
-    view.candidates = await fetchCandidates();
+    const page = await fetchCandidates();
+    view.candidates = page.items;
+    view.modelVersion = page.model_version ?? null;
   } catch (e) {
     document.body.dataset.state = "degraded";
     setStatus(`The catalog could not be loaded (${describe(e)}). Is the server running?`);
@@ -52,8 +61,14 @@ async function main() {
   renderUpstream("Personalisation starts with your first click.");
 
   try {
-    const manifestUrl = params.get("model") ?? (await liveManifestUrl());
+    const manifestUrl = params.get("model") ?? browserManifestUrl();
     view.client = await RerankerClient.load(manifestUrl);
+    if (view.client.modelVersion !== view.modelVersion) {
+      const loaded = view.client.modelVersion;
+      view.client.terminate();
+      view.client = null;
+      throw Object.assign(new Error(`the page's item vectors belong to model ${view.modelVersion ?? "none"}, not ${loaded}`), { code: "version_mismatch" });
+    }
   } catch (e) {
     degrade(`Personalisation is off: the model could not be loaded (${describe(e)}). Products are shown in their usual order.`);
     return;
@@ -68,25 +83,27 @@ async function main() {
   }
 }
 
+/** The candidate page: `{model_version, items: [{id, text, category, price_level, vector}]}`. */
 async function fetchCandidates() {
   const r = await fetch(`/v1/candidates?limit=${encodeURIComponent(limit)}`);
   if (!r.ok) throw new Error(`HTTP ${r.status} from /v1/candidates`);
   const body = await r.json();
   if (!Array.isArray(body.items) || body.items.length === 0) throw new Error("the catalog is empty");
-  return body.items;
+  return body;
 }
 
-async function liveManifestUrl() {
-  const r = await fetch("/v1/models/current", { cache: "no-cache" });
-  if (!r.ok) throw new Error(r.status === 404 ? "no model has been published yet" : `HTTP ${r.status} from /v1/models/current`);
-  const manifest = await r.json();
-  return `/v1/models/${encodeURIComponent(manifest.model_version)}/manifest.json`;
+/** The browser bundle of the model the candidates' vectors came from. */
+function browserManifestUrl() {
+  if (!view.modelVersion) throw Object.assign(new Error("no model has been published yet"), { code: "no_model" });
+  return `/v1/models/${encodeURIComponent(view.modelVersion)}/browser/manifest.json`;
 }
 
-/** The package's candidate shape: ids plus content, so items the model never saw still get a vector. */
+/** The package's candidate shape: ids with the server's vectors (content too, for an item
+ *  that would arrive without one). */
 function candidateInputs() {
   return view.candidates.map((c) => ({
     itemId: c.id,
+    vector: c.vector,
     content: { text: c.text ?? "", category: c.category ?? undefined, priceLevel: c.price_level ?? undefined },
   }));
 }
@@ -97,7 +114,7 @@ async function act(itemId, kind) {
     setStatus("Personalisation is off; the list keeps its usual order.");
     return;
   }
-  await view.client.observe({ itemId, kind, timestamp: Date.now() });
+  await view.client.observe({ itemId, kind, timestamp: Date.now(), vector: view.byId.get(itemId)?.vector });
   renderSession();
   await rerank();
 }

@@ -6,15 +6,20 @@ const list = document.getElementById("products");
 const status = document.getElementById("status");
 const modelUrl = new URLSearchParams(location.search).get("model");
 
-// 1. The shop's candidates, in its own order (here: the server's popularity page).
-const { items } = await (await fetch("/v1/candidates?limit=40")).json();
-const candidates = items.map((p) => ({ itemId: p.id, content: { text: p.text, category: p.category ?? undefined, priceLevel: p.price_level ?? undefined } }));
+// 1. The shop's candidates, in its own order, each with its vector from the server's model
+//    (here: the server's popularity page; `/v1/models/<version>/vectors?ids=…` for your own list).
+const page = await (await fetch("/v1/candidates?limit=40")).json();
+const { items } = page;
+const vectors = new Map(items.map((p) => [p.id, p.vector]));
+const candidates = items.map((p) => ({ itemId: p.id, vector: p.vector, content: { text: p.text, category: p.category ?? undefined, priceLevel: p.price_level ?? undefined } }));
 show(items.map((p) => p.id));
 
-// 2. The model: never let a failure here break the page — keep the shop's order.
+// 2. The model — its small browser bundle, the version the vectors came from: never let a
+//    failure here break the page — keep the shop's order.
 let reranker = null;
 try {
-  const manifest = modelUrl ?? `/v1/models/${(await (await fetch("/v1/models/current")).json()).model_version}/manifest.json`;
+  if (!modelUrl && !page.model_version) throw Object.assign(new Error("no model is live"), { code: "no_model" });
+  const manifest = modelUrl ?? `/v1/models/${encodeURIComponent(page.model_version)}/browser/manifest.json`;
   reranker = await RerankerClient.load(manifest);
   document.body.dataset.state = "ready";
   status.textContent = `Personalised by model ${reranker.modelVersion}.`;
@@ -29,7 +34,7 @@ list.addEventListener("click", async (e) => {
   const id = e.target.closest("li")?.dataset.itemId;
   if (!id || !reranker) return;
   try {
-    await reranker.observe({ itemId: id, kind: "click" });
+    await reranker.observe({ itemId: id, kind: "click", vector: vectors.get(id) });
     const ranking = await reranker.rerank(candidates);
     show(ranking.items.map((i) => i.itemId));
     status.textContent = `Re-ranked in ${ranking.millis.toFixed(1)} ms on this device.`;
