@@ -6,7 +6,19 @@
 //!           tokenizer.json   item-text tokenizer (Hugging Face format)
 //!           items.json       item index: external ids in id-row order, with their content
 //!           model.safetensors  the same weights for PyTorch & co (optional)
+//!
+//! <version>/browser/manifest.json  kind "browser", the same model_version
+//!                   weights.bpk    the same weights without the item-id and token tables
+//!                   categories.json category names in embedding-row order
 //! ```
+//!
+//! The **browser bundle** ([`BundleKind::Browser`], made by [`ModelBundle::browser`]) is what
+//! a shopper's browser downloads before its first re-rank. It leaves out everything whose
+//! size grows with the catalog: the item-id embedding, the tokenizer and its vocabulary's
+//! embedding, the item index. Items reach the browser as vectors shipped with each candidate
+//! page (as in Alibaba's EdgeRec), computed on the server by the full model's item encoder;
+//! the browser runs the session encoder and the list scorer — the same model code — over
+//! them. See `browser.rs`.
 //!
 //! Bundles are immutable: a URL that names a version always returns the same bytes, so
 //! browsers and CDNs may cache them forever. Every file is checked against the manifest's
@@ -30,6 +42,33 @@ pub const WEIGHTS: &str = "weights.bpk";
 pub const TOKENIZER: &str = "tokenizer.json";
 pub const ITEMS: &str = "items.json";
 pub const SAFETENSORS: &str = "model.safetensors";
+/// Browser bundles: category names, row `i + 1` = `names[i]` (row 0 = unknown).
+pub const CATEGORIES: &str = "categories.json";
+
+/// What a bundle is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BundleKind {
+    /// Everything: item index, tokenizer, the whole model. Server, trainer, tests.
+    #[default]
+    Full,
+    /// The catalog-independent part of the model, for browsers (see the module docs).
+    Browser,
+}
+
+impl BundleKind {
+    /// Files a bundle of this kind cannot work without.
+    pub fn required_files(self) -> &'static [&'static str] {
+        match self {
+            Self::Full => &[WEIGHTS, TOKENIZER, ITEMS],
+            Self::Browser => &[WEIGHTS, CATEGORIES],
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        *self == Self::Full
+    }
+}
 
 /// Size and checksum of one bundle file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +81,9 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u32,
+    /// Full (absent in manifests written before browser bundles existed) or browser.
+    #[serde(default, skip_serializing_if = "BundleKind::is_full")]
+    pub kind: BundleKind,
     /// Immutable version name, e.g. `20261123-081500-3f2a9c1e`.
     pub model_version: String,
     /// Seconds since the Unix epoch.
@@ -116,7 +158,7 @@ impl ModelBundle {
             return Err(CoreError::UnsupportedFormat { found: v.format_version, supported: FORMAT_VERSION });
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })?;
-        for name in [WEIGHTS, TOKENIZER, ITEMS] {
+        for &name in m.kind.required_files() {
             if !m.files.contains_key(name) {
                 return Err(CoreError::MissingFile(name.into()));
             }
@@ -141,7 +183,7 @@ impl ModelBundle {
         for (name, bytes) in &files {
             Self::verify_file(&manifest, name, bytes)?;
         }
-        for name in [WEIGHTS, TOKENIZER, ITEMS] {
+        for &name in manifest.kind.required_files() {
             if !files.contains_key(name) {
                 return Err(CoreError::MissingFile(name.into()));
             }
@@ -155,6 +197,11 @@ impl ModelBundle {
 
     pub fn manifest_json(&self) -> Result<String> {
         serde_json::to_string_pretty(&self.manifest).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })
+    }
+
+    /// Category names of a browser bundle (row `i + 1` = `names[i]`).
+    pub fn categories(&self) -> Result<Vec<String>> {
+        serde_json::from_slice(self.file(CATEGORIES)?).map_err(|e| CoreError::InvalidFile { file: CATEGORIES.into(), message: e.to_string() })
     }
 
     pub fn items(&self) -> Result<ItemsFile> {

@@ -75,16 +75,8 @@ impl FeatureEncoder {
     /// Build from a catalog: item `i` of the catalog gets id `i + 1`; categories are numbered
     /// by first appearance from 1.
     pub fn from_catalog(catalog: &Catalog, tokenizer: ItemTokenizer, max_tokens: usize, max_len: usize, max_candidates: usize) -> Result<Self> {
-        let mut categories = HashMap::new();
-        let mut category_names = Vec::new();
-        for item in catalog.items() {
-            if let Some(c) = &item.category
-                && !categories.contains_key(c)
-            {
-                category_names.push(c.clone());
-                categories.insert(c.clone(), category_names.len() as u32);
-            }
-        }
+        let category_names = category_names(catalog);
+        let categories = category_rows(&category_names);
         let mut this = Self {
             tokenizer,
             max_tokens,
@@ -103,6 +95,21 @@ impl FeatureEncoder {
             this.items.push(enc);
         }
         Ok(this)
+    }
+
+    /// The encoder of a browser bundle: no known items (every item arrives as a vector or as
+    /// content), no text (see [`ItemTokenizer::without_text`]), the model's categories.
+    pub fn for_browser(category_names: Vec<String>, max_tokens: usize, max_len: usize, max_candidates: usize) -> Self {
+        Self {
+            tokenizer: ItemTokenizer::without_text(),
+            max_tokens,
+            max_len,
+            max_candidates,
+            item_rows: HashMap::new(),
+            items: Vec::new(),
+            categories: category_rows(&category_names),
+            category_names,
+        }
     }
 
     /// Items known to the model (id rows `1..=n_items`).
@@ -155,6 +162,25 @@ impl FeatureEncoder {
     pub fn features<'a>(&self, items: impl ExactSizeIterator<Item = &'a EncodedItem>, device: &Device) -> ItemFeatures {
         item_features(items, self.max_tokens, device)
     }
+}
+
+/// Category names in embedding-row order: numbered by first appearance in the catalog from 1
+/// (0 = unknown). The one definition the trainer, the server and browser bundles share.
+pub fn category_names(catalog: &Catalog) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for item in catalog.items() {
+        if let Some(c) = &item.category
+            && seen.insert(c.as_str())
+        {
+            names.push(c.clone());
+        }
+    }
+    names
+}
+
+fn category_rows(names: &[String]) -> HashMap<String, u32> {
+    names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32 + 1)).collect()
 }
 
 /// Feature tensors for a table whose row 0 is padding and rows `1..` are `items`.

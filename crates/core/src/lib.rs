@@ -5,13 +5,14 @@
 //! * [`bundle`] reads, verifies and writes versioned model bundles;
 //! * [`reranker`] is the `Reranker` engine a storefront's click goes through.
 
+pub mod browser;
 pub mod bundle;
 mod error;
 pub mod features;
 pub mod reranker;
 pub mod tokenizer;
 
-pub use bundle::{FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle};
+pub use bundle::{BundleKind, FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle};
 pub use error::{CoreError, Result};
 pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
 pub use reranker::{Because, Candidate, Prepared, RankedItem, Ranking, Reranker, SessionEvent};

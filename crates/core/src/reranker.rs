@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sessionrank_data::EventKind;
 use sessionrank_model::{CandidateInput, SessionRankModel};
 
-use crate::bundle::{ITEMS, TOKENIZER, WEIGHTS};
+use crate::bundle::{BundleKind, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
 use crate::features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input};
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
@@ -31,6 +31,9 @@ pub struct SessionEvent {
     /// Content for an item the bundle may not know.
     #[serde(default)]
     pub content: Option<ItemContent>,
+    /// The item's vector from the server (`d_model` numbers); see [`Candidate::vector`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 fn default_kind() -> EventKind {
@@ -43,6 +46,12 @@ pub struct Candidate {
     pub item_id: String,
     #[serde(default)]
     pub content: Option<ItemContent>,
+    /// The item's vector as the full model's item encoder computed it on the server
+    /// (`/v1/candidates`, `/v1/models/{version}/vectors`): `d_model` finite numbers. When
+    /// given it is used as is — this is how a browser bundle, which has no item table, knows
+    /// the items of a page. Wins over `content` and over the bundle's own item table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 /// A session event that contributed to a candidate's score.
@@ -100,15 +109,25 @@ impl Reranker {
         let manifest = bundle.manifest.clone();
         let config = &manifest.config;
         validate_config(config)?;
-        let tokenizer = ItemTokenizer::from_json(bundle.file(TOKENIZER)?)?;
-        let items = bundle.items()?;
-        if items.items.len() != config.n_items {
-            return Err(CoreError::InvalidFile {
-                file: ITEMS.into(),
-                message: format!("{} items, the config says {}", items.items.len(), config.n_items),
-            });
-        }
-        let encoder = FeatureEncoder::from_catalog(&items.catalog(), tokenizer, manifest.features.max_tokens, config.max_len, config.max_candidates)?;
+        let encoder = match manifest.kind {
+            BundleKind::Full => {
+                let tokenizer = ItemTokenizer::from_json(bundle.file(TOKENIZER)?)?;
+                let items = bundle.items()?;
+                if items.items.len() != config.n_items {
+                    return Err(CoreError::InvalidFile {
+                        file: ITEMS.into(),
+                        message: format!("{} items, the config says {}", items.items.len(), config.n_items),
+                    });
+                }
+                FeatureEncoder::from_catalog(&items.catalog(), tokenizer, manifest.features.max_tokens, config.max_len, config.max_candidates)?
+            }
+            BundleKind::Browser => {
+                if config.n_items != 0 || config.vocab_size > 1 {
+                    return Err(CoreError::InvalidFile { file: MANIFEST.into(), message: "a browser bundle has no item or word tables (n_items 0, vocab_size 1)".into() });
+                }
+                FeatureEncoder::for_browser(bundle.categories()?, manifest.features.max_tokens, config.max_len, config.max_candidates)
+            }
+        };
         if encoder.n_categories() > config.n_categories {
             return Err(CoreError::InvalidFile { file: ITEMS.into(), message: "more categories than the model has".into() });
         }
@@ -148,37 +167,94 @@ impl Reranker {
         self.manifest.config.d_model
     }
 
+    /// Item vectors of the full model's item encoder (native: the server ships them with a
+    /// candidate page so that browser bundles can score it). Known ids use the bundle's item;
+    /// others their `content` (none: the "unknown item" vector).
+    pub fn item_vectors(&self, items: &[(&str, Option<&ItemContent>)]) -> Result<Vec<Vec<f32>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut encoded = Vec::with_capacity(items.len());
+        for (i, (id, content)) in items.iter().enumerate() {
+            encoded.push(self.encoder.encode_item(id, *content).map_err(|e| CoreError::input(format!("items[{i}]"), e.to_string()))?);
+        }
+        let table = read_f32(self.model.item_vectors(item_features(encoded.iter(), self.encoder.max_tokens, &self.device)))?;
+        let d = self.model_dim();
+        // Row 0 is padding.
+        Ok(table.chunks_exact(d).skip(1).map(<[f32]>::to_vec).collect())
+    }
+
     /// Validate the inputs and run the model, leaving the results on the device.
     pub fn prepare(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Prepared> {
         validate_candidates(candidates)?;
+        let dim = self.model_dim();
+        // Vectors given anywhere in the call, checked, first one per id wins.
+        let mut given: HashMap<&str, &[f32]> = HashMap::new();
+        let labelled = session
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("session[{i}].vector"), e.item_id.as_str(), e.vector.as_deref()))
+            .chain(candidates.iter().enumerate().map(|(i, c)| (format!("candidates[{i}].vector"), c.item_id.as_str(), c.vector.as_deref())));
+        for (field, id, vector) in labelled {
+            if let Some(v) = vector {
+                validate_vector(v, dim, &field)?;
+                given.entry(id).or_insert(v);
+            }
+        }
         if session.is_empty() {
             return Ok(Prepared::Upstream(upstream(candidates, "the session has no events yet")));
         }
-        // Local item table: row 0 padding, then each distinct item of the session and list.
-        let mut rows: HashMap<String, usize> = HashMap::new();
+        // Local item table: row 0 padding, then the items the model encodes here, then the
+        // items whose vectors were given. Rows are numbered once both lists are known.
+        let mut slots: HashMap<&str, Slot> = HashMap::new();
         let mut items: Vec<EncodedItem> = Vec::new();
-        let mut row_of = |id: &str, content: Option<&ItemContent>, field: &str| -> Result<usize> {
-            if let Some(&r) = rows.get(id) {
-                return Ok(r);
-            }
-            let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field, e.to_string()))?;
-            items.push(enc);
-            rows.insert(id.to_string(), items.len());
-            Ok(items.len())
+        let mut supplied: Vec<f32> = Vec::new();
+        // Every item reference of the call, session first: (id, content, field).
+        let refs = session
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.item_id.as_str(), e.content.as_ref(), format!("session[{i}]")))
+            .chain(candidates.iter().enumerate().map(|(i, c)| (c.item_id.as_str(), c.content.as_ref(), format!("candidates[{i}]"))));
+        let mut ref_slots = Vec::with_capacity(session.len() + candidates.len());
+        for (id, content, field) in refs {
+            let slot = match slots.get(id) {
+                Some(&s) => s,
+                None => {
+                    let slot = if let Some(v) = given.get(id) {
+                        supplied.extend_from_slice(v);
+                        Slot::Given(supplied.len() / dim - 1)
+                    } else {
+                        let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field, e.to_string()))?;
+                        items.push(enc);
+                        Slot::Encoded(items.len() - 1)
+                    };
+                    slots.insert(id, slot);
+                    slot
+                }
+            };
+            ref_slots.push(slot);
+        }
+        let candidate_slots = ref_slots.split_off(session.len());
+        let event_slots = ref_slots;
+        let encoded = items.len();
+        let row = |s: Slot| match s {
+            Slot::Encoded(i) => 1 + i,
+            Slot::Given(j) => 1 + encoded + j,
         };
         let mut events = Vec::with_capacity(session.len());
         let mut event_rows = Vec::with_capacity(session.len());
-        for (i, e) in session.iter().enumerate() {
-            let row = row_of(&e.item_id, e.content.as_ref(), &format!("session[{i}]"))?;
-            events.push(EncodedEvent { row: row as u32, kind: e.kind, timestamp: e.timestamp });
-            event_rows.push((row, e.item_id.clone()));
+        for (e, &s) in session.iter().zip(&event_slots) {
+            events.push(EncodedEvent { row: row(s) as u32, kind: e.kind, timestamp: e.timestamp });
+            event_rows.push((row(s), e.item_id.clone()));
         }
-        let mut candidate_rows = Vec::with_capacity(candidates.len());
-        for (i, c) in candidates.iter().enumerate() {
-            candidate_rows.push(row_of(&c.item_id, c.content.as_ref(), &format!("candidates[{i}]"))?);
-        }
+        let candidate_rows: Vec<usize> = candidate_slots.iter().map(|&s| row(s)).collect();
         let d = &self.device;
-        let table = self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
+        let mut table = self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
+        if !supplied.is_empty() {
+            let n = supplied.len() / dim;
+            let given = Tensor::<2>::from_data(TensorData::new(supplied, [n, dim]), d);
+            table = Tensor::cat(vec![table, given], 0);
+        }
         let input = session_input(&[&events], self.encoder.max_len, d);
         let n = candidates.len();
         let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
@@ -197,6 +273,24 @@ impl Reranker {
             event_rows: event_rows.split_off(keep),
         }))
     }
+}
+
+/// Where an item's vector comes from in one call: encoded by the model here, or given.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Encoded(usize),
+    Given(usize),
+}
+
+/// A given vector must have the model's width and finite numbers.
+fn validate_vector(v: &[f32], dim: usize, field: &str) -> Result<()> {
+    if v.len() != dim {
+        return Err(CoreError::input(field, format!("expected {dim} numbers (the model's d_model), got {}", v.len())));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(CoreError::input(format!("{field}[{i}]"), "must be a finite number"));
+    }
+    Ok(())
 }
 
 /// Either an answer already (nothing to compute) or device work to read back.

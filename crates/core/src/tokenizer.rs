@@ -3,11 +3,22 @@
 //! Built on the `tokenizers` crate with its `fancy-regex` backend (feature `unstable_wasm`):
 //! the default Oniguruma backend does not compile for wasm32, and using the same backend
 //! natively guarantees the browser splits text exactly as the trainer did.
+//!
+//! The tokenizer is behind the `text` cargo feature (on by default). The browser package
+//! builds without it: its regex engine alone is ~0.67 MB of gzipped wasm, more than a third
+//! of the first re-rank's byte budget, and a browser bundle never needs it — the server
+//! encodes item text into the vectors it ships with each candidate page. Without the feature
+//! [`ItemTokenizer::without_text`] is the only tokenizer there is: it reads no words.
 
+#[cfg(feature = "text")]
 use tokenizers::models::TrainerWrapper;
+#[cfg(feature = "text")]
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
+#[cfg(feature = "text")]
 use tokenizers::normalizers::{Lowercase, NFKC, Sequence as NormSeq};
+#[cfg(feature = "text")]
 use tokenizers::pre_tokenizers::whitespace::Whitespace;
+#[cfg(feature = "text")]
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::{CoreError, Result};
@@ -17,6 +28,7 @@ pub const PAD_ID: u32 = 0;
 /// Token id of any word outside the vocabulary.
 pub const UNK_ID: u32 = 1;
 const PAD: &str = "[PAD]";
+#[cfg(feature = "text")]
 const UNK: &str = "[UNK]";
 
 /// A word-level tokenizer for product text (titles, brands, category paths).
@@ -24,9 +36,12 @@ const UNK: &str = "[UNK]";
 /// Word level rather than BPE: product text is short, vocabulary-heavy (brands, model
 /// numbers) and the content tower mean-pools tokens, so sub-word pieces add cost without
 /// adding signal at this model size.
+///
+/// `inner` is `None` for the no-text tokenizer of browser bundles ([`Self::without_text`]).
 #[derive(Clone)]
 pub struct ItemTokenizer {
-    inner: Tokenizer,
+    #[cfg(feature = "text")]
+    inner: Option<Tokenizer>,
 }
 
 impl std::fmt::Debug for ItemTokenizer {
@@ -36,6 +51,7 @@ impl std::fmt::Debug for ItemTokenizer {
 }
 
 impl ItemTokenizer {
+    #[cfg(feature = "text")]
     /// Train a vocabulary of at most `vocab_size` words seen at least `min_frequency` times.
     pub fn train<'a>(texts: impl Iterator<Item = &'a str> + Send, vocab_size: usize, min_frequency: u64) -> Result<Self> {
         let model = WordLevel::builder()
@@ -59,35 +75,74 @@ impl ItemTokenizer {
         tokenizer
             .train(&mut trainer, texts)
             .map_err(|e| CoreError::Tokenizer(e.to_string()))?;
-        let this = Self { inner: tokenizer };
+        let this = Self { inner: Some(tokenizer) };
         this.check_special_ids()?;
         Ok(this)
     }
 
     /// Load from the `tokenizer.json` of a model bundle.
+    #[cfg(feature = "text")]
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let inner = Tokenizer::from_bytes(bytes).map_err(|e| CoreError::InvalidFile {
             file: "tokenizer.json".into(),
             message: e.to_string(),
         })?;
-        let this = Self { inner };
+        let this = Self { inner: Some(inner) };
         this.check_special_ids()?;
         Ok(this)
     }
 
-    /// Serialise as `tokenizer.json` (the Hugging Face format, loadable from Python too).
-    pub fn to_json(&self) -> Result<String> {
-        self.inner.to_string(false).map_err(|e| CoreError::Tokenizer(e.to_string()))
+    /// Without the `text` feature no `tokenizer.json` can be read: a full bundle is refused
+    /// with a message that names what to load instead.
+    #[cfg(not(feature = "text"))]
+    pub fn from_json(_bytes: &[u8]) -> Result<Self> {
+        Err(CoreError::Tokenizer(
+            "this build reads no item text (no `text` feature): load the model's browser bundle (<version>/browser/manifest.json)".into(),
+        ))
     }
 
+    /// The tokenizer of browser bundles: every text is empty to it, so the content tower
+    /// reads category and price only (item text reaches the browser through the vectors the
+    /// server ships with each page).
+    pub fn without_text() -> Self {
+        Self {
+            #[cfg(feature = "text")]
+            inner: None,
+        }
+    }
+
+    /// Whether this tokenizer reads words at all.
+    pub fn reads_text(&self) -> bool {
+        #[cfg(feature = "text")]
+        return self.inner.is_some();
+        #[cfg(not(feature = "text"))]
+        false
+    }
+
+    /// Serialise as `tokenizer.json` (the Hugging Face format, loadable from Python too).
+    #[cfg(feature = "text")]
+    pub fn to_json(&self) -> Result<String> {
+        self.text()?.to_string(false).map_err(|e| CoreError::Tokenizer(e.to_string()))
+    }
+
+    /// Words in the vocabulary, padding and unknown included (1 for [`Self::without_text`]:
+    /// padding only).
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        #[cfg(feature = "text")]
+        if let Some(t) = &self.inner {
+            return t.get_vocab_size(true);
+        }
+        1
     }
 
     /// Every word of the vocabulary with its id (special tokens included). Warm starting a
     /// model over a retrained vocabulary matches token-embedding rows by these words.
     pub fn vocab(&self) -> std::collections::HashMap<String, u32> {
-        self.inner.get_vocab(true)
+        #[cfg(feature = "text")]
+        if let Some(t) = &self.inner {
+            return t.get_vocab(true);
+        }
+        std::collections::HashMap::from([(PAD.to_string(), PAD_ID)])
     }
 
     /// Token ids of `text`, truncated to `max_tokens` (no padding).
@@ -95,21 +150,30 @@ impl ItemTokenizer {
         if text.trim().is_empty() || max_tokens == 0 {
             return Ok(Vec::new());
         }
-        // `encode`, not `encode_batch`: the batch path uses rayon, which wasm32 lacks.
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| CoreError::Tokenizer(e.to_string()))?;
-        Ok(enc.get_ids().iter().copied().take(max_tokens).collect())
+        #[cfg(feature = "text")]
+        if let Some(t) = &self.inner {
+            // `encode`, not `encode_batch`: the batch path uses rayon, which wasm32 lacks.
+            let enc = t.encode(text, false).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
+            return Ok(enc.get_ids().iter().copied().take(max_tokens).collect());
+        }
+        Ok(Vec::new())
     }
 
     /// The words of `ids` (for tests and debugging).
+    #[cfg(feature = "text")]
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| CoreError::Tokenizer(e.to_string()))
+        self.text()?.decode(ids, true).map_err(|e| CoreError::Tokenizer(e.to_string()))
     }
 
+    #[cfg(feature = "text")]
+    fn text(&self) -> Result<&Tokenizer> {
+        self.inner.as_ref().ok_or_else(|| CoreError::Tokenizer("this tokenizer reads no text (browser bundle)".into()))
+    }
+
+    #[cfg(feature = "text")]
     fn check_special_ids(&self) -> Result<()> {
-        if self.inner.token_to_id(PAD) != Some(PAD_ID) || self.inner.token_to_id(UNK) != Some(UNK_ID) {
+        let t = self.text()?;
+        if t.token_to_id(PAD) != Some(PAD_ID) || t.token_to_id(UNK) != Some(UNK_ID) {
             return Err(CoreError::InvalidFile {
                 file: "tokenizer.json".into(),
                 message: format!("expected {PAD} = {PAD_ID} and {UNK} = {UNK_ID}"),

@@ -29,11 +29,11 @@ fn known_ids(bundle: &ModelBundle, n: usize) -> Vec<String> {
 }
 
 fn view(id: &str) -> SessionEvent {
-    SessionEvent { item_id: id.to_string(), kind: EventKind::View, timestamp: None, content: None }
+    SessionEvent { item_id: id.to_string(), kind: EventKind::View, timestamp: None, content: None, vector: None }
 }
 
 fn cand(id: &str) -> Candidate {
-    Candidate { item_id: id.to_string(), content: None }
+    Candidate { item_id: id.to_string(), content: None, vector: None }
 }
 
 #[test]
@@ -105,6 +105,7 @@ fn unknown_items_are_scored_from_their_content() {
     let twin = Candidate {
         item_id: "new-sku-1".into(),
         content: Some(ItemContent { text: known.text.clone(), category: known.category.clone(), price_level: known.price_level }),
+        vector: None,
     };
     let bare = cand("new-sku-2");
     let r = reranker.rerank(&[view(&ids[0])], &[twin, bare, cand(&ids[2])]).expect("unknown ids are accepted");
@@ -171,4 +172,76 @@ fn weights_that_do_not_fit_the_config_are_a_clear_error() {
     assert!(matches!(err, CoreError::Weights(_)), "{err}");
     bundle.manifest.config.n_heads = 5;
     assert!(matches!(Reranker::from_bundle(&bundle, &Device::flex()), Err(CoreError::InvalidConfig(_))));
+}
+
+/// The browser bundle: the full model without its catalog-sized tables.
+#[test]
+fn the_browser_bundle_drops_the_catalog_tables_and_keeps_the_version() {
+    let (bundle, _) = engine();
+    let browser = bundle.browser().expect("derive");
+    assert_eq!(browser.manifest.kind, sessionrank_core::BundleKind::Browser);
+    assert_eq!(browser.manifest.model_version, bundle.manifest.model_version);
+    assert_eq!(browser.files.keys().map(String::as_str).collect::<Vec<_>>(), ["categories.json", "weights.bpk"]);
+    let (full_w, browser_w) = (bundle.files["weights.bpk"].len(), browser.files["weights.bpk"].len());
+    let c = &bundle.manifest.config;
+    // The id and token tables minus their row 0 are gone (up to the burnpack header).
+    let cut = (c.n_items + c.vocab_size - 1) * c.d_model * 4;
+    assert!(full_w - browser_w + 4096 >= cut, "{full_w} → {browser_w} bytes, {cut} expected to go");
+    assert!(browser_w < 200_000, "the slice's browser weights stay small: {browser_w} bytes");
+    assert_eq!(browser.manifest.config.n_items, 0);
+    assert_eq!(browser.manifest.config.vocab_size, 1);
+    // Derivation is idempotent on a browser bundle and survives a write/read round trip.
+    let dir = tempfile::tempdir().expect("tempdir");
+    browser.browser().expect("again").write_dir(&dir.path().join("b")).expect("write");
+    let read = ModelBundle::read_dir(&dir.path().join("b")).expect("read");
+    assert_eq!(read.files, browser.files);
+    Reranker::from_bundle(&read, &Device::flex()).expect("browser bundle decodes");
+}
+
+/// Vectors given with the inputs are the item vectors: a browser bundle fed the full model's
+/// vectors ranks exactly like the full bundle, explanations included.
+#[test]
+fn a_browser_bundle_with_the_full_models_vectors_ranks_like_the_full_bundle() {
+    let (bundle, full) = engine();
+    let browser = Reranker::from_bundle(&bundle.browser().expect("derive"), &Device::flex()).expect("decodes");
+    let ids = known_ids(&bundle, 160);
+    let with = |id: &str| Some(full.item_vectors(&[(id, None)]).expect("vector").remove(0));
+    let session: Vec<SessionEvent> = ids[..4].iter().map(|i| view(i)).collect();
+    let cands: Vec<Candidate> = ids[40..140].iter().map(|i| cand(i)).collect();
+    let session_v: Vec<SessionEvent> = session.iter().map(|e| SessionEvent { vector: with(&e.item_id), ..e.clone() }).collect();
+    let cands_v: Vec<Candidate> = cands.iter().map(|c| Candidate { vector: with(&c.item_id), ..c.clone() }).collect();
+    let a = full.rerank(&session, &cands).expect("full");
+    let b = browser.rerank(&session_v, &cands_v).expect("browser");
+    let ids_of = |r: &sessionrank_core::Ranking| r.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids_of(&a), ids_of(&b));
+    for (x, y) in a.items.iter().zip(&b.items) {
+        assert!((x.score - y.score).abs() <= 1e-5, "{} vs {}", x.score, y.score);
+        assert_eq!(x.because.iter().map(|b| &b.item_id).collect::<Vec<_>>(), y.because.iter().map(|b| &b.item_id).collect::<Vec<_>>());
+    }
+    // Without vectors the browser bundle knows no item: still a ranking, not an error.
+    let blind = browser.rerank(&session, &cands).expect("no vectors");
+    assert_eq!(blind.items.len(), 100);
+    assert!(blind.items.iter().all(|i| i.score.is_finite()));
+}
+
+#[test]
+fn bad_vectors_name_the_field() {
+    let (bundle, reranker) = engine();
+    let ids = known_ids(&bundle, 3);
+    let d = bundle.manifest.config.d_model;
+    let field = |session: &[SessionEvent], cands: &[Candidate]| match reranker.rerank(session, cands) {
+        Err(CoreError::InvalidInput { field, .. }) => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let short = Candidate { vector: Some(vec![0.5; d - 1]), ..cand(&ids[1]) };
+    assert_eq!(field(&[view(&ids[0])], &[cand(&ids[2]), short]), "candidates[1].vector");
+    let mut nan = vec![0.1; d];
+    nan[4] = f32::NAN;
+    let bad = Candidate { vector: Some(nan.clone()), ..cand(&ids[1]) };
+    assert_eq!(field(&[view(&ids[0])], &[bad]), "candidates[0].vector[4]");
+    let bad_event = SessionEvent { vector: Some(nan), ..view(&ids[0]) };
+    assert_eq!(field(&[bad_event.clone()], &[cand(&ids[1])]), "session[0].vector[4]");
+    // Checked even when the session is empty (the call would otherwise succeed by accident).
+    let inf = Candidate { vector: Some(vec![f32::INFINITY; d]), ..cand(&ids[1]) };
+    assert_eq!(field(&[], &[inf]), "candidates[0].vector[0]");
 }

@@ -2,9 +2,15 @@
 //!
 //! `tests/fixtures/parity.json` holds fixed inputs (sessions of real item ids from the
 //! bundle's `items.json`, an unknown item with content, 100 candidates each) and the scores
-//! the native CPU engine gave them. This test checks the engine still gives them; the browser
-//! test (`crates/wasm/tests/web.rs`) checks the wasm build gives the same (max |diff| ≤ 1e-4,
-//! identical top-10). After an intended change to the model or the bundle, regenerate with
+//! the native CPU engine gave them on the full bundle. Every event and candidate carries the
+//! item vector the full model computes for it — what the server ships with a candidate page —
+//! except `new-sku-no-content`, which exercises the browser's own "unknown item" vector.
+//!
+//! This test checks that the full engine (ids only) still gives those scores, and that the
+//! browser bundle `tests/fixtures/bundle-slice-browser` (no item table, vectors given) gives
+//! them too; the browser test (`crates/wasm/tests/web.rs`) checks the wasm build does (max
+//! |diff| ≤ 1e-4, identical top-10). After an intended change to the model or the bundle,
+//! regenerate both fixtures with
 //!
 //! ```text
 //! SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity
@@ -65,12 +71,36 @@ fn engine() -> (ModelBundle, Reranker) {
     (bundle, reranker)
 }
 
+fn browser_dir() -> PathBuf {
+    root().join("tests/fixtures/bundle-slice-browser")
+}
+
+/// The item id whose vector the golden leaves out (the browser encodes it itself).
+const NO_VECTOR: &str = "new-sku-no-content";
+
+/// The inputs with each item's vector as the full model computes it (the server's page).
+fn with_vectors(full: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) -> (Vec<SessionEvent>, Vec<Candidate>) {
+    let vector = |id: &str, content: Option<&ItemContent>| {
+        (id != NO_VECTOR).then(|| full.item_vectors(&[(id, content)]).expect("vector").remove(0))
+    };
+    let session = session.iter().map(|e| SessionEvent { vector: vector(&e.item_id, e.content.as_ref()), ..e.clone() }).collect();
+    let candidates = candidates.iter().map(|c| Candidate { vector: vector(&c.item_id, c.content.as_ref()), ..c.clone() }).collect();
+    (session, candidates)
+}
+
+fn strip_vectors(session: &[SessionEvent], candidates: &[Candidate]) -> (Vec<SessionEvent>, Vec<Candidate>) {
+    (
+        session.iter().map(|e| SessionEvent { vector: None, ..e.clone() }).collect(),
+        candidates.iter().map(|c| Candidate { vector: None, ..c.clone() }).collect(),
+    )
+}
+
 fn event(id: &str, kind: EventKind, timestamp: Option<i64>) -> SessionEvent {
-    SessionEvent { item_id: id.to_string(), kind, timestamp, content: None }
+    SessionEvent { item_id: id.to_string(), kind, timestamp, content: None, vector: None }
 }
 
 fn cand(id: &str) -> Candidate {
-    Candidate { item_id: id.to_string(), content: None }
+    Candidate { item_id: id.to_string(), content: None, vector: None }
 }
 
 /// The fixed inputs: deterministic picks from the bundle's item index.
@@ -106,14 +136,15 @@ fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate
     let twin = &items[42];
     let content = ItemContent { text: twin.text.clone(), category: twin.category.clone(), price_level: twin.price_level };
     let mut session = vec![event(&id(100), EventKind::View, Some(t0))];
-    session.push(SessionEvent { item_id: "new-sku-session".into(), kind: EventKind::View, timestamp: Some(t0 + 30), content: Some(content) });
+    session.push(SessionEvent { item_id: "new-sku-session".into(), kind: EventKind::View, timestamp: Some(t0 + 30), content: Some(content), vector: None });
     session.push(event(&id(101), EventKind::AddToCart, Some(t0 + 90)));
     let mut candidates = list(7000, 17);
     candidates[5] = Candidate {
         item_id: "new-sku-a".into(),
         content: Some(ItemContent { text: items[43].text.clone(), category: items[43].category.clone(), price_level: Some(7) }),
+        vector: None,
     };
-    candidates[50] = Candidate { item_id: "new-sku-b".into(), content: Some(ItemContent { text: "w2408 w26881".into(), category: None, price_level: None }) };
+    candidates[50] = Candidate { item_id: "new-sku-b".into(), content: Some(ItemContent { text: "w2408 w26881".into(), category: None, price_level: None }), vector: None };
     candidates[99] = cand("new-sku-no-content");
     cases.push(("unknown_items".to_string(), session, candidates));
 
@@ -138,10 +169,12 @@ fn run(reranker: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) 
 fn native_engine_matches_the_golden_scores() {
     let (bundle, reranker) = engine();
     if std::env::var_os("SESSIONRANK_REGENERATE").is_some() {
+        bundle.browser().expect("browser bundle").write_dir(&browser_dir()).expect("write the browser bundle");
         let cases = inputs(&bundle)
             .into_iter()
             .map(|(name, session, candidates)| {
                 let expected = run(&reranker, &session, &candidates);
+                let (session, candidates) = with_vectors(&reranker, &session, &candidates);
                 Case { name, session, candidates, expected }
             })
             .collect();
@@ -161,27 +194,74 @@ fn native_engine_matches_the_golden_scores() {
     assert_eq!(golden.cases.len(), inputs(&bundle).len());
     let mut worst = 0.0f32;
     for case in &golden.cases {
-        let got = run(&reranker, &case.session, &case.candidates);
-        assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
-        assert_eq!(got.scores.len(), case.expected.scores.len(), "{}", case.name);
-        for (a, b) in got.scores.iter().zip(&case.expected.scores) {
-            worst = worst.max((a - b).abs());
-        }
-        assert_eq!(got.top10, case.expected.top10, "{}: top-10 order", case.name);
+        // The server's path: ids only, the full bundle encodes every item.
+        let (session, candidates) = strip_vectors(&case.session, &case.candidates);
+        worst = worst.max(check(&run(&reranker, &session, &candidates), case));
     }
     assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
+}
+
+/// The browser's path, natively: the browser bundle (no item table) with the page's vectors.
+#[test]
+fn browser_bundle_with_vectors_matches_the_golden_scores() {
+    let (bundle, _) = engine();
+    let browser = ModelBundle::read_dir(&browser_dir()).expect("committed browser bundle");
+    assert_eq!(browser.manifest.model_version, bundle.manifest.model_version);
+    let reranker = Reranker::from_bundle(&browser, &Device::flex()).expect("browser bundle decodes");
+    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
+    let mut worst = 0.0f32;
+    for case in &golden.cases {
+        worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
+    }
+    eprintln!("browser bundle: max |diff| {worst:e}");
+    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
+}
+
+/// The committed browser bundle is what `ModelBundle::browser` derives from the committed
+/// full bundle today (a change to the derivation must regenerate it): same manifest, same
+/// categories, same weights. The weights are compared by what they compute, not by bytes:
+/// burnpack records carry parameter ids, which are fresh on every derivation.
+#[test]
+fn committed_browser_bundle_is_the_derived_one() {
+    let (bundle, _) = engine();
+    let derived = bundle.browser().expect("derive");
+    let committed = ModelBundle::read_dir(&browser_dir()).expect("committed browser bundle");
+    let without_weights_sha = |b: &ModelBundle| {
+        let mut m = b.manifest.clone();
+        m.files.get_mut("weights.bpk").expect("weights").sha256.clear();
+        serde_json::to_string(&m).expect("json")
+    };
+    assert_eq!(without_weights_sha(&derived), without_weights_sha(&committed));
+    assert_eq!(derived.files["categories.json"], committed.files["categories.json"]);
+    let a = Reranker::from_bundle(&derived, &Device::flex()).expect("derived decodes");
+    let b = Reranker::from_bundle(&committed, &Device::flex()).expect("committed decodes");
+    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
+    for case in &golden.cases {
+        let (x, y) = (run(&a, &case.session, &case.candidates), run(&b, &case.session, &case.candidates));
+        assert_eq!(x.scores, y.scores, "{}: identical weights give identical scores", case.name);
+    }
+}
+
+/// Same personalisation, top-10 and (returned) max |diff| against the golden case.
+fn check(got: &Expected, case: &Case) -> f32 {
+    assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
+    assert_eq!(got.scores.len(), case.expected.scores.len(), "{}", case.name);
+    assert_eq!(got.top10, case.expected.top10, "{}: top-10 order", case.name);
+    got.scores.iter().zip(&case.expected.scores).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
 
 /// The golden inputs are what `inputs` builds today (so the browser test, which only reads
 /// the JSON, tests what this file documents).
 #[test]
 fn golden_inputs_are_current() {
-    let (bundle, _) = engine();
+    let (bundle, reranker) = engine();
     let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
     for ((name, session, candidates), case) in inputs(&bundle).into_iter().zip(&golden.cases) {
         assert_eq!(name, case.name);
-        assert_eq!(session, case.session, "{name}");
-        assert_eq!(candidates, case.candidates, "{name}");
+        let (with_session, with_candidates) = with_vectors(&reranker, &session, &candidates);
+        // f32 → JSON → f32 is exact, so the stored vectors equal freshly computed ones.
+        assert_eq!(with_session, case.session, "{name}");
+        assert_eq!(with_candidates, case.candidates, "{name}");
         assert_eq!(case.candidates.len(), 100, "{name}");
     }
 }

@@ -67,6 +67,7 @@ pub fn build_bundle(parts: BundleParts<'_>) -> Result<ModelBundle> {
     files.insert(WEIGHTS.to_string(), weights);
     let manifest = Manifest {
         format_version: sessionrank_core::FORMAT_VERSION,
+        kind: sessionrank_core::BundleKind::Full,
         model_version,
         created_at: parts.created_at,
         dataset: parts.dataset.to_string(),

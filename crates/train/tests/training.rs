@@ -44,11 +44,11 @@ fn bundle_round_trip_keeps_every_score() {
     let items = ds.catalog.items();
     for case in ds.test.iter().take(20) {
         let session: Vec<SessionEvent> =
-            case.prefix.iter().map(|e| SessionEvent { item_id: items[e.item as usize].id.clone(), kind: e.kind, timestamp: e.timestamp, content: None }).collect();
+            case.prefix.iter().map(|e| SessionEvent { item_id: items[e.item as usize].id.clone(), kind: e.kind, timestamp: e.timestamp, content: None, vector: None }).collect();
         let cands_idx: Vec<u32> = (0..100u32).map(|i| (case.target + i * 37) % items.len() as u32).collect();
         let mut seen = std::collections::HashSet::new();
         let cands_idx: Vec<u32> = cands_idx.into_iter().filter(|c| seen.insert(*c)).collect();
-        let cands: Vec<Candidate> = cands_idx.iter().map(|&i| Candidate { item_id: items[i as usize].id.clone(), content: None }).collect();
+        let cands: Vec<Candidate> = cands_idx.iter().map(|&i| Candidate { item_id: items[i as usize].id.clone(), content: None, vector: None }).collect();
         let ra = a.rerank(&session, &cands).expect("rerank");
         let rb = b.rerank(&session, &cands).expect("rerank");
         assert_eq!(ra, rb, "a saved and re-read bundle scores bit-identically");
