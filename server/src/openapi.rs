@@ -42,13 +42,13 @@ pub const SPEC: &str = r##"{
     },
     "/v1/candidates": {
       "get": {
-        "summary": "A page of candidate items in upstream order (most-interacted first)",
-        "description": "For shops without their own retrieval, and the demo page: catalog items ordered by stored event count (items without events follow in catalog order), with the content a browser needs to encode items the live model does not know. `Cache-Control: public, max-age=60`.",
+        "summary": "A page of candidate items in upstream order (most-interacted first), with their vectors",
+        "description": "For shops without their own retrieval, and the demo page: catalog items ordered by stored event count (items without events follow in catalog order), each with its content and `vector`: the live model's item vector (items the model knows: id + trained content; new items: their stored content). A browser scores the page with the browser bundle of `model_version` (`/v1/models/{model_version}/browser/manifest.json`) over these vectors. Without a live model `model_version` is null and items carry no vector (keep the upstream order). `Cache-Control: public, max-age=60`.",
         "parameters": [
           {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 48}}
         ],
         "responses": {
-          "200": {"description": "Candidates", "content": {"application/json": {"schema": {"type": "object", "properties": {"source": {"type": "string"}, "items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "category": {"type": "string", "nullable": true}, "price_level": {"type": "integer", "nullable": true}, "events": {"type": "integer"}}}}}}}}},
+          "200": {"description": "Candidates", "content": {"application/json": {"schema": {"type": "object", "properties": {"source": {"type": "string"}, "model_version": {"type": "string", "nullable": true, "description": "The version the vectors belong to"}, "items": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "category": {"type": "string", "nullable": true}, "price_level": {"type": "integer", "nullable": true}, "events": {"type": "integer"}, "vector": {"type": "array", "items": {"type": "number"}, "description": "d_model floats; absent without a live model"}}}}}}}}},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "422": {"$ref": "#/components/responses/Invalid"}
         }
@@ -71,6 +71,17 @@ pub const SPEC: &str = r##"{
         }
       }
     },
+    "/v1/models/current/browser": {
+      "get": {
+        "summary": "The live model's browser manifest",
+        "description": "The manifest of the live version's browser bundle (`kind: browser`, the same `model_version`): weights without the item-id and token tables, and `categories.json`; no tokenizer, no item index. What a shopper's browser loads; item vectors come with the candidate page. `Cache-Control: no-cache`, `ETag: \"<sha256 of the manifest>\"`; 304 on a matching If-None-Match.",
+        "responses": {
+          "200": {"description": "manifest.json", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}}}},
+          "304": {"description": "Not modified"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
     "/v1/models/{version}/{file}": {
       "get": {
         "summary": "A file of a published bundle (immutable)",
@@ -86,10 +97,25 @@ pub const SPEC: &str = r##"{
         }
       }
     },
+    "/v1/models/{version}/browser/{file}": {
+      "get": {
+        "summary": "A file of a published version's browser bundle (immutable)",
+        "description": "`Cache-Control: public, max-age=31536000, immutable`; `ETag: \"<sha256>\"` (the browser manifest's checksum of the file); 304 on a matching If-None-Match.",
+        "parameters": [
+          {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
+          {"name": "file", "in": "path", "required": true, "schema": {"type": "string", "enum": ["manifest.json", "weights.bpk", "categories.json"]}}
+        ],
+        "responses": {
+          "200": {"description": "The file", "content": {"application/octet-stream": {}, "application/json": {}}},
+          "304": {"description": "Not modified"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
     "/v1/models/{version}/vectors": {
       "get": {
         "summary": "Item vectors of a page of candidates (immutable)",
-        "description": "The version's item encoder applied to the given items, so a client can score a candidate page against its session state without a request per click. Ids the model does not know are listed in `missing`. Cacheable forever (same version and ids, same answer).",
+        "description": "The version's item encoder applied to the given items, so a browser running the browser bundle can score a shop's own candidate page without a request per click. Ids the model knows are encoded from id + trained content; ids it does not know but the catalog has, from their stored content (listed in `from_content`); ids neither knows are listed in `missing`. When every id is known the answer is immutable (`Cache-Control: public, max-age=31536000, immutable`); otherwise it depends on the catalog too (`public, max-age=60`). ETag: sha256 of the body.",
         "parameters": [
           {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}},
           {"name": "ids", "in": "query", "required": true, "description": "Comma-separated item ids, at most 1000", "schema": {"type": "string"}}
@@ -208,6 +234,7 @@ pub const SPEC: &str = r##"{
         "type": "object",
         "properties": {
           "format_version": {"type": "integer"},
+          "kind": {"type": "string", "enum": ["full", "browser"], "description": "Absent means full"},
           "model_version": {"type": "string"},
           "created_at": {"type": "integer"},
           "dataset": {"type": "string"},
@@ -223,7 +250,8 @@ pub const SPEC: &str = r##"{
           "model_version": {"type": "string"},
           "dim": {"type": "integer"},
           "vectors": {"type": "array", "items": {"type": "object", "properties": {"item_id": {"type": "string"}, "vector": {"type": "array", "items": {"type": "number"}}}}},
-          "missing": {"type": "array", "items": {"type": "string"}}
+          "from_content": {"type": "array", "items": {"type": "string"}, "description": "Ids unknown to the model, encoded from the catalog's content"},
+          "missing": {"type": "array", "items": {"type": "string"}, "description": "Ids neither the model nor the catalog knows"}
         }
       },
       "Job": {

@@ -433,7 +433,7 @@ impl WarmStart {
         if !cfg.warm_start {
             return Self::NotUsed("disabled (retrain.warm_start = false)".into());
         }
-        if !same_architecture(&live.manifest.config, config) {
+        if !same_architecture(&live.manifest().config, config) {
             return Self::NotUsed(format!("the live model {} has another architecture than [retrain] configures", live.version()));
         }
         let engine = match live.engine() {
@@ -441,7 +441,7 @@ impl WarmStart {
             Err(e) => return Self::NotUsed(format!("{e:#}")),
         };
         device.seed(cfg.seed);
-        match remap_model(engine.model(), &live.manifest.config, engine.encoder(), config, encoder, catalog, device) {
+        match remap_model(engine.model(), &live.manifest().config, engine.encoder(), config, encoder, catalog, device) {
             Ok((_, rows)) if config.use_item_ids && rows.items.carried == 0 => {
                 Self::NotUsed(format!("no item of the live model {} is in the catalog", live.version()))
             }

@@ -442,6 +442,24 @@ impl Store {
         rows.iter().map(|r| r.try_get::<String, _>(0).map_err(StoreError::from)).collect()
     }
 
+    /// The stored items among `ids` (with their content), by id; ids not stored are absent.
+    pub async fn items_by_id(&self, ids: &[&str]) -> Result<HashMap<String, Item>> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT id, text, category, price_level FROM items WHERE id IN ({})", placeholders.join(","));
+            let mut q = sqlx::query(&sql).persistent(false);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                let item = item_of_row(&row)?;
+                found.insert(item.id.clone(), item);
+            }
+        }
+        Ok(found)
+    }
+
     /// Which of `ids` exist.
     pub async fn existing_items(&self, ids: &[&str]) -> Result<HashSet<String>> {
         let mut found = HashSet::new();

@@ -1,26 +1,42 @@
-//! `GET /v1/candidates?limit=N` — a page of candidate items in upstream order.
+//! `GET /v1/candidates?limit=N` — a page of candidate items in upstream order, with their
+//! vectors.
 //!
 //! sessionrank re-ranks a list that something upstream produced (the shop's search, category
 //! page or retrieval model). A shop without one — and the demo storefront — can use this:
-//! the catalog's most-interacted items, most first, with the content a browser needs to
-//! encode items the live model does not know:
+//! the catalog's most-interacted items, most first, each with its content and its vector from
+//! the live model's item encoder:
 //!
 //! ```json
-//! {"source": "popularity", "items": [{"id": "123", "text": "…", "category": "7", "price_level": 9, "events": 812}]}
+//! {"source": "popularity", "model_version": "20261123-081500-3f2a9c1e",
+//!  "items": [{"id": "123", "text": "…", "category": "7", "price_level": 9, "events": 812, "vector": [0.12, …]}]}
 //! ```
 //!
-//! The answer changes only as events arrive, so it may be cached for a minute.
+//! The vectors are why a browser needs only the small browser bundle
+//! (`/v1/models/{model_version}/browser/manifest.json`): it never sees the item-id table or
+//! the tokenizer, the server encodes every candidate — items the model knows from id and
+//! trained content, new items from their stored content — with the full model, the same code
+//! path as `/v1/models/{version}/vectors` ([`crate::publish::LoadedModel::item_vectors`]).
+//! `model_version` names the version the vectors belong to, so a page loads that version's
+//! browser bundle even if the live model changes between its two requests.
+//!
+//! Without a live model (or if it cannot encode) the page is still served — it is the
+//! upstream order, which must not depend on the model — with `model_version: null` and no
+//! vectors; the browser then keeps the upstream order.
+//!
+//! The answer changes only as events arrive and models are published, so it may be cached
+//! for a minute.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use sessionrank_core::ItemContent;
 use sessionrank_core::reranker::MAX_CANDIDATES;
 
 use crate::error::{ApiError, ApiResult};
+use crate::routes::models::ONE_MINUTE;
 use crate::state::AppState;
 
 /// Items returned when the request names no `limit`.
@@ -32,6 +48,26 @@ pub struct CandidatesQuery {
     limit: Option<String>,
 }
 
+/// The answer. `vector` is serialised from `f32` directly: the shortest text that reads back
+/// as the same `f32` (JSON through `serde_json::Value` would widen it to `f64` digits).
+#[derive(Debug, Serialize)]
+struct CandidatePage {
+    source: &'static str,
+    model_version: Option<String>,
+    items: Vec<CandidateItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct CandidateItem {
+    id: String,
+    text: String,
+    category: Option<String>,
+    price_level: Option<u8>,
+    events: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector: Option<Vec<f32>>,
+}
+
 pub async fn popular(State(state): State<AppState>, query: Result<Query<CandidatesQuery>, QueryRejection>) -> ApiResult<Response> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(Some("query".into()), e.body_text()))?;
     let limit = match query.limit.as_deref() {
@@ -41,12 +77,31 @@ pub async fn popular(State(state): State<AppState>, query: Result<Query<Candidat
             _ => return Err(ApiError::invalid("limit", format!("`{raw}` is not a whole number from 1 to {MAX_CANDIDATES}"))),
         },
     };
-    let items = state.store.popular_items(limit).await?;
-    let items: Vec<_> = items
+    let mut items: Vec<CandidateItem> = state
+        .store
+        .popular_items(limit)
+        .await?
         .into_iter()
-        .map(|(it, n)| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level, "events": n}))
+        .map(|(it, n)| CandidateItem { id: it.id, text: it.text, category: it.category, price_level: it.price_level, events: n, vector: None })
         .collect();
-    let mut response = Json(json!({"source": "popularity", "items": items})).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    let mut model_version = None;
+    if let Some(model) = state.models.current() {
+        let inputs: Vec<(String, Option<ItemContent>)> = items
+            .iter()
+            .map(|it| (it.id.clone(), Some(ItemContent { text: it.text.clone(), category: it.category.clone(), price_level: it.price_level })))
+            .collect();
+        let version = model.version().to_string();
+        match tokio::task::spawn_blocking(move || model.item_vectors(&inputs)).await.map_err(ApiError::internal)? {
+            Ok(vectors) => {
+                for (item, vector) in items.iter_mut().zip(vectors) {
+                    item.vector = vector;
+                }
+                model_version = Some(version);
+            }
+            Err(e) => tracing::error!("candidates without vectors: the live model {version} cannot encode them: {e:#}"),
+        }
+    }
+    let mut response = Json(CandidatePage { source: "popularity", model_version, items }).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(ONE_MINUTE));
     Ok(response)
 }

@@ -4,8 +4,9 @@
 //! |---|---|
 //! | `POST /v1/events` | a batch of events (idempotent with `Idempotency-Key`) |
 //! | `PUT /v1/items` | catalog upsert |
-//! | `GET /v1/candidates?limit=N` | a popularity-ordered candidate page (upstream order for shops without their own) |
-//! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` | published models |
+//! | `GET /v1/candidates?limit=N` | a popularity-ordered candidate page (upstream order for shops without their own), each item with its vector from the live model |
+//! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` | published models (full bundles) and item vectors |
+//! | `GET /v1/models/current/browser`, `/v1/models/{version}/browser/{file}` | browser bundles: what a shopper's browser downloads |
 //! | `POST /admin/retrain`, `GET /admin/jobs/{id}`, `POST /admin/models/{version}/activate`, `GET /admin/stats` | operator API (bearer token) |
 //! | `GET /healthz`, `/metrics`, `/openapi.json` | operations |
 //!
@@ -51,7 +52,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/candidates", get(candidates::popular))
         .route("/v1/models", get(models::list))
         .route("/v1/models/current", get(models::current))
+        .route("/v1/models/current/browser", get(models::current_browser))
         .route("/v1/models/{version}/vectors", get(models::vectors))
+        .route("/v1/models/{version}/browser/{file}", get(models::browser_file))
         .route("/v1/models/{version}/{file}", get(models::file))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))

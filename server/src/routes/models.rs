@@ -1,15 +1,23 @@
 //! Published models, for browsers and CDNs.
 //!
-//! * `GET /v1/models/current` — the live manifest (`Cache-Control: no-cache`: revalidate with
-//!   its ETag, a cheap 304 while the model is unchanged);
-//! * `GET /v1/models/{version}/{file}` — a bundle file; immutable: `Cache-Control: public,
-//!   max-age=31536000, immutable`, `ETag: "<sha256>"` (the manifest's checksum), 304 on a
-//!   matching `If-None-Match`;
+//! Every version has a full bundle and a browser bundle (same `model_version`; see
+//! `publish.rs`). A shopper's browser needs only the browser bundle plus the item vectors
+//! that come with its candidate page (`GET /v1/candidates`, or `vectors` below).
+//!
+//! * `GET /v1/models/current` — the live full manifest, and `GET /v1/models/current/browser` —
+//!   the live browser manifest (`Cache-Control: no-cache`: revalidate with the ETag, a cheap
+//!   304 while the model is unchanged);
+//! * `GET /v1/models/{version}/{file}` — a file of the full bundle, and
+//!   `GET /v1/models/{version}/browser/{file}` — a file of the browser bundle; immutable:
+//!   `Cache-Control: public, max-age=31536000, immutable`, `ETag: "<sha256>"` (the manifest's
+//!   checksum), 304 on a matching `If-None-Match`;
 //! * `GET /v1/models/{version}/vectors?ids=a,b,c` — item vectors of that version's item
-//!   encoder for a page of candidates (at most 1000 ids), so a browser that runs the session
-//!   encoder only can score a page without a request per click. Immutable as well (the
-//!   answer depends on the version and the ids only); ids the model does not know are listed
-//!   in `missing` (give those items content and let the engine encode them instead).
+//!   encoder for a page of candidates (at most 1000 ids), so a browser running the browser
+//!   bundle can score a shop's own page. Ids the model knows are encoded from id + trained
+//!   content; ids it does not know but the catalog has are encoded from their stored content
+//!   (listed in `from_content`); ids neither knows are listed in `missing`. When every id is
+//!   known the answer depends on the version and the ids only and is immutable; otherwise it
+//!   depends on the catalog too and may be cached for a minute.
 //! * `GET /v1/models` — published versions, newest first, and which one is live.
 
 use axum::Json;
@@ -20,14 +28,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sessionrank_core::ItemContent;
 use sessionrank_core::bundle::MANIFEST;
-use sessionrank_core::features::item_features;
-use sessionrank_core::reranker::{MAX_CANDIDATES, read_f32};
+use sessionrank_core::reranker::MAX_CANDIDATES;
 
 use crate::error::{ApiError, ApiResult};
+use crate::publish::ServedFiles;
 use crate::state::AppState;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Answers that depend on the catalog as well as the version (it changes as items arrive).
+pub const ONE_MINUTE: &str = "public, max-age=60";
 
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let live = state.models.current_version();
@@ -41,20 +53,39 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"current": live, "versions": versions})))
 }
 
+/// `GET /v1/models/current`: the live full manifest.
 pub async fn current(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let model = state.models.current().ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
-    Ok(cached(&headers, model.manifest_bytes.clone(), "application/json", &model.manifest_sha256, "no-cache"))
+    Ok(cached(&headers, model.full.manifest_bytes.clone(), "application/json", &model.full.manifest_sha256, "no-cache"))
 }
 
+/// `GET /v1/models/current/browser`: the live browser manifest.
+pub async fn current_browser(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let model = state.models.current().ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
+    Ok(cached(&headers, model.browser.manifest_bytes.clone(), "application/json", &model.browser.manifest_sha256, "no-cache"))
+}
+
+/// `GET /v1/models/{version}/{file}`: a file of the full bundle.
 pub async fn file(State(state): State<AppState>, Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
     let model = state.models.get(&state.store, &version).await?;
-    let not_found = || ApiError::NotFound(format!("model {version} has no file `{file}`"));
+    serve_file(&model.full, &format!("model {version}"), &file, &headers)
+}
+
+/// `GET /v1/models/{version}/browser/{file}`: a file of the browser bundle.
+pub async fn browser_file(State(state): State<AppState>, Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+    let model = state.models.get(&state.store, &version).await?;
+    serve_file(&model.browser, &format!("the browser bundle of model {version}"), &file, &headers)
+}
+
+/// One immutable file of a bundle, or 404 for a name its manifest does not list.
+fn serve_file(bundle: &ServedFiles, what: &str, file: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let not_found = || ApiError::NotFound(format!("{what} has no file `{file}`"));
     if file == MANIFEST {
-        return Ok(cached(&headers, model.manifest_bytes.clone(), "application/json", &model.manifest_sha256, IMMUTABLE));
+        return Ok(cached(headers, bundle.manifest_bytes.clone(), "application/json", &bundle.manifest_sha256, IMMUTABLE));
     }
-    let entry = model.manifest.files.get(&file).ok_or_else(not_found)?;
-    let bytes = model.files.get(&file).ok_or_else(not_found)?.clone();
-    Ok(cached(&headers, bytes, content_type(&file), &entry.sha256, IMMUTABLE))
+    let entry = bundle.manifest.files.get(file).ok_or_else(not_found)?;
+    let bytes = bundle.files.get(file).ok_or_else(not_found)?.clone();
+    Ok(cached(headers, bytes, content_type(file), &entry.sha256, IMMUTABLE))
 }
 
 fn content_type(file: &str) -> &'static str {
@@ -94,6 +125,19 @@ struct ItemVector {
     vector: Vec<f32>,
 }
 
+/// The `vectors` answer. Serialised from `f32` directly (not through `serde_json::Value`,
+/// which widens to `f64`): the shortest text that reads back as the same `f32`.
+#[derive(Debug, Serialize)]
+struct Vectors<'a> {
+    model_version: &'a str,
+    dim: usize,
+    vectors: Vec<ItemVector>,
+    /// Ids the model does not know, encoded from the catalog's content.
+    from_content: Vec<String>,
+    /// Ids neither the model nor the catalog knows.
+    missing: Vec<String>,
+}
+
 pub async fn vectors(
     State(state): State<AppState>,
     Path(version): Path<String>,
@@ -115,32 +159,35 @@ pub async fn vectors(
         return Err(ApiError::invalid("ids", format!("{} ids; at most {MAX_CANDIDATES} per request", ids.len())));
     }
     let model = state.models.get(&state.store, &version).await?;
-    let body = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+    // Content for every id the catalog has; the model ignores it for the ids it knows.
+    let mut stored = state.store.items_by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    let items: Vec<(String, Option<ItemContent>)> = ids
+        .into_iter()
+        .map(|id| {
+            let content = stored.remove(&id).map(|it| ItemContent { text: it.text, category: it.category, price_level: it.price_level });
+            (id, content)
+        })
+        .collect();
+    let (body, immutable) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, bool)> {
+        let computed = model.item_vectors(&items)?;
         let engine = model.engine()?;
-        let encoder = engine.encoder();
-        let mut known = Vec::new();
-        let mut missing = Vec::new();
-        for id in ids {
-            match encoder.item_row(&id).and_then(|r| encoder.known(r)) {
-                Some(enc) => known.push((id, enc.clone())),
-                None => missing.push(id),
+        let mut answer = Vectors { model_version: model.version(), dim: engine.model_dim(), vectors: Vec::new(), from_content: Vec::new(), missing: Vec::new() };
+        for ((id, _), vector) in items.into_iter().zip(computed) {
+            match vector {
+                None => answer.missing.push(id),
+                Some(vector) => {
+                    if engine.encoder().item_row(&id).is_none() {
+                        answer.from_content.push(id.clone());
+                    }
+                    answer.vectors.push(ItemVector { item_id: id, vector });
+                }
             }
         }
-        let d = engine.model_dim();
-        let mut vectors = Vec::with_capacity(known.len());
-        if !known.is_empty() {
-            let features = item_features(known.iter().map(|(_, e)| e), encoder.max_tokens, engine.device());
-            let table = read_f32(engine.model().item_vectors(features))?; // [1 + known, d], row 0 = padding
-            for (i, (id, _)) in known.into_iter().enumerate() {
-                let row = table.get((i + 1) * d..(i + 2) * d).ok_or_else(|| anyhow::anyhow!("item table too short"))?;
-                vectors.push(ItemVector { item_id: id, vector: row.to_vec() });
-            }
-        }
-        let v = json!({"model_version": model.version(), "dim": d, "vectors": vectors, "missing": missing});
-        Ok(serde_json::to_vec(&v)?)
+        let immutable = answer.from_content.is_empty() && answer.missing.is_empty();
+        Ok((serde_json::to_vec(&answer)?, immutable))
     })
     .await
     .map_err(ApiError::internal)??;
     let sha = sessionrank_core::bundle::sha256_hex(&body);
-    Ok(cached(&headers, body.into(), "application/json", &sha, IMMUTABLE))
+    Ok(cached(&headers, body.into(), "application/json", &sha, if immutable { IMMUTABLE } else { ONE_MINUTE }))
 }
