@@ -38,7 +38,7 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a model bundle (and the baselines) on a dataset's test split.
     Eval(EvalArgs),
-    /// Verify a bundle and copy it to a new directory (e.g. a CDN origin).
+    /// Verify a bundle and copy it (or its browser bundle) to a new directory (e.g. a CDN origin).
     Export(ExportArgs),
     /// Run the HTTP service: event and catalog ingestion, retraining, model publishing.
     Serve(sessionrank_server::ServeArgs),
@@ -205,9 +205,15 @@ pub struct EvalArgs {
 pub struct ExportArgs {
     /// Bundle directory to read (every checksum is verified).
     pub bundle: PathBuf,
-    /// Directory to write; it becomes `<out>/<model_version>/`.
+    /// Directory to write; it becomes `<out>/<model_version>/` (`<out>/<model_version>/browser/`
+    /// with --browser: the layout the server serves, so a CDN origin mirrors its URLs).
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the browser bundle derived from the bundle instead: the weights without the
+    /// item-id and token tables, plus the category names — what a shopper's browser downloads
+    /// (item vectors come with the candidate page).
+    #[arg(long)]
+    pub browser: bool,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -424,12 +430,40 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 
 fn export(a: ExportArgs) -> anyhow::Result<()> {
     let bundle = ModelBundle::read_dir(&a.bundle).with_context(|| format!("reading bundle {}", a.bundle.display()))?;
+    let (bundle, dir) = if a.browser {
+        let browser = bundle.browser().with_context(|| format!("deriving the browser bundle of {}", a.bundle.display()))?;
+        let dir = a.out.join(&browser.manifest.model_version).join("browser");
+        (browser, dir)
+    } else {
+        let dir = a.out.join(&bundle.manifest.model_version);
+        (bundle, dir)
+    };
     // Building the engine proves the weights decode into the current architecture.
     Reranker::from_bundle(&bundle, &Device::flex())?;
-    let dir = a.out.join(&bundle.manifest.model_version);
     bundle.write_dir(&dir)?;
     println!("{}", dir.display());
+    // What a client downloads, file by file: raw, and gzip -9 as a server or CDN sends it.
+    let manifest = bundle.manifest_json()?.into_bytes();
+    let mut files: Vec<(&str, &[u8])> = vec![(sessionrank_core::bundle::MANIFEST, manifest.as_slice())];
+    files.extend(bundle.files.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())));
+    let (mut raw_total, mut gz_total) = (0, 0);
+    println!("{:<20} {:>12} {:>12}", "file", "bytes", "gzip -9");
+    for (name, bytes) in files {
+        let gz = gzip_len(bytes)?;
+        println!("{name:<20} {:>12} {gz:>12}", bytes.len());
+        raw_total += bytes.len();
+        gz_total += gz;
+    }
+    println!("{:<20} {raw_total:>12} {gz_total:>12}", "total");
     Ok(())
+}
+
+/// Length of `bytes` compressed with gzip at level 9.
+fn gzip_len(bytes: &[u8]) -> anyhow::Result<usize> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    Ok(gz.finish()?.len())
 }
 
 #[cfg(test)]
