@@ -3,7 +3,10 @@
 //! bundled real sample (Diginetica slice) as catalog and event history:
 //!
 //! * click three products → the visible order equals the native engine's order for the same
-//!   session and candidates; no console errors; a screenshot is saved;
+//!   session and candidates; no console errors; a screenshot is saved. The page runs the
+//!   *browser* bundle over the vectors that came with the candidate page, the native engine
+//!   the *full* bundle computing every vector itself: equal orders mean the split loses
+//!   nothing. The page downloaded no file of the full bundle (no item table, no tokenizer);
 //! * a tampered weights file → the page still shows the products in upstream order and says
 //!   personalisation is off.
 //!
@@ -218,19 +221,20 @@ struct Site {
 
 impl Site {
     /// The server with the committed bundle live, the sample's catalog and events stored, and a
-    /// web root holding the pages, the package and a copy of the bundle with tampered weights
-    /// at `/broken-model/manifest.json`.
+    /// web root holding the pages, the package and a copy of its browser bundle with tampered
+    /// weights at `/broken-model/manifest.json`.
     async fn start() -> Self {
         let web = tempfile::tempdir().expect("tempdir");
         for d in ["demo", "storefront", "pkg"] {
             copy_dir(&repo().join("web").join(d), &web.path().join(d));
         }
         let bundle = ModelBundle::read_dir(&repo().join("tests/fixtures/bundle-slice")).expect("the committed bundle reads");
-        let mut broken = bundle.clone();
+        let browser = bundle.browser().expect("the committed bundle's browser bundle");
+        let mut broken = browser.clone();
         let weights = broken.files.get_mut("weights.bpk").expect("weights file");
         weights.truncate(weights.len() / 2);
         std::fs::create_dir_all(web.path().join("broken-model")).expect("mkdir");
-        std::fs::write(web.path().join("broken-model/manifest.json"), bundle.manifest_json().expect("manifest")).expect("write");
+        std::fs::write(web.path().join("broken-model/manifest.json"), browser.manifest_json().expect("manifest")).expect("write");
         for (name, bytes) in &broken.files {
             std::fs::write(web.path().join("broken-model").join(name), bytes).expect("write");
         }
@@ -264,7 +268,8 @@ impl Site {
         r.json().expect("json")["items"].as_array().expect("items").clone()
     }
 
-    /// The native engine's order for `events` (as the page stored them) over `candidates`.
+    /// The native engine's order for `events` (as the page stored them) over `candidates`, with
+    /// the full bundle: every vector computed here, none taken from the page.
     fn native_order(&self, events: &Value, candidates: &[Value]) -> Vec<String> {
         let engine = Reranker::from_bundle(&self.bundle, &Device::flex()).expect("engine");
         let session: Vec<SessionEvent> = events
@@ -276,6 +281,7 @@ impl Site {
                 kind: EventKind::parse(e["kind"].as_str().expect("kind")).expect("known kind"),
                 timestamp: e["timestamp"].as_f64().map(|ms| (ms / 1000.0).floor() as i64),
                 content: None,
+                vector: None,
             })
             .collect();
         let candidates: Vec<Candidate> = candidates
@@ -287,6 +293,7 @@ impl Site {
                     category: c["category"].as_str().map(String::from),
                     price_level: c["price_level"].as_u64().map(|p| p as u8),
                 }),
+                vector: None,
             })
             .collect();
         let ranking = engine.rerank(&session, &candidates).expect("native rerank");
@@ -326,6 +333,17 @@ async fn click_at(b: &Browser, list: &str, position: usize, button: &str) -> Str
     b.click(&format!("{list} > li[data-item-id=\"{id}\"] {button}")).await;
     b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "the re-render after a click").await;
     id
+}
+
+/// The page loaded a browser bundle and no file of a full one. Model files are fetched by the
+/// worker, out of the page's resource timing, so the server's per-route counters tell.
+async fn assert_browser_bundle_only(site: &Site) {
+    let addr = site.url.trim_start_matches("http://").parse().expect("addr");
+    let r = Client::connect(addr).await.expect("connect").get("/metrics").await.expect("metrics");
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    let served = |route: &str| text.lines().any(|l| l.starts_with("sessionrank_http_requests_total{") && l.contains(&format!("route=\"{route}\",status=\"200\"")));
+    assert!(served("/v1/models/{version}/browser/{file}"), "the browser bundle was downloaded:\n{text}");
+    assert!(!text.contains("route=\"/v1/models/{version}/{file}\""), "no full-bundle file was downloaded:\n{text}");
 }
 
 fn save_screenshot(png: &[u8], name: &str) -> PathBuf {
@@ -368,6 +386,7 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
     let visible = b.order("#grid").await;
     let native = site.native_order(&events, &candidates);
     assert_eq!(visible, native, "the page shows the native engine's order for the same session");
+    assert_browser_bundle_only(&site).await;
     assert_ne!(visible, upstream, "three clicks changed the order");
     let because = b.js("return document.querySelectorAll('#grid .because').length").await.as_u64().unwrap_or(0);
     assert!(because > 0, "re-ranked items say why");
@@ -427,7 +446,9 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     let key = format!("sessionrank:session:{}:worker", site.bundle.manifest.model_version);
     let events = b.js(&format!("return JSON.parse(sessionStorage.getItem('{key}'))")).await;
     assert_eq!(events.as_array().map(Vec::len), Some(3), "{events}");
+    assert!(events.as_array().expect("events").iter().all(|e| e["vector"].as_array().is_some_and(|v| v.len() == site.bundle.manifest.config.d_model)), "stored events keep their vectors: {events}");
     assert_eq!(b.order("#products").await, site.native_order(&events, &candidates));
+    assert_browser_bundle_only(&site).await;
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     save_screenshot(&b.screenshot().await, "storefront.png");

@@ -203,6 +203,7 @@ async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files()
     entries.sort();
     assert_eq!(entries, vec![live.clone(), "current".to_string()], "no partial files");
     sessionrank_core::ModelBundle::read_dir(&models.join(&live)).expect("the live bundle verifies");
+    sessionrank_core::ModelBundle::read_dir(&models.join(&live).join("browser")).expect("and its browser bundle");
     let list = c.get("/v1/models").await.expect("models").json().expect("json");
     assert_eq!(list["versions"].as_array().map(Vec::len), Some(1), "{list}");
     child.start_kill().expect("SIGKILL");

@@ -86,9 +86,9 @@ async fn real_data_in_retrain_download_and_score() {
     let observed: Vec<SessionEvent> = session
         .events
         .iter()
-        .map(|e| SessionEvent { item_id: data.catalog.get(e.item).map(|i| i.id.clone()).unwrap_or_default(), kind: e.kind, timestamp: e.timestamp, content: None })
+        .map(|e| SessionEvent { item_id: data.catalog.get(e.item).map(|i| i.id.clone()).unwrap_or_default(), kind: e.kind, timestamp: e.timestamp, content: None, vector: None })
         .collect();
-    let candidates: Vec<Candidate> = data.catalog.items().iter().take(50).map(|it| Candidate { item_id: it.id.clone(), content: None }).collect();
+    let candidates: Vec<Candidate> = data.catalog.items().iter().take(50).map(|it| Candidate { item_id: it.id.clone(), content: None, vector: None }).collect();
     let ranking = reranker.rerank(&observed, &candidates).expect("rerank");
     assert!(ranking.personalised);
     assert_eq!(ranking.items.len(), 50);
@@ -99,6 +99,40 @@ async fn real_data_in_retrain_download_and_score() {
     let r = c.get(&format!("/v1/models/{version}/vectors?ids={}", ids.join(","))).await.expect("vectors");
     assert_eq!(r.status, 200);
     assert_eq!(r.json().expect("json")["vectors"].as_array().map(Vec::len), Some(20));
+
+    // What a browser does: the browser bundle, and the candidate page's vectors for the page
+    // and for the session's items. It ranks the page as the full bundle does.
+    let r = c.get("/v1/models/current/browser").await.expect("browser manifest");
+    assert_eq!(r.status, 200);
+    let browser_manifest = r.body.clone();
+    let mut files = BTreeMap::new();
+    for (name, entry) in r.json().expect("json")["files"].as_object().expect("files") {
+        let r = c.get(&format!("/v1/models/{version}/browser/{name}")).await.expect("file");
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(sessionrank_core::bundle::sha256_hex(&r.body), entry["sha256"].as_str().expect("sha"), "{name}");
+        files.insert(name.clone(), r.body.to_vec());
+    }
+    let browser = Reranker::from_bundle(&ModelBundle::from_parts(&browser_manifest, files).expect("the browser bundle verifies"), &Device::flex())
+        .expect("the browser engine builds");
+    let page = c.get("/v1/candidates?limit=60").await.expect("candidates").json().expect("json");
+    assert_eq!(page["model_version"], version.as_str());
+    let vector_of = |it: &Value| it["vector"].as_array().map(|v| v.iter().filter_map(Value::as_f64).map(|x| x as f32).collect::<Vec<f32>>());
+    let page_items = page["items"].as_array().expect("items");
+    let full_candidates: Vec<Candidate> =
+        page_items.iter().map(|it| Candidate { item_id: it["id"].as_str().expect("id").into(), content: None, vector: None }).collect();
+    let browser_candidates: Vec<Candidate> =
+        page_items.iter().map(|it| Candidate { item_id: it["id"].as_str().expect("id").into(), content: None, vector: vector_of(it) }).collect();
+    // A session over page items (clicks on the 3rd, 8th and 1st product).
+    let clicks: Vec<SessionEvent> = [2usize, 7, 0]
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| SessionEvent { item_id: full_candidates[i].item_id.clone(), kind: sessionrank_data::EventKind::View, timestamp: Some(1_460_000_000 + j as i64), content: None, vector: None })
+        .collect();
+    let with_vectors: Vec<SessionEvent> =
+        clicks.iter().zip([2usize, 7, 0]).map(|(e, i)| SessionEvent { vector: browser_candidates[i].vector.clone(), ..e.clone() }).collect();
+    let order = |r: sessionrank_core::Ranking| r.items.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
+    let native = order(reranker.rerank(&clicks, &full_candidates).expect("full rerank"));
+    assert_eq!(order(browser.rerank(&with_vectors, &browser_candidates).expect("browser rerank")), native, "browser bundle + page vectors = full bundle");
 
     let _ = stop.send(());
     server.await.expect("server task").expect("server shuts down cleanly");

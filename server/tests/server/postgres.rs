@@ -67,6 +67,13 @@ async fn candidates_are_the_most_interacted_items_first_postgres() {
 }
 
 #[tokio::test]
+async fn candidates_carry_the_live_models_vectors_postgres() {
+    if let Some((_dir, state)) = pg_state("vecs", |_| {}).await {
+        router::candidates_carry_the_live_models_vectors(state).await;
+    }
+}
+
+#[tokio::test]
 async fn models_are_published_cached_activated_and_pruned_postgres() {
     if let Some((_dir, state)) = pg_state("models", |c| c.keep_versions = 2).await {
         router::models_are_published_cached_activated_and_pruned(state).await;

@@ -4,7 +4,12 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use burn::tensor::Device;
 use serde_json::{Value, json};
+use sessionrank_core::bundle::sha256_hex;
+use sessionrank_core::reranker::read_f32;
+use sessionrank_core::{BundleKind, Candidate, ItemContent, ModelBundle, Prepared, Reranker, SessionEvent};
+use sessionrank_data::EventKind;
 use sessionrank_server::app;
 use sessionrank_server::publish::publish;
 use sessionrank_server::{AppState, Config};
@@ -166,6 +171,165 @@ pub async fn candidates_are_the_most_interacted_items_first(state: AppState) {
     }
     let r = call(&app, "GET", "/v1/candidates?lmit=3", &[], "").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown parameters are refused");
+    // No live model: the page is served all the same, without vectors.
+    let body = call(&app, "GET", "/v1/candidates?limit=2", &[], "").await.json();
+    assert_eq!(body["model_version"], Value::Null);
+    assert!(body["items"].as_array().expect("items").iter().all(|it| it.get("vector").is_none()), "{body}");
+}
+
+/// The candidates' vectors are the live model's, as the native engine computes them in a
+/// re-rank: items the model knows (`i0..i29`) and new ones encoded from the catalog's content
+/// (`i30..i34`); `/v1/models/{version}/vectors` answers the same numbers.
+pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
+    let router = app(state.clone());
+    let bundle = tiny_bundle("20260101-000000-00000001");
+    publish(&state, bundle.clone(), true).await.expect("publish");
+    assert_eq!(send_json(&router, "PUT", "/v1/items", &items_json(35)).await.status, StatusCode::OK);
+    assert_eq!(send_json(&router, "POST", "/v1/events", &events_json(20, 35, 0)).await.status, StatusCode::OK);
+
+    let r = call(&router, "GET", "/v1/candidates?limit=35", &[], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let page = r.json();
+    assert_eq!(page["model_version"], "20260101-000000-00000001");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 35);
+    let d = bundle.manifest.config.d_model;
+    let served: Vec<Vec<f32>> = items
+        .iter()
+        .map(|it| it["vector"].as_array().expect("every candidate has a vector").iter().map(|x| x.as_f64().expect("number") as f32).collect())
+        .collect();
+    assert!(served.iter().all(|v| v.len() == d), "vectors of length d_model = {d}");
+
+    // The native engine's item table of a re-rank over the same page: row 0 is padding, the
+    // session's one event is candidate 0, so candidate i is row i + 1.
+    let engine = Reranker::from_bundle(&bundle, &Device::flex()).expect("engine");
+    let candidates: Vec<Candidate> = items
+        .iter()
+        .map(|it| Candidate {
+            item_id: it["id"].as_str().expect("id").into(),
+            content: Some(ItemContent {
+                text: it["text"].as_str().unwrap_or_default().into(),
+                category: it["category"].as_str().map(String::from),
+                price_level: it["price_level"].as_u64().map(|p| p as u8),
+            }),
+            vector: None,
+        })
+        .collect();
+    let session = [SessionEvent { item_id: candidates[0].item_id.clone(), kind: EventKind::View, timestamp: Some(1_700_000_000), content: None, vector: None }];
+    let Prepared::Pending(pending) = engine.prepare(&session, &candidates).expect("prepare") else { panic!("a session with an event is scored") };
+    let table = read_f32(pending.table).expect("table");
+    assert_eq!(table.len(), (candidates.len() + 1) * d);
+    for (i, v) in served.iter().enumerate() {
+        let native = &table[(i + 1) * d..(i + 2) * d];
+        let worst = v.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-6, "candidate {i} ({}): served vector differs from the engine's by {worst}", candidates[i].item_id);
+    }
+    let new_items: Vec<&str> = candidates.iter().map(|c| c.item_id.as_str()).filter(|id| id[1..].parse::<usize>().is_ok_and(|n| n >= 30)).collect();
+    assert_eq!(new_items.len(), 5, "the page holds the items the model has not seen");
+
+    // The vectors route: one code path, the same numbers; new items come from the catalog.
+    let ids: Vec<&str> = candidates.iter().map(|c| c.item_id.as_str()).collect();
+    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={}", ids.join(",")), &[], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"), "new items depend on the catalog");
+    let v = r.json();
+    let mut from_content: Vec<&str> = v["from_content"].as_array().expect("from_content").iter().map(|x| x.as_str().expect("id")).collect();
+    from_content.sort();
+    let mut expected = new_items.clone();
+    expected.sort();
+    assert_eq!(from_content, expected);
+    assert_eq!(v["missing"], json!([]));
+    for (entry, page_vector) in v["vectors"].as_array().expect("vectors").iter().zip(&served) {
+        let vector: Vec<f32> = entry["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().expect("number") as f32).collect();
+        assert_eq!(&vector, page_vector, "{}", entry["item_id"]);
+    }
+
+    // A browser-bundle engine given those vectors ranks like the full one.
+    let browser = Reranker::from_bundle(&bundle.browser().expect("browser bundle"), &Device::flex()).expect("browser engine");
+    let with_vectors: Vec<Candidate> = candidates.iter().zip(&served).map(|(c, v)| Candidate { item_id: c.item_id.clone(), content: None, vector: Some(v.clone()) }).collect();
+    let session_v = [SessionEvent { vector: Some(served[0].clone()), ..session[0].clone() }];
+    let order = |r: sessionrank_core::Ranking| r.items.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
+    assert_eq!(
+        order(browser.rerank(&session_v, &with_vectors).expect("browser rerank")),
+        order(engine.rerank(&session, &candidates).expect("native rerank")),
+        "browser bundle + served vectors = full bundle"
+    );
+
+    // Bad input is still a 4xx naming the field.
+    let r = call(&router, "GET", "/v1/candidates?limit=0", &[], "").await;
+    assert_eq!((r.status, r.field().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "limit"));
+}
+
+/// Every version is published with its browser bundle (same version, no item table, no
+/// tokenizer), served immutable under `browser/`, the live one at `/v1/models/current/browser`;
+/// a version written before browser bundles existed gets one when it is loaded.
+pub async fn browser_bundles_are_published_and_served(state: AppState) {
+    let router = app(state.clone());
+    assert_eq!(call(&router, "GET", "/v1/models/current/browser", &[], "").await.status, StatusCode::NOT_FOUND);
+    let bundle = tiny_bundle("20260101-000000-00000001");
+    publish(&state, bundle.clone(), true).await.expect("publish");
+    let version_dir = state.models.dir().join("20260101-000000-00000001");
+    assert!(version_dir.join("browser/manifest.json").is_file(), "browser/ is written with the version");
+    assert!(std::fs::read_dir(&version_dir).expect("lists").all(|e| !e.expect("entry").file_name().to_string_lossy().starts_with('.')), "no temporary files");
+
+    let current = call(&router, "GET", "/v1/models/current/browser", &[], "").await;
+    assert_eq!(current.status, StatusCode::OK, "{:?}", current.body);
+    assert_eq!(current.header("cache-control"), Some("no-cache"));
+    let etag = current.header("etag").expect("etag").to_string();
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&current.body)));
+    let r = call(&router, "GET", "/v1/models/current/browser", &[("if-none-match", &etag)], "").await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert!(r.body.is_empty());
+    let manifest = current.json();
+    assert_eq!(manifest["kind"], "browser");
+    assert_eq!(manifest["model_version"], "20260101-000000-00000001");
+    let names: Vec<&str> = manifest["files"].as_object().expect("files").keys().map(String::as_str).collect();
+    assert_eq!(names, ["categories.json", "weights.bpk"], "no items.json, no tokenizer.json");
+
+    let base = "/v1/models/20260101-000000-00000001/browser";
+    let r = call(&router, "GET", &format!("{base}/manifest.json"), &[], "").await;
+    assert_eq!((r.status, r.header("cache-control")), (StatusCode::OK, Some("public, max-age=31536000, immutable")));
+    assert_eq!(r.body, current.body, "the live browser manifest is the version's");
+    let mut files = std::collections::BTreeMap::new();
+    for (name, entry) in manifest["files"].as_object().expect("files") {
+        let sha = entry["sha256"].as_str().expect("sha256");
+        let r = call(&router, "GET", &format!("{base}/{name}"), &[], "").await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(r.header("etag"), Some(format!("\"{sha}\"").as_str()));
+        assert_eq!(sha256_hex(&r.body), sha, "{name} matches its manifest");
+        assert_eq!(entry["bytes"].as_u64(), Some(r.body.len() as u64));
+        let r304 = call(&router, "GET", &format!("{base}/{name}"), &[("if-none-match", &format!("\"{sha}\""))], "").await;
+        assert_eq!(r304.status, StatusCode::NOT_MODIFIED, "{name}");
+        files.insert(name.clone(), r.body.to_vec());
+    }
+    let downloaded = ModelBundle::from_parts(&current.body, files).expect("the downloaded browser bundle verifies");
+    assert_eq!(downloaded.manifest.kind, BundleKind::Browser);
+    Reranker::from_bundle(&downloaded, &Device::flex()).expect("an engine loads it");
+    let full_weights = bundle.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
+    assert!(downloaded.files.get("weights.bpk").map(Vec::len).unwrap_or(usize::MAX) < full_weights, "the browser weights are smaller");
+    for name in ["items.json", "tokenizer.json", "model.safetensors", "secret.txt", "..%2Fitems.json", "..%2F..%2Fsessionrank.db"] {
+        assert_eq!(call(&router, "GET", &format!("{base}/{name}"), &[], "").await.status, StatusCode::NOT_FOUND, "{name}");
+    }
+    assert_eq!(call(&router, "GET", "/v1/models/nope/browser/manifest.json", &[], "").await.status, StatusCode::NOT_FOUND);
+    // The full bundle is still served beside it.
+    assert_eq!(call(&router, "GET", "/v1/models/20260101-000000-00000001/items.json", &[], "").await.status, StatusCode::OK);
+    assert_eq!(call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"], "20260101-000000-00000001");
+
+    // A version directory from before browser bundles: loading derives the same bundle and
+    // writes it.
+    std::fs::remove_dir_all(version_dir.join("browser")).expect("remove browser/");
+    let loaded = sessionrank_server::publish::LoadedModel::load(&version_dir).expect("an old version loads");
+    // Byte for byte: instances sharing a models directory may each derive it, and a URL that
+    // names a version must always answer the same bytes (ModelBundle::browser is documented
+    // as deterministic).
+    assert_eq!(
+        String::from_utf8_lossy(&loaded.browser.manifest_bytes),
+        String::from_utf8_lossy(&current.body),
+        "the browser bundle derived again is the published one, byte for byte"
+    );
+    assert!(version_dir.join("browser/manifest.json").is_file(), "and written");
+    ModelBundle::read_dir(&version_dir.join("browser")).expect("the written browser bundle verifies");
 }
 
 pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
@@ -206,15 +370,22 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
         assert_eq!(call(&router, "GET", uri, &[], "").await.status, StatusCode::NOT_FOUND, "{uri}");
     }
 
-    // Vectors for a page of candidates, versioned and cacheable.
+    // Vectors for a page of candidates, versioned; immutable when the model knows every id.
     let items = v1.items().expect("items").items;
+    let known = format!("{},{}", items[0].id, items[5].id);
+    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={known}"), &[], "").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(r.json()["missing"], json!([]));
+    // An id neither the model nor the catalog knows is missing, and the answer may change.
     let ids = format!("{},{},unknown-item,{}", items[0].id, items[5].id, items[0].id);
     let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={ids}"), &[], "").await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
     let v = r.json();
     assert_eq!(v["dim"], v1.manifest.config.d_model);
     assert_eq!(v["missing"], json!(["unknown-item"]));
+    assert_eq!(v["from_content"], json!([]));
     let vectors = v["vectors"].as_array().expect("vectors");
     assert_eq!(vectors.len(), 2);
     assert_eq!(vectors[0]["item_id"], items[0].id.as_str());
@@ -295,6 +466,18 @@ async fn items_are_validated_and_upserted_sqlite() {
 async fn candidates_are_the_most_interacted_items_first_sqlite() {
     let (_dir, state) = sqlite_state(|_| {}).await;
     candidates_are_the_most_interacted_items_first(state).await;
+}
+
+#[tokio::test]
+async fn candidates_carry_the_live_models_vectors_sqlite() {
+    let (_dir, state) = sqlite_state(|_| {}).await;
+    candidates_carry_the_live_models_vectors(state).await;
+}
+
+#[tokio::test]
+async fn browser_bundles_are_published_and_served_sqlite() {
+    let (_dir, state) = sqlite_state(|_| {}).await;
+    browser_bundles_are_published_and_served(state).await;
 }
 
 #[tokio::test]
@@ -385,7 +568,7 @@ async fn health_metrics_openapi_and_unknown_routes() {
     assert_eq!(r.status, StatusCode::OK);
     let spec = r.json();
     assert_eq!(spec["openapi"], "3.0.3");
-    for path in ["/v1/events", "/v1/items", "/v1/models", "/v1/models/current", "/v1/models/{version}/{file}", "/v1/models/{version}/vectors", "/admin/retrain", "/admin/jobs/{id}", "/admin/models/{version}/activate", "/admin/stats", "/healthz", "/metrics"] {
+    for path in ["/v1/events", "/v1/items", "/v1/candidates", "/v1/models", "/v1/models/current", "/v1/models/current/browser", "/v1/models/{version}/{file}", "/v1/models/{version}/browser/{file}", "/v1/models/{version}/vectors", "/admin/retrain", "/admin/jobs/{id}", "/admin/models/{version}/activate", "/admin/stats", "/healthz", "/metrics"] {
         assert!(spec["paths"][path].is_object(), "{path} is documented");
     }
     let r = call(&app, "GET", "/nope", &[], "").await;
