@@ -205,13 +205,13 @@ pub struct EvalArgs {
 pub struct ExportArgs {
     /// Bundle directory to read (every checksum is verified).
     pub bundle: PathBuf,
-    /// Directory to write; it becomes `<out>/<model_version>/` (`<out>/<model_version>/browser/`
-    /// with --browser: the layout the server serves, so a CDN origin mirrors its URLs).
+    /// Directory to write: `<out>/<model_version>/` with the browser bundle in its `browser/`
+    /// (the layout the server publishes and serves, so a CDN origin mirrors its URLs).
     #[arg(long)]
     pub out: PathBuf,
-    /// Write the browser bundle derived from the bundle instead: the weights without the
-    /// item-id and token tables, plus the category names — what a shopper's browser downloads
-    /// (item vectors come with the candidate page).
+    /// Write only the browser bundle, to `<out>/<model_version>/browser/`: the weights without
+    /// the item-id and token tables, plus the category names — what a shopper's browser
+    /// downloads (item vectors come with the candidate page).
     #[arg(long)]
     pub browser: bool,
 }
@@ -430,31 +430,41 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 
 fn export(a: ExportArgs) -> anyhow::Result<()> {
     let bundle = ModelBundle::read_dir(&a.bundle).with_context(|| format!("reading bundle {}", a.bundle.display()))?;
-    let (bundle, dir) = if a.browser {
-        let browser = bundle.browser().with_context(|| format!("deriving the browser bundle of {}", a.bundle.display()))?;
-        let dir = a.out.join(&browser.manifest.model_version).join("browser");
-        (browser, dir)
+    let browser = bundle.browser().with_context(|| format!("deriving the browser bundle of {}", a.bundle.display()))?;
+    // Building the engines proves the weights decode into the current architecture.
+    Reranker::from_bundle(&browser, &Device::flex())?;
+    let dir = a.out.join(&bundle.manifest.model_version);
+    if a.browser {
+        let browser_dir = dir.join(sessionrank_server::publish::BROWSER_DIR);
+        browser.write_dir(&browser_dir)?;
+        println!("{}", browser_dir.display());
     } else {
-        let dir = a.out.join(&bundle.manifest.model_version);
-        (bundle, dir)
-    };
-    // Building the engine proves the weights decode into the current architecture.
-    Reranker::from_bundle(&bundle, &Device::flex())?;
-    bundle.write_dir(&dir)?;
-    println!("{}", dir.display());
-    // What a client downloads, file by file: raw, and gzip -9 as a server or CDN sends it.
+        Reranker::from_bundle(&bundle, &Device::flex())?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
+        }
+        sessionrank_server::publish::write_version_dir(&bundle, &dir)?;
+        println!("{}", dir.display());
+        print_sizes("full bundle", &bundle)?;
+    }
+    print_sizes("browser bundle (what a browser downloads)", &browser)?;
+    Ok(())
+}
+
+/// What a client downloads, file by file: raw, and gzip -9 as a server or CDN would send it.
+fn print_sizes(title: &str, bundle: &ModelBundle) -> anyhow::Result<()> {
     let manifest = bundle.manifest_json()?.into_bytes();
     let mut files: Vec<(&str, &[u8])> = vec![(sessionrank_core::bundle::MANIFEST, manifest.as_slice())];
     files.extend(bundle.files.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())));
     let (mut raw_total, mut gz_total) = (0, 0);
-    println!("{:<20} {:>12} {:>12}", "file", "bytes", "gzip -9");
+    println!("{title}:\n  {:<20} {:>12} {:>12}", "file", "bytes", "gzip -9");
     for (name, bytes) in files {
         let gz = gzip_len(bytes)?;
-        println!("{name:<20} {:>12} {gz:>12}", bytes.len());
+        println!("  {name:<20} {:>12} {gz:>12}", bytes.len());
         raw_total += bytes.len();
         gz_total += gz;
     }
-    println!("{:<20} {raw_total:>12} {gz_total:>12}", "total");
+    println!("  {:<20} {raw_total:>12} {gz_total:>12}", "total");
     Ok(())
 }
 

@@ -358,8 +358,8 @@ pub async fn publish(state: &AppState, bundle: ModelBundle, activate: bool) -> a
 
 /// Write a version directory — the full bundle and its browser bundle — so that it appears
 /// complete or not at all: both are assembled in a `.tmp-*` sibling (which a restart removes),
-/// fsynced, and the directory renamed into place.
-fn write_version_dir(bundle: &ModelBundle, dir: &Path) -> anyhow::Result<()> {
+/// fsynced, and the directory renamed into place. `dir` must not exist.
+pub fn write_version_dir(bundle: &ModelBundle, dir: &Path) -> anyhow::Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = parent.join(format!(".tmp-version-{name}-{}", std::process::id()));

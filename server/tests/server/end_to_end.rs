@@ -137,3 +137,42 @@ async fn real_data_in_retrain_download_and_score() {
     let _ = stop.send(());
     server.await.expect("server task").expect("server shuts down cleanly");
 }
+
+/// `sessionrank export`: the committed bundle to `<out>/<version>/` with its browser bundle in
+/// `browser/` (the server's layout); `--browser` writes only that; both print the sizes.
+#[test]
+fn export_writes_the_version_with_its_browser_bundle_and_prints_sizes() {
+    let repo = std::env::current_dir().expect("cwd").ancestors().find(|d| d.join("Trunk.toml").is_file()).map(std::path::Path::to_path_buf).expect("repository");
+    let fixture = repo.join("tests/fixtures/bundle-slice");
+    let version = ModelBundle::read_dir(&fixture).expect("the committed bundle reads").manifest.model_version;
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sessionrank"))
+            .arg("export")
+            .arg(&fixture)
+            .arg("--out")
+            .arg(out.path())
+            .args(extra)
+            .output()
+            .expect("sessionrank runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+
+    let printed = run(&["--browser"]);
+    let browser_dir = out.path().join(&version).join("browser");
+    let browser = ModelBundle::read_dir(&browser_dir).expect("the exported browser bundle verifies");
+    assert_eq!(browser.manifest.kind, sessionrank_core::BundleKind::Browser);
+    assert_eq!(browser.manifest.model_version, version);
+    assert!(!browser_dir.join("items.json").exists() && !browser_dir.join("tokenizer.json").exists());
+    for name in ["manifest.json", "weights.bpk", "categories.json", "total"] {
+        assert!(printed.lines().any(|l| l.trim_start().starts_with(name) && l.split_whitespace().count() == 3), "{name} with raw and gzip bytes:\n{printed}");
+    }
+
+    let printed = run(&[]);
+    ModelBundle::read_dir(&out.path().join(&version)).expect("the exported full bundle verifies");
+    ModelBundle::read_dir(&browser_dir).expect("with its browser bundle");
+    assert!(printed.contains("items.json") && printed.contains("categories.json"), "both bundles' sizes:\n{printed}");
+    let leftovers: Vec<_> = std::fs::read_dir(out.path()).expect("lists").filter_map(|e| e.ok()).map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
+    assert!(leftovers.is_empty(), "no temporary directories: {leftovers:?}");
+}
