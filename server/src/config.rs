@@ -308,7 +308,7 @@ impl Config {
         anyhow::ensure!(self.keep_versions >= 1, "keep_versions must be at least 1");
         anyhow::ensure!(self.concurrency_limit >= 1, "concurrency_limit must be at least 1");
         let r = &self.retrain;
-        anyhow::ensure!(r.d_model > 0 && r.n_heads > 0 && r.d_model % r.n_heads == 0, "retrain.d_model must be a positive multiple of retrain.n_heads");
+        anyhow::ensure!(r.d_model > 0 && r.n_heads > 0 && r.d_model.is_multiple_of(r.n_heads), "retrain.d_model must be a positive multiple of retrain.n_heads");
         anyhow::ensure!(r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5, "retrain.holdout_fraction must be in (0, 0.5)");
         anyhow::ensure!(r.tolerance >= 0.0 && r.tolerance.is_finite(), "retrain.tolerance must be >= 0");
         anyhow::ensure!(r.warm_start_epochs >= 1, "retrain.warm_start_epochs must be at least 1");

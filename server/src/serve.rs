@@ -54,7 +54,7 @@ fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = state.models.refresh(&state.store).await {
                 tracing::warn!("refreshing the live model: {e:#}");
             }
-            if n % 360 == 0 {
+            if n.is_multiple_of(360) {
                 match state.store.purge_idempotency_keys(IDEMPOTENCY_TTL_S).await {
                     Ok(0) => {}
                     Ok(k) => tracing::info!("forgot {k} idempotency keys older than 24 h"),
