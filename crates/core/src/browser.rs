@@ -70,10 +70,13 @@ impl ModelBundle {
     }
 }
 
-/// The table cut to its row 0 (the "unknown item" / padding row).
+/// The table cut to its row 0 (the "unknown item" / padding row). It keeps the table's
+/// parameter id: burnpack stores ids, and a fresh random one would make two derivations of
+/// the same bundle differ in bytes — under a URL the server calls immutable.
 fn first_row(e: Embedding) -> Embedding {
+    let id = e.weight.id;
     let w = e.weight.val();
     let d = w.dims()[1];
     let row: Tensor<2> = w.slice([0..1, 0..d]);
-    Embedding { weight: Param::from_tensor(row) }
+    Embedding { weight: Param::initialized(id, row) }
 }

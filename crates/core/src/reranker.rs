@@ -265,13 +265,13 @@ impl Reranker {
         let scores = self.model.forward_rerank(table.clone(), &input, &cand);
         // Keep the last `max_len` events only for explanations too: older ones did not count.
         let keep = event_rows.len().saturating_sub(self.encoder.max_len);
-        Ok(Prepared::Pending(PendingRanking {
+        Ok(Prepared::Pending(Box::new(PendingRanking {
             scores,
             table,
             candidates: candidates.iter().enumerate().map(|(i, c)| (c.item_id.clone(), i)).collect(),
             candidate_rows,
             event_rows: event_rows.split_off(keep),
-        }))
+        })))
     }
 }
 
@@ -297,7 +297,7 @@ fn validate_vector(v: &[f32], dim: usize, field: &str) -> Result<()> {
 #[derive(Debug)]
 pub enum Prepared {
     Upstream(Ranking),
-    Pending(PendingRanking),
+    Pending(Box<PendingRanking>),
 }
 
 impl PendingRanking {
@@ -377,7 +377,7 @@ pub fn validate_candidates(candidates: &[Candidate]) -> Result<()> {
 /// Reject configs that cannot build a model (they come from downloaded manifests).
 pub fn validate_config(c: &sessionrank_model::ModelConfig) -> Result<()> {
     let bad = |m: &str| Err(CoreError::InvalidConfig(m.to_string()));
-    if c.d_model == 0 || c.n_heads == 0 || c.d_model % c.n_heads != 0 {
+    if c.d_model == 0 || c.n_heads == 0 || !c.d_model.is_multiple_of(c.n_heads) {
         return bad("d_model must be a positive multiple of n_heads");
     }
     if c.max_len == 0 || c.max_candidates == 0 || c.d_ff == 0 {

@@ -217,29 +217,18 @@ fn browser_bundle_with_vectors_matches_the_golden_scores() {
     assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
 }
 
-/// The committed browser bundle is what `ModelBundle::browser` derives from the committed
-/// full bundle today (a change to the derivation must regenerate it): same manifest, same
-/// categories, same weights. The weights are compared by what they compute, not by bytes:
-/// burnpack records carry parameter ids, which are fresh on every derivation.
+/// The committed browser bundle is exactly what `ModelBundle::browser` derives from the
+/// committed full bundle today, byte for byte (derivation is deterministic: the server may
+/// derive a missing browser bundle on any instance and serve it under an immutable URL).
 #[test]
 fn committed_browser_bundle_is_the_derived_one() {
     let (bundle, _) = engine();
     let derived = bundle.browser().expect("derive");
+    let again = bundle.browser().expect("derive again");
+    assert_eq!(derived.files, again.files, "two derivations give the same bytes");
     let committed = ModelBundle::read_dir(&browser_dir()).expect("committed browser bundle");
-    let without_weights_sha = |b: &ModelBundle| {
-        let mut m = b.manifest.clone();
-        m.files.get_mut("weights.bpk").expect("weights").sha256.clear();
-        serde_json::to_string(&m).expect("json")
-    };
-    assert_eq!(without_weights_sha(&derived), without_weights_sha(&committed));
-    assert_eq!(derived.files["categories.json"], committed.files["categories.json"]);
-    let a = Reranker::from_bundle(&derived, &Device::flex()).expect("derived decodes");
-    let b = Reranker::from_bundle(&committed, &Device::flex()).expect("committed decodes");
-    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
-    for case in &golden.cases {
-        let (x, y) = (run(&a, &case.session, &case.candidates), run(&b, &case.session, &case.candidates));
-        assert_eq!(x.scores, y.scores, "{}: identical weights give identical scores", case.name);
-    }
+    assert_eq!(derived.manifest_json().expect("json"), committed.manifest_json().expect("json"));
+    assert_eq!(derived.files, committed.files);
 }
 
 /// Same personalisation, top-10 and (returned) max |diff| against the golden case.
