@@ -6,6 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 export WASM_TARGET_DIR="${WASM_TARGET_DIR:-$HOME/.cache/sessionrank/target-wasm}"
 WASM_CRATE=crates/wasm
 WASM_ARTEFACT="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/sessionrank_wasm.wasm"
+# The WebGPU artefact: `--features webgpu`, size profile `release-webgpu` (crates/wasm/Cargo.toml).
+WASM_WEBGPU_ARTEFACT="$WASM_TARGET_DIR/wasm32-unknown-unknown/release-webgpu/sessionrank_wasm.wasm"
 
 # The wasm-bindgen version crates/wasm is locked to: the CLI must match it exactly.
 wasm_bindgen_version() {
@@ -28,4 +30,10 @@ need_wasm_bindgen() {
 # Build crates/wasm for the browser (release; CPU backend).
 build_wasm() {
   (cd "$WASM_CRATE" && CARGO_TARGET_DIR="$WASM_TARGET_DIR" nice -n 15 cargo build --release --locked --target wasm32-unknown-unknown)
+}
+
+# The same crate with burn's WebGPU backend (+ the CPU one), size profile: the second,
+# lazily loaded artefact (~5 min cold on 2 cores, longer when the machine is busy).
+build_wasm_webgpu() {
+  (cd "$WASM_CRATE" && CARGO_TARGET_DIR="$WASM_TARGET_DIR" nice -n 15 cargo build --profile release-webgpu --locked --target wasm32-unknown-unknown --features webgpu)
 }
