@@ -3,8 +3,8 @@
 //! server scores differ only by floating-point order.
 //!
 //! ```text
-//!  Reranker.load(manifestUrl) ─► fetch manifest, refuse another format version
-//!                              ─► fetch weights / tokenizer / items in parallel
+//!  Reranker.load(manifestUrl) ─► fetch manifest, refuse another format version or a full bundle
+//!                              ─► fetch its files (weights.bpk, categories.json) in parallel
 //!                              ─► ModelBundle::from_parts (every sha256) ─► core::Reranker (CPU)
 //!  observe(event)             ─► session (memory, mirrored to sessionStorage per model version)
 //!  rerank(candidates)         ─► core prepare (features, forward) ─► into_data_async ─► finish
@@ -15,16 +15,24 @@
 //! * [`storage`]: the session and its `sessionStorage` mirror;
 //! * [`error`]: every failure as a `SessionrankError` with a `code`.
 //!
-//! Item vectors: items the bundle knows use their id embedding plus the content stored in
-//! `items.json`; items it does not know are encoded from the `content` the page passes
-//! (text, category, price) by the same content tower; an unknown item without content gets
-//! the model's "unknown item" vector. Nothing about the session leaves the page.
+//! Item vectors: the package loads **browser bundles** (`<version>/browser/manifest.json`:
+//! the model without its catalog-sized tables, see `sessionrank_core::browser`), so items
+//! arrive as vectors with the candidate page (`{itemId, vector}`, computed by the server's
+//! full model: `/v1/candidates`, `/v1/models/{version}/vectors`), as in EdgeRec. [`vectors`]
+//! remembers them, so a click observed by id gets its item's vector. An item without a vector
+//! is encoded here from its `category` and `price` (item text needs the tokenizer, which this
+//! package leaves out to stay within its byte budget); without those it gets the model's
+//! "unknown item" vector. Nothing about the session leaves the page.
 
+pub mod backend;
 pub mod error;
 mod fetch;
+#[cfg(feature = "webgpu")]
+pub mod gpu;
 pub mod reranker;
 pub mod shapes;
 pub mod storage;
+pub mod vectors;
 
 pub use error::{ERROR_NAME, ErrorCode};
 pub use reranker::Reranker;
@@ -60,10 +68,19 @@ export interface SessionEvent {
   /** Milliseconds since the epoch; `Date.now()` when absent; `null`: time unknown. */
   timestamp?: number | null;
   content?: ItemContent;
+  /** The item's vector (`d_model` numbers); when absent, the one a listed candidate had. */
+  vector?: number[] | Float32Array;
 }
 
-/** A candidate: its id, or its id with content. */
-export type CandidateInput = string | number | { itemId: string | number; content?: ItemContent };
+/**
+ * A candidate: its id, or its id with the vector the server computed for it (`/v1/candidates`,
+ * `/v1/models/{version}/vectors`) and/or content. A bare id uses the vector an earlier call
+ * gave that id, else the content tower on category and price, else the "unknown item" vector.
+ */
+export type CandidateInput =
+  | string
+  | number
+  | { itemId: string | number; vector?: number[] | Float32Array; content?: ItemContent };
 
 export interface Because { itemId: string; weight: number }
 
@@ -81,7 +98,8 @@ export interface Ranking {
   /** False when the upstream order came back unchanged; `reason` says why. */
   personalised: boolean;
   reason: string | null;
-  backend: "cpu";
+  /** The device that computed the scores (`"cpu"` also after a WebGPU failure; `reason` says so once). */
+  backend: "cpu" | "webgpu";
   /** Time spent in `rerank`, in milliseconds (building the returned object not included). */
   millis: number;
   /** Where `millis` went: argument conversion, features + forward pass, readback + sorting. */
@@ -91,6 +109,24 @@ export interface Ranking {
 export interface RerankerOptions {
   /** `"session"` (default): the session survives reloads of this tab; `"memory"`: it does not. */
   storage?: "session" | "memory";
+  /**
+   * `"auto"` (default): WebGPU where this build has it (sessionrank_webgpu.js), an adapter
+   * exists and a warm-up race finds it faster than the CPU; the CPU otherwise. `"cpu"`: never
+   * look for a GPU. `"webgpu"`: WebGPU or a `device` error (always one in the CPU-only build).
+   */
+  backend?: "auto" | "cpu" | "webgpu";
+}
+
+/** The backend choice: `reranker.warmup`, `await reranker.ready()`. */
+export interface BackendReport {
+  backend: "cpu" | "webgpu";
+  /** Timed warm-up calls per backend (after one untimed call). */
+  calls: number;
+  /** Median warm-up call on each backend, when measured. */
+  cpuMs: number | null;
+  webgpuMs: number | null;
+  /** Why WebGPU does not score, when it does not (no adapter, slower, failed at run time). */
+  reason: string | null;
 }
 
 export type SessionrankErrorCode =
@@ -109,5 +145,11 @@ export interface SessionrankError extends Error {
   url?: string;
   /** http_status: the HTTP status. */
   status?: number;
+  /**
+   * unsupported_format: what the manifest is (a format version number, or `"full"` for a
+   * server bundle) and what this package reads (a version number, or `"browser"`).
+   */
+  found?: number | string;
+  supported?: number | string;
 }
 "#;

@@ -2,31 +2,33 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-use burn::tensor::Device;
-use sessionrank_core::bundle::{ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
+use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
+use sessionrank_core::BundleKind;
 use sessionrank_core::reranker::upstream;
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{Error, ErrorCode, Result, describe};
 use crate::storage::{Backing, SessionStore};
+use crate::vectors::VectorCache;
+use crate::backend::{Choice, Engines};
 use crate::{fetch, shapes};
-
-/// Name of the CPU backend in results (`backend` field).
-const CPU: &str = "cpu";
 
 /// Options of `load` / `fromBytes`.
 #[derive(Debug, Clone, Copy)]
 struct Options {
     /// Mirror the session to `sessionStorage` (default) or keep it in memory only.
     persist: bool,
+    /// `backend`: `"auto"` (default), `"cpu"` or `"webgpu"` (see `backend.rs`).
+    backend: Choice,
 }
 
 impl Options {
     fn parse(v: &JsValue) -> Result<Self> {
         if v.is_undefined() || v.is_null() {
-            return Ok(Self { persist: true });
+            return Ok(Self { persist: true, backend: Choice::Auto });
         }
         let storage = js_sys::Reflect::get(v, &"storage".into()).map_err(|e| Error::input("options", describe(&e)))?;
         let persist = match storage.as_string().as_deref() {
@@ -35,7 +37,7 @@ impl Options {
             Some("memory") => false,
             _ => return Err(Error::input("options.storage", "must be \"session\" or \"memory\"")),
         };
-        Ok(Self { persist })
+        Ok(Self { persist, backend: Choice::parse(v)? })
     }
 }
 
@@ -50,14 +52,20 @@ impl Options {
 /// ```
 #[wasm_bindgen]
 pub struct Reranker {
-    engine: sessionrank_core::Reranker,
+    /// The CPU engine, and the WebGPU one while it is chosen and healthy.
+    pub(crate) engines: Rc<Engines>,
     session: RefCell<SessionStore>,
+    /// Vectors of items seen in candidate lists, so `observe({itemId})` after a click on a
+    /// listed item knows its vector without the page passing it again.
+    vectors: RefCell<VectorCache>,
 }
 
 #[wasm_bindgen]
 impl Reranker {
     /// Fetch a bundle (the manifest, then its files in parallel, relative to the manifest's
-    /// URL), verify every sha256 and the format version, and build the model on the CPU.
+    /// URL), verify every sha256 and the format version, and build the model on the CPU (and,
+    /// in the WebGPU artefact with `backend` `"auto"`/`"webgpu"`, on WebGPU: the warm-up race
+    /// runs before this resolves; `"webgpu"` without a usable adapter rejects with `device`).
     /// Rejects with a `SessionrankError` (`network`, `http_status`, `unsupported_format`,
     /// `checksum_mismatch`, `weights`, …).
     #[wasm_bindgen(unchecked_return_type = "Reranker")]
@@ -68,10 +76,12 @@ impl Reranker {
         let options = Options::parse(&options)?;
         let manifest_url = fetch::resolve(&manifest_url, None)?;
         let manifest_bytes = fetch::bytes(&manifest_url, fetch::start(&manifest_url)?).await?;
-        // Refuse another format version before downloading megabytes of weights.
-        ModelBundle::parse_manifest(&manifest_bytes).map_err(Error::from)?;
+        // Refuse another format version or kind before downloading anything else.
+        let manifest = ModelBundle::parse_manifest(&manifest_bytes).map_err(Error::from)?;
+        check_kind(manifest.kind)?;
         let mut pending = Vec::new();
-        for name in [WEIGHTS, TOKENIZER, ITEMS] {
+        // Every file the manifest lists (a browser bundle: weights.bpk, categories.json).
+        for name in manifest.files.keys().filter(|n| n.as_str() != SAFETENSORS) {
             let url = fetch::resolve(name, Some(&manifest_url))?;
             let request = fetch::start(&url)?;
             pending.push((name, url, request));
@@ -80,7 +90,10 @@ impl Reranker {
         for (name, url, request) in pending {
             files.insert(name.to_string(), fetch::bytes(&url, request).await?);
         }
-        Ok(Self::build(&manifest_bytes, files, options)?)
+        let reranker = Self::build(&manifest_bytes, files, options)?;
+        // The backend choice (WebGPU build): done before `load` resolves.
+        reranker.engines.choose().await?;
+        Ok(reranker)
     }
 
     /// Build from bytes the page already has: the manifest and a `Map` or plain object of
@@ -93,14 +106,18 @@ impl Reranker {
         #[wasm_bindgen(unchecked_optional_param_type = "RerankerOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
         let options = Options::parse(&options)?;
-        Ok(Self::build(manifest, file_map(&files)?, options)?)
+        let reranker = Self::build(manifest, file_map(&files)?, options)?;
+        // Synchronous: scores come from the CPU until the choice ends (`await r.ready()`).
+        reranker.engines.choose_in_background();
+        Ok(reranker)
     }
 
     fn build(manifest: &[u8], files: BTreeMap<String, Vec<u8>>, options: Options) -> Result<Self> {
+        check_kind(ModelBundle::parse_manifest(manifest)?.kind)?;
         let bundle = ModelBundle::from_parts(manifest, files)?;
-        let engine = sessionrank_core::Reranker::from_bundle(&bundle, &Device::flex())?;
-        let session = SessionStore::open(&engine.manifest().model_version, options.persist);
-        Ok(Self { engine, session: RefCell::new(session) })
+        let engines = Engines::new(&bundle, options.backend)?;
+        let session = SessionStore::open(&engines.cpu().manifest().model_version, options.persist);
+        Ok(Self { engines, session: RefCell::new(session), vectors: RefCell::new(VectorCache::default()) })
     }
 
     /// Record what the shopper did: `{itemId, kind?, timestamp?, content?}`. `kind` is
@@ -110,7 +127,11 @@ impl Reranker {
     /// priceLevel}`); an unknown item without content counts with the generic "unknown item"
     /// vector. A rejected event leaves the session unchanged.
     pub fn observe(&self, #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue) -> Result<(), JsValue> {
-        let event = shapes::event(event, js_sys::Date::now())?;
+        let mut event = shapes::event(event, js_sys::Date::now())?;
+        if let Some(v) = &event.vector {
+            shapes::check_vector(v, self.engines.cpu().model_dim(), "event.vector")?;
+        }
+        self.vectors.borrow().fill_event(&mut event);
         // `prepare` is synchronous and never holds this borrow across an await.
         self.session.borrow_mut().push(event);
         Ok(())
@@ -127,26 +148,39 @@ impl Reranker {
     #[wasm_bindgen(unchecked_return_type = "Ranking")]
     pub async fn rerank(&self, #[wasm_bindgen(unchecked_param_type = "CandidateInput[]")] candidates: JsValue) -> Result<JsValue, JsValue> {
         let t0 = now_ms();
-        let candidates = shapes::candidates(&candidates)?;
+        let mut candidates = shapes::candidates(&candidates)?;
+        // Remember the page's vectors (a click on a listed item then knows its vector), and
+        // give candidates passed as bare ids the vector an earlier page gave them.
+        self.vectors.borrow_mut().learn_and_fill(&mut candidates);
         let session = self.session.borrow().events().to_vec();
         let t1 = now_ms();
-        let prepared = self.engine.prepare(&session, &candidates);
-        let t2 = now_ms();
-        let ranking = match prepared {
-            Ok(Prepared::Upstream(r)) => r,
-            Ok(Prepared::Pending(p)) => match read_back(&p).await {
-                Ok((scores, table)) => match p.finish(&scores, &table, self.engine.model_dim()) {
-                    Ok(r) => r,
-                    Err(e) => degraded(&candidates, &e),
+        let mut t2;
+        // At most twice: a WebGPU failure drops the GPU engine and the call runs on the CPU.
+        let (mut ranking, backend) = loop {
+            let (engine, backend) = self.engines.current();
+            let prepared = engine.prepare(&session, &candidates);
+            t2 = now_ms();
+            let outcome = match prepared {
+                Ok(Prepared::Upstream(r)) => Ok(r),
+                Ok(Prepared::Pending(p)) => match self.engines.read_back(backend, &p).await {
+                    Ok((scores, table)) => p.finish(&scores, &table, engine.model_dim()),
+                    Err(e) => Err(e),
                 },
-                Err(e) => degraded(&candidates, &e),
-            },
-            Err(e @ CoreError::Device(_)) => degraded(&candidates, &e),
-            Err(e) => return Err(Error::from(e).into()),
+                Err(e @ CoreError::Device(_)) => Err(e),
+                Err(e) => return Err(Error::from(e).into()),
+            };
+            match outcome {
+                Ok(r) => break (r, backend),
+                Err(e) if self.engines.fall_back(backend, &e) => continue,
+                Err(e) => break (degraded(&candidates, &e), backend),
+            }
         };
+        if let Some(why) = self.engines.take_fallback_note() {
+            ranking.reason = Some(why);
+        }
         let t3 = now_ms();
         let timings = shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2 };
-        Ok(shapes::to_js(&shapes::RankingOut::new(ranking, CPU, t3 - t0, timings))?)
+        Ok(shapes::to_js(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
     }
 
     /// Forget the session (memory and `sessionStorage`).
@@ -181,28 +215,57 @@ impl Reranker {
     /// The `sessionStorage` key of this model version's session.
     #[wasm_bindgen(getter, js_name = storageKey)]
     pub fn storage_key(&self) -> String {
-        SessionStore::key_for(&self.engine.manifest().model_version)
+        SessionStore::key_for(&self.engines.cpu().manifest().model_version)
     }
 
     /// The bundle's immutable model version.
     #[wasm_bindgen(getter, js_name = modelVersion)]
     pub fn model_version(&self) -> String {
-        self.engine.manifest().model_version.clone()
+        self.engines.cpu().manifest().model_version.clone()
     }
 
-    /// The backend scores are computed on (`"cpu"`).
-    #[wasm_bindgen(getter)]
+    /// The backend scores are computed on now: `"cpu"` or `"webgpu"`.
+    #[wasm_bindgen(getter, unchecked_return_type = "\"cpu\" | \"webgpu\"")]
     pub fn backend(&self) -> String {
-        CPU.into()
+        self.engines.current().1.as_str().into()
+    }
+
+    /// What the backend choice found: `{backend, calls, cpuMs, webgpuMs, reason}` (the
+    /// warm-up timings; `reason` says why WebGPU does not score, when it does not).
+    #[wasm_bindgen(getter, unchecked_return_type = "BackendReport")]
+    pub fn warmup(&self) -> Result<JsValue, JsValue> {
+        Ok(shapes::to_js(&self.engines.report())?)
+    }
+
+    /// Resolves to the backend report once the backend choice is made (`fromBytes` makes it
+    /// in the background; after `load` it is already made). Rejects with `device` when
+    /// `backend: "webgpu"` was asked for and WebGPU is not usable.
+    #[wasm_bindgen(unchecked_return_type = "Promise<BackendReport>")]
+    pub async fn ready(&self) -> Result<JsValue, JsValue> {
+        self.engines.ready().await
     }
 }
 
-/// Scores and item table, read back without blocking (the only readback WebGPU allows).
-async fn read_back(p: &sessionrank_core::reranker::PendingRanking) -> std::result::Result<(Vec<f32>, Vec<f32>), CoreError> {
-    let read = |d: burn::tensor::TensorData| d.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")));
-    let scores = p.scores.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    let table = p.table.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    Ok((read(scores)?, read(table)?))
+impl Reranker {
+    /// Test hook: the next WebGPU readback fails as on a lost device.
+    #[doc(hidden)]
+    pub fn fail_next_gpu_call(&self) {
+        self.engines.fail_next_gpu_call();
+    }
+}
+
+/// This package reads browser bundles only (it has no tokenizer): say so before a full
+/// bundle's megabytes are fetched.
+fn check_kind(kind: BundleKind) -> Result<()> {
+    match kind {
+        BundleKind::Browser => Ok(()),
+        BundleKind::Full => Err(Error::new(
+            ErrorCode::UnsupportedFormat,
+            "this is a full (server) bundle; browsers load its browser bundle: <version>/browser/manifest.json",
+        )
+        .with("found", "full")
+        .with("supported", "browser")),
+    }
 }
 
 /// The documented fallback when the model fails at run time: upstream order, with the reason.
@@ -211,7 +274,7 @@ fn degraded(candidates: &[sessionrank_core::Candidate], e: &CoreError) -> Rankin
 }
 
 /// `performance.now()` of the page or worker (0 where there is none).
-fn now_ms() -> f64 {
+pub(crate) fn now_ms() -> f64 {
     js_sys::Reflect::get(&js_sys::global(), &"performance".into())
         .ok()
         .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())

@@ -105,6 +105,7 @@ pub fn event(value: JsValue, now_ms: f64) -> Result<SessionEvent> {
         return Err(Error::input("event", "expected an object like {itemId, kind, timestamp}"));
     }
     let unknown_time = js_sys::Reflect::get(&value, &"timestamp".into()).is_ok_and(|t| t.is_null());
+    let value_vector = property(&value, "vector");
     let e: Event = serde_wasm_bindgen::from_value(value).map_err(|e| Error::input("event", e))?;
     let item_id = e.item_id.into_string("event.itemId")?;
     let kind = match e.kind.as_deref() {
@@ -121,7 +122,44 @@ pub fn event(value: JsValue, now_ms: f64) -> Result<SessionEvent> {
         }
         Some((ms / 1000.0).floor() as i64)
     };
-    Ok(SessionEvent { item_id, kind, timestamp, content: content(e.content, "event")? })
+    let vector = vector_of(&value_vector, "event.vector")?;
+    Ok(SessionEvent { item_id, kind, timestamp, content: content(e.content, "event")?, vector })
+}
+
+/// An optional `vector` property: a `Float32Array` (no copy through serde) or an array of
+/// numbers. Its length and finiteness are checked by the engine, which knows `d_model`.
+fn vector_of(v: &JsValue, field: &str) -> Result<Option<Vec<f32>>> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    if let Some(a) = v.dyn_ref::<js_sys::Float32Array>() {
+        return Ok(Some(a.to_vec()));
+    }
+    if let Some(a) = v.dyn_ref::<js_sys::Array>() {
+        let mut out = Vec::with_capacity(a.length() as usize);
+        for (i, x) in a.iter().enumerate() {
+            let x = x.as_f64().ok_or_else(|| Error::input(format!("{field}[{i}]"), "must be a number"))?;
+            out.push(x as f32);
+        }
+        return Ok(Some(out));
+    }
+    Err(Error::input(field, "expected a Float32Array or an array of numbers"))
+}
+
+/// An event's vector is checked when it is observed (a bad one must not sit in the session
+/// and fail every later re-rank): `d` finite numbers.
+pub fn check_vector(v: &[f32], d: usize, field: &str) -> Result<()> {
+    if v.len() != d {
+        return Err(Error::input(field, format!("expected {d} numbers (the model's d_model), got {}", v.len())));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::input(format!("{field}[{i}]"), "must be a finite number"));
+    }
+    Ok(())
+}
+
+fn property(v: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(v, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
 #[derive(Deserialize)]
@@ -147,12 +185,13 @@ pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
         let field = format!("candidates[{i}]");
         let c = if v.is_string() || v.as_f64().is_some() {
             let id: Id = serde_wasm_bindgen::from_value(v).map_err(|e| Error::input(&field, e))?;
-            Candidate { item_id: id.into_string(&format!("{field}.itemId"))?, content: None }
+            Candidate { item_id: id.into_string(&format!("{field}.itemId"))?, content: None, vector: None }
         } else if v.is_object() {
+            let vector = vector_of(&property(&v, "vector"), &format!("{field}.vector"))?;
             let c: CandidateObject = serde_wasm_bindgen::from_value(v).map_err(|e| Error::input(&field, e))?;
-            Candidate { item_id: c.item_id.into_string(&format!("{field}.itemId"))?, content: content(c.content, &field)? }
+            Candidate { item_id: c.item_id.into_string(&format!("{field}.itemId"))?, content: content(c.content, &field)?, vector }
         } else {
-            return Err(Error::input(field, "expected an item id or {itemId, content}"));
+            return Err(Error::input(field, "expected an item id or {itemId, vector?, content?}"));
         };
         out.push(c);
     }
@@ -166,6 +205,9 @@ pub struct EventOut<'a> {
     item_id: &'a str,
     kind: &'static str,
     timestamp: Option<f64>,
+    /// The item's vector when the session knows it (so a replayed session scores the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vector: Option<&'a [f32]>,
 }
 
 impl<'a> From<&'a SessionEvent> for EventOut<'a> {
@@ -175,7 +217,7 @@ impl<'a> From<&'a SessionEvent> for EventOut<'a> {
             EventKind::AddToCart => "add_to_cart",
             EventKind::Purchase => "purchase",
         };
-        Self { item_id: &e.item_id, kind, timestamp: e.timestamp.map(|s| s as f64 * 1000.0) }
+        Self { item_id: &e.item_id, kind, timestamp: e.timestamp.map(|s| s as f64 * 1000.0), vector: e.vector.as_deref() }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The browser package in a real browser (headless Chromium via `scripts/test-browser`):
-//! parity with the native engine on the committed bundle, the end-to-end load → observe →
-//! rerank path, and every bad input a storefront or a network can produce.
+//! parity with the native engine on the committed bundle (its browser bundle, fed the item
+//! vectors the full model computes, must score like the full bundle natively), the end-to-end
+//! load → observe → rerank path, and every bad input a storefront or a network can produce.
 
 #![cfg(target_family = "wasm")]
 
@@ -17,14 +18,16 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/manifest.json");
-const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/weights.bpk");
-const TOKENIZER: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/tokenizer.json");
-const ITEMS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/items.json");
+const MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
+const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/weights.bpk");
+const CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
+/// The full bundle's manifest: this package must refuse it (it has no tokenizer).
+const FULL_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/manifest.json");
 const PARITY: &str = include_str!("../../../tests/fixtures/parity.json");
 
-/// Where scripts/test-browser copies the fixture bundle (the test server serves the crate dir).
-const SERVED_MANIFEST: &str = "/tests/served/bundle-slice/manifest.json";
+/// Where scripts/test-browser copies the fixture bundles (the test server serves the crate dir).
+const SERVED_MANIFEST: &str = "/tests/served/bundle-slice-browser/manifest.json";
+const SERVED_FULL_MANIFEST: &str = "/tests/served/bundle-slice/manifest.json";
 
 #[derive(Deserialize)]
 struct Golden {
@@ -81,16 +84,15 @@ fn memory() -> JsValue {
     js(&json!({ "storage": "memory" }))
 }
 
-fn files(weights: &[u8], tokenizer: &[u8], items: &[u8]) -> JsValue {
+fn files(weights: &[u8], categories: &[u8]) -> JsValue {
     let m = Map::new();
     m.set(&"weights.bpk".into(), &Uint8Array::from(weights));
-    m.set(&"tokenizer.json".into(), &Uint8Array::from(tokenizer));
-    m.set(&"items.json".into(), &Uint8Array::from(items));
+    m.set(&"categories.json".into(), &Uint8Array::from(categories));
     m.into()
 }
 
 fn engine() -> Reranker {
-    Reranker::from_bytes(MANIFEST, files(WEIGHTS, TOKENIZER, ITEMS), memory()).expect("fixture bundle loads")
+    Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), memory()).expect("fixture bundle loads")
 }
 
 /// The JS shape of an engine event (timestamps: seconds → Date.now() milliseconds).
@@ -103,18 +105,36 @@ fn event_js(e: &SessionEvent) -> JsValue {
     if let Some(c) = &e.content {
         v["content"] = json!({ "text": c.text, "category": c.category, "priceLevel": c.price_level });
     }
+    if let Some(vector) = &e.vector {
+        v["vector"] = json!(vector);
+    }
     js(&v)
 }
 
+/// Candidates as a page passes them: vectors as plain arrays, except every third one as a
+/// `Float32Array` (both shapes are accepted).
 fn candidates_js(cs: &[Candidate]) -> JsValue {
-    js(&Value::Array(
+    let list = js(&Value::Array(
         cs.iter()
-            .map(|c| match &c.content {
-                None => json!(c.item_id),
-                Some(ct) => json!({ "itemId": c.item_id, "content": { "text": ct.text, "category": ct.category, "priceLevel": ct.price_level } }),
+            .map(|c| {
+                let mut v = json!({ "itemId": c.item_id });
+                if let Some(ct) = &c.content {
+                    v["content"] = json!({ "text": ct.text, "category": ct.category, "priceLevel": ct.price_level });
+                }
+                if let Some(vector) = &c.vector {
+                    v["vector"] = json!(vector);
+                }
+                if c.content.is_none() && c.vector.is_none() { json!(c.item_id) } else { v }
             })
             .collect(),
-    ))
+    ));
+    let array = js_sys::Array::from(&list);
+    for (i, c) in cs.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        if let Some(vector) = &c.vector {
+            Reflect::set(&array.get(i as u32), &"vector".into(), &js_sys::Float32Array::from(vector.as_slice())).expect("set");
+        }
+    }
+    list
 }
 
 fn ranking(v: JsValue) -> RankingOut {
@@ -136,8 +156,8 @@ fn manifest_json() -> Value {
     serde_json::from_slice(MANIFEST).expect("manifest")
 }
 
-fn load_err(manifest: &[u8], weights: &[u8], tokenizer: &[u8], items: &[u8]) -> JsValue {
-    match Reranker::from_bytes(manifest, files(weights, tokenizer, items), memory()) {
+fn load_err(manifest: &[u8], weights: &[u8], categories: &[u8]) -> JsValue {
+    match Reranker::from_bytes(manifest, files(weights, categories), memory()) {
         Ok(_) => panic!("a bad bundle was accepted"),
         Err(e) => e,
     }
@@ -214,37 +234,37 @@ async fn http_404_and_network_failures_are_typed_errors() {
 #[wasm_bindgen_test]
 fn truncated_or_tampered_weights_are_rejected() {
     let truncated = &WEIGHTS[..WEIGHTS.len() / 2];
-    let e = load_err(MANIFEST, truncated, TOKENIZER, ITEMS);
+    let e = load_err(MANIFEST, truncated, CATEGORIES);
     assert_eq!(code(&e), "checksum_mismatch");
     assert_eq!(prop(&e, "file").as_string().as_deref(), Some("weights.bpk"));
 
     let mut tampered = WEIGHTS.to_vec();
     let mid = tampered.len() / 2;
     tampered[mid] ^= 0x40;
-    assert_eq!(code(&load_err(MANIFEST, &tampered, TOKENIZER, ITEMS)), "checksum_mismatch");
+    assert_eq!(code(&load_err(MANIFEST, &tampered, CATEGORIES)), "checksum_mismatch");
 
     // A truncated file whose manifest was re-hashed to match still fails as a decode error.
     let mut m = manifest_json();
     m["files"]["weights.bpk"] = json!({ "sha256": sha256_hex(truncated), "bytes": truncated.len() });
     let m = serde_json::to_vec(&m).expect("json");
-    assert_eq!(code(&load_err(&m, truncated, TOKENIZER, ITEMS)), "weights");
+    assert_eq!(code(&load_err(&m, truncated, CATEGORIES)), "weights");
 }
 
 #[wasm_bindgen_test]
 fn wrong_checksum_other_format_and_missing_files_are_rejected() {
     let mut m = manifest_json();
-    m["files"]["tokenizer.json"]["sha256"] = json!("00".repeat(32));
-    let e = load_err(&serde_json::to_vec(&m).expect("json"), WEIGHTS, TOKENIZER, ITEMS);
+    m["files"]["categories.json"]["sha256"] = json!("00".repeat(32));
+    let e = load_err(&serde_json::to_vec(&m).expect("json"), WEIGHTS, CATEGORIES);
     assert_eq!(code(&e), "checksum_mismatch");
-    assert_eq!(prop(&e, "file").as_string().as_deref(), Some("tokenizer.json"));
+    assert_eq!(prop(&e, "file").as_string().as_deref(), Some("categories.json"));
 
     let mut m = manifest_json();
     m["format_version"] = json!(2);
-    let e = load_err(&serde_json::to_vec(&m).expect("json"), WEIGHTS, TOKENIZER, ITEMS);
+    let e = load_err(&serde_json::to_vec(&m).expect("json"), WEIGHTS, CATEGORIES);
     assert_eq!(code(&e), "unsupported_format");
     assert_eq!(prop(&e, "found").as_f64(), Some(2.0));
 
-    assert_eq!(code(&load_err(b"{not json", WEIGHTS, TOKENIZER, ITEMS)), "invalid_file");
+    assert_eq!(code(&load_err(b"{not json", WEIGHTS, CATEGORIES)), "invalid_file");
 
     let only_weights = Map::new();
     only_weights.set(&"weights.bpk".into(), &Uint8Array::from(WEIGHTS));
@@ -254,9 +274,61 @@ fn wrong_checksum_other_format_and_missing_files_are_rejected() {
     // A plain object works like a Map.
     let obj = js_sys::Object::new();
     Reflect::set(&obj, &"weights.bpk".into(), &Uint8Array::from(WEIGHTS).buffer()).expect("set");
-    Reflect::set(&obj, &"tokenizer.json".into(), &Uint8Array::from(TOKENIZER)).expect("set");
-    Reflect::set(&obj, &"items.json".into(), &Uint8Array::from(ITEMS)).expect("set");
+    Reflect::set(&obj, &"categories.json".into(), &Uint8Array::from(CATEGORIES)).expect("set");
     assert!(Reranker::from_bytes(MANIFEST, obj.into(), memory()).is_ok());
+}
+
+/// A full (server) bundle is refused before anything else is read or fetched: this package
+/// has no tokenizer, and the full bundle's megabytes are what the browser bundle avoids.
+#[wasm_bindgen_test]
+async fn a_full_bundle_is_refused_with_a_pointer_to_its_browser_bundle() {
+    let e = Reranker::from_bytes(FULL_MANIFEST, files(WEIGHTS, CATEGORIES), memory()).err().expect("full bundle rejects");
+    assert_eq!(code(&e), "unsupported_format");
+    assert_eq!(prop(&e, "found").as_string().as_deref(), Some("full"));
+    assert_eq!(prop(&e, "supported").as_string().as_deref(), Some("browser"));
+    let e = Reranker::load(SERVED_FULL_MANIFEST.into(), memory()).await.err().expect("full bundle rejects over HTTP too");
+    assert_eq!(code(&e), "unsupported_format");
+}
+
+#[wasm_bindgen_test]
+async fn bad_vectors_are_typed_errors() {
+    let r = engine();
+    let d = serde_json::from_slice::<Value>(MANIFEST).expect("manifest")["config"]["d_model"].as_u64().expect("d_model") as usize;
+    r.observe(js(&json!({ "itemId": "6", "vector": vec![0.1; d] }))).expect("observe");
+    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.5, 0.5] }])).await, "candidates[1].vector");
+    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": "fast" }])).await, "candidates[1].vector");
+    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.1, "x"] }])).await, "candidates[1].vector[1]");
+    let list = js(&json!(["9", { "itemId": "12", "vector": vec![0.1; d] }]));
+    let vector = Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
+    vector.unchecked_ref::<js_sys::Array>().set(3, JsValue::from_f64(f64::NAN)); // in place (Array::from copies)
+    let e = r.rerank(list).await.err().expect("NaN in a vector rejects");
+    assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].vector[3]"));
+    // An event's vector is checked when it is observed; the session keeps only good events.
+    let e = r.observe(js(&json!({ "itemId": "7", "vector": [1.0] }))).err().expect("short vector rejects");
+    assert_eq!(prop(&e, "field").as_string().as_deref(), Some("event.vector"));
+    assert_eq!(r.session_length(), 1);
+}
+
+/// The page passes vectors with its candidates only; a click on a listed item is observed by
+/// id and still gets the item's vector, which the session keeps.
+#[wasm_bindgen_test]
+async fn vectors_of_listed_items_reach_the_events_that_name_them() {
+    let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
+    let r = engine();
+    r.observe(event_js(&case.session[0])).expect("observe");
+    ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
+    let clicked = &case.candidates[7];
+    r.observe(js(&json!({ "itemId": clicked.item_id, "kind": "click" }))).expect("observe by id");
+    let events: Vec<Value> = serde_wasm_bindgen::from_value(r.session().expect("session")).expect("events");
+    let kept: Vec<f32> = serde_json::from_value(events[1]["vector"].clone()).expect("the event got the listed vector");
+    assert_eq!(Some(&kept), clicked.vector.as_ref());
+    // A later call with bare ids scores like the call with vectors.
+    let with = ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
+    let ids: Vec<Value> = case.candidates.iter().map(|c| json!(c.item_id)).collect();
+    let bare = ranking(r.rerank(js(&Value::Array(ids))).await.expect("rerank"));
+    let order = |x: &RankingOut| x.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>();
+    assert_eq!(order(&with), order(&bare));
 }
 
 /// An `invalid_input` rejection's field.
@@ -338,7 +410,7 @@ async fn unknown_ids_and_empty_sessions_have_documented_fallbacks() {
 #[wasm_bindgen_test]
 async fn the_session_persists_in_session_storage_per_model_version() {
     let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten()).expect("sessionStorage");
-    let a = Reranker::from_bytes(MANIFEST, files(WEIGHTS, TOKENIZER, ITEMS), JsValue::UNDEFINED).expect("load");
+    let a = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
     a.reset();
     assert_eq!(a.storage(), "sessionStorage");
     a.observe(js(&json!({ "itemId": "6" }))).expect("observe");
@@ -348,7 +420,7 @@ async fn the_session_persists_in_session_storage_per_model_version() {
     assert!(storage.get_item(&key).ok().flatten().is_some());
 
     // A "reload": a new instance of the same model version sees the session.
-    let b = Reranker::from_bytes(MANIFEST, files(WEIGHTS, TOKENIZER, ITEMS), JsValue::UNDEFINED).expect("load");
+    let b = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
     assert_eq!(b.session_length(), 2);
     let events: Vec<Value> = serde_wasm_bindgen::from_value(b.session().expect("session")).expect("events");
     assert_eq!(events[1]["kind"], "purchase");
@@ -357,7 +429,7 @@ async fn the_session_persists_in_session_storage_per_model_version() {
 
     // Corrupt storage is ignored, not fatal.
     storage.set_item(&key, "{garbage").expect("set");
-    let c = Reranker::from_bytes(MANIFEST, files(WEIGHTS, TOKENIZER, ITEMS), JsValue::UNDEFINED).expect("load");
+    let c = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
     assert_eq!(c.session_length(), 0);
 
     b.reset();
@@ -374,7 +446,7 @@ async fn the_session_persists_in_session_storage_per_model_version() {
 #[wasm_bindgen_test]
 fn cold_start_profile() {
     use burn::tensor::Device;
-    use sessionrank_core::{FeatureEncoder, ItemTokenizer, ModelBundle};
+    use sessionrank_core::{FeatureEncoder, ModelBundle};
     let perf = web_sys::window().and_then(|w| w.performance()).expect("performance");
     let mut t = perf.now();
     let mut lap = |what: &str| {
@@ -383,22 +455,20 @@ fn cold_start_profile() {
         t = now;
     };
     let map: std::collections::BTreeMap<String, Vec<u8>> =
-        [("weights.bpk", WEIGHTS), ("tokenizer.json", TOKENIZER), ("items.json", ITEMS)].into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+        [("weights.bpk", WEIGHTS), ("categories.json", CATEGORIES)].into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
     lap("copy bytes");
     let bundle = ModelBundle::from_parts(MANIFEST, map).expect("bundle");
     lap("sha256 of every file + manifest");
-    let items = bundle.items().expect("items");
-    lap("parse items.json");
-    let tokenizer = ItemTokenizer::from_json(TOKENIZER).expect("tokenizer");
-    lap("parse tokenizer.json");
+    let categories = bundle.categories().expect("categories");
+    lap("parse categories.json");
     let c = &bundle.manifest.config;
-    let encoder = FeatureEncoder::from_catalog(&items.catalog(), tokenizer, bundle.manifest.features.max_tokens, c.max_len, c.max_candidates).expect("encoder");
-    lap("catalog + tokenize every item's text");
+    let encoder = FeatureEncoder::for_browser(categories, bundle.manifest.features.max_tokens, c.max_len, c.max_candidates);
+    lap("feature encoder");
     let model = c.init(&Device::flex());
     lap("init model (random weights)");
     let _model = sessionrank_core::reranker::load_weights(model, WEIGHTS).expect("weights");
     lap("decode weights.bpk into the model");
-    assert_eq!(encoder.n_items(), c.n_items);
+    assert_eq!(encoder.n_items(), 0);
 }
 
 #[wasm_bindgen_test]
