@@ -297,7 +297,9 @@ async fn bad_vectors_are_typed_errors() {
     r.observe(js(&json!({ "itemId": "6", "vector": vec![0.1; d] }))).expect("observe");
     assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.5, 0.5] }])).await, "candidates[1].vector");
     assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": "fast" }])).await, "candidates[1].vector");
-    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.1, "x"] }])).await, "candidates[1].vector[1]");
+    let mut with_text = vec![json!(0.1); d];
+    with_text[1] = json!("x");
+    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": with_text }])).await, "candidates[1].vector[1]");
     let list = js(&json!(["9", { "itemId": "12", "vector": vec![0.1; d] }]));
     let vector = Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
     vector.unchecked_ref::<js_sys::Array>().set(3, JsValue::from_f64(f64::NAN)); // in place (Array::from copies)
