@@ -168,23 +168,42 @@ fn numbers(a: &js_sys::Array) -> Vec<f32> {
     let n = a.length();
     SCRATCH.with(|cell| {
         let mut cell = cell.borrow_mut();
+        // Every vector of a page has the model's width, so after the first one the buffer
+        // has exactly that length and is reused as is (no view object per vector either).
         let scratch = match cell.as_ref() {
-            Some(s) if s.length() >= n => s.clone(),
+            Some(s) if s.length() == n => s.clone(),
             _ => {
-                let s = js_sys::Float32Array::new_with_length(n.max(256));
+                let s = js_sys::Float32Array::new_with_length(n);
                 *cell = Some(s.clone());
                 s
             }
         };
         scratch.set(a, 0);
         let mut out = vec![0.0f32; n as usize];
-        scratch.subarray(0, n).copy_to(&mut out);
+        scratch.copy_to(&mut out);
         out
     })
 }
 
-fn property(v: &JsValue, key: &str) -> JsValue {
-    js_sys::Reflect::get(v, &key.into()).unwrap_or(JsValue::UNDEFINED)
+thread_local! {
+    /// Property names as JS strings, made once: `"itemId".into()` would decode a new JS
+    /// string on every lookup — four per candidate, every click.
+    static KEYS: std::cell::RefCell<Vec<(&'static str, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn property(v: &JsValue, key: &'static str) -> JsValue {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let k = match keys.iter().find(|(name, _)| *name == key) {
+            Some((_, k)) => k.clone(),
+            None => {
+                let k = JsValue::from_str(key);
+                keys.push((key, k.clone()));
+                k
+            }
+        };
+        js_sys::Reflect::get(v, &k).unwrap_or(JsValue::UNDEFINED)
+    })
 }
 
 /// `rerank`'s argument → engine candidates. The length is checked before any element is
