@@ -35,12 +35,6 @@ use crate::common::*;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// The repository root, found at run time from the working directory (`cargo test` runs in the
-/// package's directory): a compile-time path would go stale when checkouts share a build cache.
-fn repo() -> PathBuf {
-    let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
-}
 
 
 /// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1)

@@ -1,6 +1,6 @@
 //! Helpers shared by the test modules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -208,4 +208,17 @@ pub fn training_events(data: &Dataset, sessions: usize) -> Vec<Value> {
         }
     }
     events
+}
+
+/// The repository root, found at run time from the working directory (`cargo test` runs in the
+/// package's directory): a compile-time path would go stale when checkouts share a build cache.
+pub fn repo() -> PathBuf {
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+}
+
+/// The committed real sample (`tests/data`: the Diginetica metadata slice), so the tests that
+/// need real sessions run in any clone, with or without `../shared/data`.
+pub fn sample_dir() -> PathBuf {
+    repo().join("tests/data")
 }

@@ -8,7 +8,6 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::import::import_named;
-use sessionrank_data::default_data_dir;
 use sessionrank_server::client::Client;
 use sessionrank_server::serve::serve;
 use tokio::net::TcpListener;
@@ -17,7 +16,7 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_data_in_retrain_download_and_score() {
-    let data = import_named("diginetica-slice", &default_data_dir()).expect("the Diginetica slice imports (../shared/data)").dataset;
+    let data = import_named("diginetica-slice", &sample_dir()).expect("the bundled Diginetica slice imports (tests/data)").dataset;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = open(test_config(dir.path())).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -142,7 +141,7 @@ async fn real_data_in_retrain_download_and_score() {
 /// `browser/` (the server's layout); `--browser` writes only that; both print the sizes.
 #[test]
 fn export_writes_the_version_with_its_browser_bundle_and_prints_sizes() {
-    let repo = std::env::current_dir().expect("cwd").ancestors().find(|d| d.join("Trunk.toml").is_file()).map(std::path::Path::to_path_buf).expect("repository");
+    let repo = repo();
     let fixture = repo.join("tests/fixtures/bundle-slice");
     let version = ModelBundle::read_dir(&fixture).expect("the committed bundle reads").manifest.model_version;
     let out = tempfile::tempdir().expect("tempdir");

@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::reranker::read_f32;
 use sessionrank_data::import::import_named;
-use sessionrank_data::{Catalog, Dataset, EventKind, Item, Session, default_data_dir};
+use sessionrank_data::{Catalog, Dataset, EventKind, Item, Session};
 use sessionrank_model::ModelConfig;
 use sessionrank_server::app;
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, complete_config};
@@ -141,7 +141,7 @@ fn summary(job: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_retraining_warm_starts_from_the_first_on_a_grown_catalog() {
-    let data = import_named("diginetica-slice", &default_data_dir()).expect("the Diginetica slice imports (../shared/data)").dataset;
+    let data = import_named("diginetica-slice", &sample_dir()).expect("the bundled Diginetica slice imports (tests/data)").dataset;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path());
     config.retrain.max_epochs = 3;
@@ -186,7 +186,7 @@ async fn second_retraining_warm_starts_from_the_first_on_a_grown_catalog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: minutes on 2 cores"]
 async fn warm_vs_cold_on_the_slice() {
-    let data = import_named("diginetica-slice", &default_data_dir()).expect("the Diginetica slice imports (../shared/data)").dataset;
+    let data = import_named("diginetica-slice", &sample_dir()).expect("the bundled Diginetica slice imports (tests/data)").dataset;
     let half = data.train.len() / 2;
     let first_items: HashSet<u32> = data.train[..half].iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
     let all_items: HashSet<u32> = data.train.iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
