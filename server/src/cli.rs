@@ -353,8 +353,10 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let config = TrainConfig { model: model_config.clone(), distill: a.distill.config(), ..t };
     if a.size_only {
         let model = model_config.init(&Device::flex());
+        // What a browser downloads: the same model without its catalog-sized tables.
+        let browser = sessionrank_core::browser::browser_config(&model_config).init(&Device::flex());
         println!(
-            "d_model {} layers {} heads {} d_ff {} max_len {} items {}: {} parameters, {} weight bytes",
+            "d_model {} layers {} heads {} d_ff {} max_len {} items {}: {} parameters, {} weight bytes; browser bundle: {} parameters, {} weight bytes",
             model_config.d_model,
             model_config.n_layers,
             model_config.n_heads,
@@ -362,7 +364,9 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             model_config.max_len,
             model_config.n_items,
             burn::module::Module::num_params(&model),
-            weight_bytes(&model)
+            weight_bytes(&model),
+            burn::module::Module::num_params(&browser),
+            weight_bytes(&browser)
         );
         return Ok(());
     }
