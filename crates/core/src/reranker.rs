@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sessionrank_data::EventKind;
 use sessionrank_model::{CandidateInput, SessionRankModel};
 
-use crate::bundle::{BundleKind, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
+use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
 use crate::features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input};
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
@@ -129,7 +129,8 @@ impl Reranker {
             }
         };
         if encoder.n_categories() > config.n_categories {
-            return Err(CoreError::InvalidFile { file: ITEMS.into(), message: "more categories than the model has".into() });
+            let file = if manifest.kind == BundleKind::Browser { CATEGORIES } else { ITEMS };
+            return Err(CoreError::InvalidFile { file: file.into(), message: "more categories than the model has".into() });
         }
         let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?;
         Ok(Self { model: model.valid(), encoder, device: device.clone(), manifest })
@@ -188,16 +189,19 @@ impl Reranker {
     pub fn prepare(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Prepared> {
         validate_candidates(candidates)?;
         let dim = self.model_dim();
+        // Every item reference of the call, session first: (id, content, vector).
+        // Field names are only formatted for an error: this runs on every click.
+        let field = |i: usize| if i < session.len() { format!("session[{i}]") } else { format!("candidates[{}]", i - session.len()) };
+        let refs: Vec<ItemRef<'_>> = session
+            .iter()
+            .map(|e| (e.item_id.as_str(), e.content.as_ref(), e.vector.as_deref()))
+            .chain(candidates.iter().map(|c| (c.item_id.as_str(), c.content.as_ref(), c.vector.as_deref())))
+            .collect();
         // Vectors given anywhere in the call, checked, first one per id wins.
         let mut given: HashMap<&str, &[f32]> = HashMap::new();
-        let labelled = session
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (format!("session[{i}].vector"), e.item_id.as_str(), e.vector.as_deref()))
-            .chain(candidates.iter().enumerate().map(|(i, c)| (format!("candidates[{i}].vector"), c.item_id.as_str(), c.vector.as_deref())));
-        for (field, id, vector) in labelled {
+        for (i, &(id, _, vector)) in refs.iter().enumerate() {
             if let Some(v) = vector {
-                validate_vector(v, dim, &field)?;
+                validate_vector(v, dim, || format!("{}.vector", field(i)))?;
                 given.entry(id).or_insert(v);
             }
         }
@@ -209,14 +213,8 @@ impl Reranker {
         let mut slots: HashMap<&str, Slot> = HashMap::new();
         let mut items: Vec<EncodedItem> = Vec::new();
         let mut supplied: Vec<f32> = Vec::new();
-        // Every item reference of the call, session first: (id, content, field).
-        let refs = session
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.item_id.as_str(), e.content.as_ref(), format!("session[{i}]")))
-            .chain(candidates.iter().enumerate().map(|(i, c)| (c.item_id.as_str(), c.content.as_ref(), format!("candidates[{i}]"))));
-        let mut ref_slots = Vec::with_capacity(session.len() + candidates.len());
-        for (id, content, field) in refs {
+        let mut ref_slots = Vec::with_capacity(refs.len());
+        for (i, &(id, content, _)) in refs.iter().enumerate() {
             let slot = match slots.get(id) {
                 Some(&s) => s,
                 None => {
@@ -224,7 +222,7 @@ impl Reranker {
                         supplied.extend_from_slice(v);
                         Slot::Given(supplied.len() / dim - 1)
                     } else {
-                        let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field, e.to_string()))?;
+                        let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field(i), e.to_string()))?;
                         items.push(enc);
                         Slot::Encoded(items.len() - 1)
                     };
@@ -275,6 +273,9 @@ impl Reranker {
     }
 }
 
+/// One item reference of a call: id, content, given vector.
+type ItemRef<'a> = (&'a str, Option<&'a ItemContent>, Option<&'a [f32]>);
+
 /// Where an item's vector comes from in one call: encoded by the model here, or given.
 #[derive(Debug, Clone, Copy)]
 enum Slot {
@@ -282,13 +283,15 @@ enum Slot {
     Given(usize),
 }
 
-/// A given vector must have the model's width and finite numbers.
-fn validate_vector(v: &[f32], dim: usize, field: &str) -> Result<()> {
+/// A given item vector must have the model's width (`dim`) and finite numbers; `field` names
+/// it in the error (made only then). The browser package checks an observed event's vector
+/// with this too, before the event enters the session.
+pub fn validate_vector(v: &[f32], dim: usize, field: impl Fn() -> String) -> Result<()> {
     if v.len() != dim {
-        return Err(CoreError::input(field, format!("expected {dim} numbers (the model's d_model), got {}", v.len())));
+        return Err(CoreError::input(field(), format!("expected {dim} numbers (the model's d_model), got {}", v.len())));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(CoreError::input(format!("{field}[{i}]"), "must be a finite number"));
+        return Err(CoreError::input(format!("{}[{i}]", field()), "must be a finite number"));
     }
     Ok(())
 }

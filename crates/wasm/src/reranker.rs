@@ -129,7 +129,8 @@ impl Reranker {
     pub fn observe(&self, #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue) -> Result<(), JsValue> {
         let mut event = shapes::event(event, js_sys::Date::now())?;
         if let Some(v) = &event.vector {
-            shapes::check_vector(v, self.engines.cpu().model_dim(), "event.vector")?;
+            // Checked now: a bad vector must not sit in the session and fail every re-rank.
+            sessionrank_core::reranker::validate_vector(v, self.engines.cpu().model_dim(), || "event.vector".into()).map_err(Error::from)?;
         }
         self.vectors.borrow().fill_event(&mut event);
         // `prepare` is synchronous and never holds this borrow across an await.

@@ -141,18 +141,6 @@ fn vector_of(v: &JsValue, field: impl Fn() -> String) -> Result<Option<Vec<f32>>
     Err(Error::input(field(), "expected a Float32Array or an array of numbers"))
 }
 
-/// An event's vector is checked when it is observed (a bad one must not sit in the session
-/// and fail every later re-rank): `d` finite numbers.
-pub fn check_vector(v: &[f32], d: usize, field: &str) -> Result<()> {
-    if v.len() != d {
-        return Err(Error::input(field, format!("expected {d} numbers (the model's d_model), got {}", v.len())));
-    }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::input(format!("{field}[{i}]"), "must be a finite number"));
-    }
-    Ok(())
-}
-
 thread_local! {
     /// One reusable `Float32Array` for converting plain arrays of numbers.
     static SCRATCH: std::cell::RefCell<Option<js_sys::Float32Array>> = const { std::cell::RefCell::new(None) };
