@@ -40,6 +40,11 @@ pub enum Command {
     Eval(EvalArgs),
     /// Verify a bundle and copy it (or its browser bundle) to a new directory (e.g. a CDN origin).
     Export(ExportArgs),
+    /// Train a bundle's list scorer (rank bias, optional list context) on retriever lists
+    /// and write the result as a new bundle: the PRM-style stage of the product's re-rank.
+    ListStage(crate::experiments::ListStageArgs),
+    /// Assemble results/distill.json and docs/distill.md from the runs of `scripts/distill`.
+    DistillReport(crate::experiments::DistillReportArgs),
     /// Run the HTTP service: event and catalog ingestion, retraining, model publishing.
     Serve(sessionrank_server::ServeArgs),
 }
@@ -222,11 +227,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train(*a),
         Command::Eval(a) => eval(a),
         Command::Export(a) => export(a),
+        Command::ListStage(a) => crate::experiments::list_stage(a),
+        Command::DistillReport(a) => crate::experiments::distill_report(a),
         Command::Serve(a) => sessionrank_server::serve::run_cli(&a),
     }
 }
 
-fn data_dir(d: &DataArgs) -> PathBuf {
+pub(crate) fn data_dir(d: &DataArgs) -> PathBuf {
     d.data_dir.clone().unwrap_or_else(default_data_dir)
 }
 
@@ -307,7 +314,7 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
     (m, t)
 }
 
-fn device(d: DeviceArg) -> anyhow::Result<(Device, String)> {
+pub(crate) fn device(d: DeviceArg) -> anyhow::Result<(Device, String)> {
     match d {
         DeviceArg::Flex => Ok((Device::flex(), format!("flex (CPU), {}", machine_description()))),
         DeviceArg::Wgpu => wgpu_device(),
@@ -325,14 +332,14 @@ fn wgpu_device() -> anyhow::Result<(Device, String)> {
     bail!("this build has no wgpu backend: rebuild with `--features wgpu`")
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let args: Vec<String> = std::env::args().collect();
     let mut cmd = vec!["sessionrank".to_string()];
     cmd.extend(args.into_iter().skip(1));
     cmd.join(" ")
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }

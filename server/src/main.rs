@@ -2,6 +2,7 @@
 use clap::Parser;
 
 mod cli;
+mod experiments;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

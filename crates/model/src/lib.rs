@@ -31,7 +31,7 @@ mod session;
 pub use config::ModelConfig;
 pub use input::{CandidateInput, ItemFeatures, SessionInput};
 pub use item::ItemEncoder;
-pub use model::SessionRankModel;
+pub use model::{SessionRankModel, l2_normalize};
 pub use scorer::ListScorer;
 pub use session::SessionEncoder;
 

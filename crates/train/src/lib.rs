@@ -3,7 +3,9 @@
 //! * [`batch`] — sessions → next-item training batches;
 //! * [`trainer`] — the training loop (flex or wgpu, same code), checkpoints, early stopping;
 //! * [`distill`] — a larger teacher bundle guides a small student (KD loss);
+//! * [`distill_report`] — `results/distill.json` + `docs/distill.md` from the distillation runs;
 //! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
+//! * [`listwise`] — the list scorer (rank bias, list context) trained on retriever lists;
 //! * [`scorer`] — the model behind the evaluation protocols of `sessionrank-data`;
 //! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle).
 
@@ -11,8 +13,10 @@ pub mod batch;
 mod config;
 pub mod device;
 pub mod distill;
+pub mod distill_report;
 mod error;
 pub mod export;
+pub mod listwise;
 pub mod pipeline;
 pub mod report;
 pub mod results;

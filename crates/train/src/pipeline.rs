@@ -86,19 +86,24 @@ pub struct Evaluation {
     pub eval_seconds: f64,
 }
 
-pub fn evaluate(model: &SessionRankModel, encoder: &FeatureEncoder, dataset: &Dataset, device: &Device, opts: &EvalOptions) -> Evaluation {
-    let start = Instant::now();
-    let n = dataset.catalog.len();
-    let mut rng = StdRng::seed_from_u64(opts.seed);
-    let rerank_cases: Vec<TestCase> = if opts.rerank_cases == 0 {
+/// The fixed subset of test cases the re-ranking protocols run on (`count`, seeded).
+pub fn rerank_subset(dataset: &Dataset, count: usize, seed: u64) -> Vec<TestCase> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    if count == 0 {
         Vec::new()
-    } else if dataset.test.len() > opts.rerank_cases {
-        let mut idx = sample(&mut rng, dataset.test.len(), opts.rerank_cases).into_vec();
+    } else if dataset.test.len() > count {
+        let mut idx = sample(&mut rng, dataset.test.len(), count).into_vec();
         idx.sort_unstable();
         idx.into_iter().map(|i| dataset.test[i].clone()).collect()
     } else {
         dataset.test.clone()
-    };
+    }
+}
+
+pub fn evaluate(model: &SessionRankModel, encoder: &FeatureEncoder, dataset: &Dataset, device: &Device, opts: &EvalOptions) -> Evaluation {
+    let start = Instant::now();
+    let n = dataset.catalog.len();
+    let rerank_cases = rerank_subset(dataset, opts.rerank_cases, opts.seed);
     let samplers: Vec<CandidateSampler> = if rerank_cases.is_empty() {
         Vec::new()
     } else {

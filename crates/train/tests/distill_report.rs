@@ -1,0 +1,68 @@
+//! The distillation report reads the runs of `scripts/distill` and states the checks
+//! (sizes as shipped, student vs teacher, KD vs no KD) from them, not from hand-copied numbers.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use sessionrank_data::import::import_named;
+use sessionrank_model::ModelConfig;
+use sessionrank_train::distill_report::{ReportPaths, write_distill_report};
+use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
+
+fn repo_root() -> PathBuf {
+    let cwd = std::env::current_dir().expect("current dir");
+    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+}
+
+/// A run directory as `sessionrank train --out --results` leaves it, with the given metrics.
+fn fake_run(runs: &Path, name: &str, d_model: usize, mrr: f64) {
+    let ds = import_named("diginetica-slice", &repo_root().join("tests/data")).expect("slice").dataset;
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(ModelConfig::new(0, 0, 0).with_d_model(d_model).with_d_ff(2 * d_model).with_n_heads(2).with_n_layers(1).with_max_len(10), &encoder);
+    let device = Device::flex();
+    let model = config.init(&device);
+    let dir = runs.join("diginetica").join(name);
+    bundle_for(&ds, &config, &model, &encoder, serde_json::json!({}), false).expect("bundle").write_dir(&dir.join("bundle")).expect("write");
+    let result = serde_json::json!({
+        "command": format!("sessionrank train diginetica --d-model {d_model}"), "device": "flex (CPU)", "train_seconds": 10.0,
+        "best_epoch": 1, "targets_per_second": 100.0,
+        "metrics": {"p@20": 50.0, "mrr@20": mrr, "ndcg@10": 0.2},
+        "config": {"model": {"d_model": d_model, "n_layers": 1, "n_heads": 2, "d_ff": 2 * d_model, "max_len": 10, "use_content": true}, "negatives": 0, "max_epochs": 1},
+    });
+    std::fs::write(dir.join("result.json"), serde_json::to_vec(&result).expect("json")).expect("write result");
+}
+
+#[test]
+fn the_report_derives_every_check_from_the_runs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let runs = tmp.path().join("runs");
+    fake_run(&runs, "teacher", 48, 18.0);
+    fake_run(&runs, "student", 16, 17.5);
+    fake_run(&runs, "student_no_kd", 16, 17.0);
+    fake_run(&runs, "student-d8", 8, 16.0);
+    let paths = ReportPaths { json: tmp.path().join("results/distill.json"), markdown: tmp.path().join("docs/distill.md") };
+    let v = write_distill_report(&runs, "scripts/distill", "test machine", &paths).expect("report");
+
+    let dg = &v["datasets"]["diginetica"];
+    assert_eq!(dg["teacher"]["mrr@20"], 18.0);
+    assert_eq!(dg["student"]["mrr@20"], 17.5);
+    assert_eq!(dg["student_no_kd"]["mrr@20"], 17.0);
+    let checks = &dg["checks"];
+    assert!((checks["student_over_teacher_mrr@20"].as_f64().unwrap() - 17.5 / 18.0).abs() < 1e-9);
+    assert!((checks["student_over_no_kd_mrr@20"].as_f64().unwrap() - 17.5 / 17.0).abs() < 1e-9);
+    // Sizes: the student counts its browser weights, the teacher its full weights.
+    let student = v["student_weight_bytes"].as_u64().unwrap();
+    let teacher = v["teacher_weight_bytes"].as_u64().unwrap();
+    let runs_json = &dg["runs"];
+    assert_eq!(student, runs_json["student"]["browser_weight_bytes"].as_u64().unwrap());
+    assert_eq!(teacher, runs_json["teacher"]["full_weight_bytes"].as_u64().unwrap());
+    assert!(runs_json["student"]["browser_weight_bytes"].as_u64() < runs_json["student"]["full_weight_bytes"].as_u64());
+    // Two student sizes, smallest first, and their plot.
+    let sizes = dg["ablations"]["student_sizes"].as_array().expect("sizes");
+    assert_eq!(sizes.iter().map(|s| s["d_model"].as_u64().unwrap()).collect::<Vec<_>>(), vec![8, 16]);
+    assert!(tmp.path().join("docs/distill-diginetica-sizes.svg").is_file());
+    let md = std::fs::read_to_string(&paths.markdown).expect("markdown");
+    assert!(md.contains("Student / teacher mrr@20: **97.2%**"), "{md}");
+    assert!(md.contains("+2.9%"), "{md}");
+    assert!(v.get("datasets").and_then(|d| d.get("amazon-beauty")).is_none(), "no Beauty runs, no Beauty section");
+}
