@@ -165,28 +165,31 @@ fn run(reranker: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) 
     Expected { personalised: r.personalised, scores, top10: r.items.iter().take(10).map(|i| i.item_id.clone()).collect() }
 }
 
+/// Write `bundle`'s browser bundle to `browser_out` and its golden scores (the full engine,
+/// ids only; inputs with the full model's vectors) to `golden_out`.
+fn regenerate(bundle: &ModelBundle, reranker: &Reranker, browser_out: &Path, golden_out: &Path, command: &str, compact: bool) {
+    bundle.browser().expect("browser bundle").write_dir(browser_out).expect("write the browser bundle");
+    let cases = inputs(bundle)
+        .into_iter()
+        .map(|(name, session, candidates)| {
+            let expected = run(reranker, &session, &candidates);
+            let (session, candidates) = with_vectors(reranker, &session, &candidates);
+            Case { name, session, candidates, expected }
+        })
+        .collect();
+    let golden = Golden { command: command.into(), model_version: bundle.manifest.model_version.clone(), tolerance: TOLERANCE, cases };
+    // Compact: a d_model-64 student's pretty-printed vectors would double the file.
+    let json = if compact { serde_json::to_string(&golden) } else { serde_json::to_string_pretty(&golden) }.expect("serialize");
+    std::fs::write(golden_out, json + "\n").expect("write the golden file");
+    eprintln!("wrote {} and {}", browser_out.display(), golden_out.display());
+}
+
 #[test]
 fn native_engine_matches_the_golden_scores() {
     let (bundle, reranker) = engine();
     if std::env::var_os("SESSIONRANK_REGENERATE").is_some() {
-        bundle.browser().expect("browser bundle").write_dir(&browser_dir()).expect("write the browser bundle");
-        let cases = inputs(&bundle)
-            .into_iter()
-            .map(|(name, session, candidates)| {
-                let expected = run(&reranker, &session, &candidates);
-                let (session, candidates) = with_vectors(&reranker, &session, &candidates);
-                Case { name, session, candidates, expected }
-            })
-            .collect();
-        let golden = Golden {
-            command: "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity".into(),
-            model_version: bundle.manifest.model_version.clone(),
-            tolerance: TOLERANCE,
-            cases,
-        };
-        let json = serde_json::to_string_pretty(&golden).expect("serialize");
-        std::fs::write(golden_path(), json + "\n").expect("write parity.json");
-        eprintln!("wrote {}", golden_path().display());
+        let command = "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity";
+        regenerate(&bundle, &reranker, &browser_dir(), &golden_path(), command, false);
     }
     let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("tests/fixtures/parity.json (regenerate: SESSIONRANK_REGENERATE=1)"))
         .expect("parity.json parses");
@@ -253,4 +256,33 @@ fn golden_inputs_are_current() {
         assert_eq!(with_candidates, case.candidates, "{name}");
         assert_eq!(case.candidates.len(), 100, "{name}");
     }
+}
+
+/// The distilled Diginetica student (docs/distill.md) exactly as a browser downloads it: its
+/// browser bundle and golden scores from its full bundle, which is too large to commit. The
+/// browser test (`crates/wasm/tests/web.rs`) loads the same files in the wasm package. After a
+/// new student, regenerate with
+/// `SESSIONRANK_STUDENT_BUNDLE=<full student bundle dir> cargo test --release -p sessionrank-core --test parity student`.
+#[test]
+fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
+    let dir = root().join("tests/fixtures/student-diginetica-browser");
+    let golden_file = root().join("tests/fixtures/parity-student.json");
+    if let Some(full) = std::env::var_os("SESSIONRANK_STUDENT_BUNDLE") {
+        let bundle = ModelBundle::read_dir(Path::new(&full)).expect("the student's full bundle");
+        let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("student decodes");
+        let command = "SESSIONRANK_STUDENT_BUNDLE=<runs>/diginetica/student/bundle cargo test --release -p sessionrank-core --test parity student";
+        regenerate(&bundle, &reranker, &dir, &golden_file, command, true);
+    }
+    let browser = ModelBundle::read_dir(&dir).expect("committed student browser bundle");
+    let weights = browser.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
+    assert!(weights <= 1_000_000, "the student ships {weights} bytes of weights, over the 1 MB budget");
+    let reranker = Reranker::from_bundle(&browser, &Device::flex()).expect("student browser bundle decodes");
+    let golden: Golden = serde_json::from_slice(&std::fs::read(&golden_file).expect("parity-student.json")).expect("parses");
+    assert_eq!(golden.model_version, browser.manifest.model_version, "parity-student.json belongs to another student");
+    let mut worst = 0.0f32;
+    for case in &golden.cases {
+        worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
+    }
+    eprintln!("student browser bundle: {weights} weight bytes, max |diff| {worst:e}");
+    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
 }

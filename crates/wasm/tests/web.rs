@@ -24,6 +24,11 @@ const CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-b
 /// The full bundle's manifest: this package must refuse it (it has no tokenizer).
 const FULL_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/manifest.json");
 const PARITY: &str = include_str!("../../../tests/fixtures/parity.json");
+// The distilled Diginetica student as it ships (docs/distill.md), with its native golden scores.
+const STUDENT_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/manifest.json");
+const STUDENT_WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/weights.bpk");
+const STUDENT_CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/categories.json");
+const STUDENT_PARITY: &str = include_str!("../../../tests/fixtures/parity-student.json");
 
 /// Where scripts/test-browser copies the fixture bundles (the test server serves the crate dir).
 const SERVED_MANIFEST: &str = "/tests/served/bundle-slice-browser/manifest.json";
@@ -198,6 +203,18 @@ async fn browser_scores_equal_the_native_golden_scores() {
         assert!(got.millis >= 0.0);
     }
     console_log!("parity: {} cases, max |diff| = {worst:e}", golden.cases.len());
+}
+
+#[wasm_bindgen_test]
+async fn the_distilled_student_loads_and_scores_like_the_native_engine() {
+    let golden: Golden = serde_json::from_str(STUDENT_PARITY).expect("parity-student.json");
+    let r = Reranker::from_bytes(STUDENT_MANIFEST, files(STUDENT_WEIGHTS, STUDENT_CATEGORIES), memory()).expect("the student's browser bundle loads");
+    let mut worst = 0.0f32;
+    for case in &golden.cases {
+        let got = play(&r, case).await;
+        worst = worst.max(check_parity(case, &got, golden.tolerance));
+    }
+    console_log!("student parity: {} cases, {} weight bytes, max |diff| = {worst:e}", golden.cases.len(), STUDENT_WEIGHTS.len());
 }
 
 #[wasm_bindgen_test]
