@@ -64,5 +64,7 @@ fn the_report_derives_every_check_from_the_runs() {
     let md = std::fs::read_to_string(&paths.markdown).expect("markdown");
     assert!(md.contains("Student / teacher mrr@20: **97.2%**"), "{md}");
     assert!(md.contains("+2.9%"), "{md}");
+    assert_eq!(checks["teacher_bar"]["met"], false, "18.0 MRR@20 is under the 18.12 bar");
+    assert!(md.contains("**not met**"), "{md}");
     assert!(v.get("datasets").and_then(|d| d.get("amazon-beauty")).is_none(), "no Beauty runs, no Beauty section");
 }
