@@ -64,7 +64,7 @@ pub fn list_stage(a: ListStageArgs) -> anyhow::Result<()> {
     let out = bundle_for(&dataset, &out_config, &model, engine.encoder(), metrics, bundle.files.contains_key("model.safetensors"))?;
     out.write_dir(&a.out)?;
     let browser = out.browser()?;
-    let browser_bytes = browser.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
+    let browser_bytes = browser.files.get(sessionrank_core::bundle::WEIGHTS).map(Vec::len).unwrap_or(0);
     println!("bundle {} written to {} (browser weights {browser_bytes} bytes)", out.manifest.model_version, a.out.display());
     if let Some(path) = &a.results {
         let value = serde_json::json!({

@@ -30,6 +30,7 @@ use sessionrank_data::sample::{CandidateSampler, SamplerSpec};
 use sessionrank_data::{Dataset, Event, ItemIdx, RankingMetrics, TestCase};
 use sessionrank_model::{CandidateInput, ListScorer, ModelConfig, SessionRankModel, l2_normalize};
 
+use crate::scorer::encode_prefix;
 use crate::trainer::catalog_features;
 use crate::{Result, TrainError};
 
@@ -124,11 +125,10 @@ pub fn train_list_scorer(
     // Session states and the item table exactly as `forward_rerank` hands them to the scorer.
     let raw_table = model.item_vectors(catalog_features(encoder, &inner));
     let table = if model.logit_scale > 0.0 { l2_normalize(raw_table.clone()) } else { raw_table.clone() };
-    let max_len = model_config.max_len;
+    let (max_len, d) = (model_config.max_len, model_config.d_model);
     let mut train_cases = Vec::new();
     for (chunk, chunk_lists) in cases.chunks(256).zip(lists.chunks(256)) {
         let states = read_f32(session_states(model, &raw_table, chunk, max_len, &inner))?;
-        let d = model_config.d_model;
         for ((state, _case), list) in states.chunks_exact(d).zip(chunk).zip(chunk_lists) {
             if let Some(pos) = list.target_pos {
                 train_cases.push(ListCase { session: state.to_vec(), rows: list.items.iter().map(|&i| i64::from(i) + 1).collect(), target_pos: pos });
@@ -149,8 +149,7 @@ pub fn train_list_scorer(
         .with_weight_decay(0.01)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
-    let table_ad = table.clone().autodiff();
-    let d = model_config.d_model;
+    let table_ad = table.autodiff();
     let mut epoch_loss = Vec::new();
     let mut order: Vec<usize> = (0..train_cases.len()).collect();
     for epoch in 0..config.epochs {
@@ -200,15 +199,11 @@ pub fn train_list_scorer(
 /// Session states as [`SessionRankModel::forward_rerank`] hands them to the scorer: `[b, d]`.
 /// `raw_table` is the item encoder's output (what the session encoder reads).
 fn session_states(model: &SessionRankModel, raw_table: &Tensor<2>, cases: &[TestCase], max_len: usize, device: &Device) -> Tensor<2> {
-    let encoded: Vec<Vec<EncodedEvent>> = cases.iter().map(|c| encode(&c.prefix)).collect();
+    let encoded: Vec<Vec<EncodedEvent>> = cases.iter().map(|c| encode_prefix(&c.prefix)).collect();
     let refs: Vec<&[EncodedEvent]> = encoded.iter().map(Vec::as_slice).collect();
     let input = session_input(&refs, max_len, device);
     let h = model.session.forward_last(raw_table.clone(), &input);
     if model.logit_scale > 0.0 { l2_normalize(h) * model.logit_scale } else { h }
-}
-
-fn encode(prefix: &[Event]) -> Vec<EncodedEvent> {
-    prefix.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
 }
 
 /// The model as the product calls it: [`SessionRankModel::forward_rerank`] on a candidate
@@ -250,7 +245,7 @@ impl Scorer for ListAwareScorer {
         if n == 0 {
             return Vec::new();
         }
-        let encoded = encode(prefix);
+        let encoded = encode_prefix(prefix);
         let input = session_input(&[encoded.as_slice()], self.max_len, &self.device);
         let cand = CandidateInput {
             items: Tensor::<2, Int>::from_data(TensorData::new(candidates.iter().map(|&c| i64::from(c) + 1).collect::<Vec<_>>(), [1, n]), &self.device),

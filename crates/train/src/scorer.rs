@@ -26,10 +26,11 @@ impl ModelScorer {
         let max_len = model.session.positions.weight.dims()[0];
         Self { model, table, max_len, device: device.clone(), name: name.into() }
     }
+}
 
-    fn encode(prefix: &[Event]) -> Vec<EncodedEvent> {
-        prefix.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
-    }
+/// A dataset prefix as the engine's events (catalog item `i` is table row `i + 1`).
+pub fn encode_prefix(prefix: &[Event]) -> Vec<EncodedEvent> {
+    prefix.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
 }
 
 impl Scorer for ModelScorer {
@@ -43,7 +44,7 @@ impl Scorer for ModelScorer {
 
     fn score_batch(&self, prefixes: &[&[Event]], out: &mut [f32]) {
         let n = self.n_items();
-        let encoded: Vec<Vec<EncodedEvent>> = prefixes.iter().map(|p| Self::encode(p)).collect();
+        let encoded: Vec<Vec<EncodedEvent>> = prefixes.iter().map(|p| encode_prefix(p)).collect();
         let refs: Vec<&[EncodedEvent]> = encoded.iter().map(Vec::as_slice).collect();
         let input = session_input(&refs, self.max_len, &self.device);
         let b = prefixes.len();

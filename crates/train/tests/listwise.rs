@@ -9,7 +9,8 @@ use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::Dataset;
 use sessionrank_data::eval::Scorer;
 use sessionrank_data::import::import_named;
-use sessionrank_model::ModelConfig;
+use sessionrank_core::FeatureEncoder;
+use sessionrank_model::{ModelConfig, SessionRankModel};
 use sessionrank_train::listwise::{ListAwareScorer, ListwiseConfig, evaluate_listwise, train_list_scorer};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 
@@ -22,19 +23,22 @@ fn slice() -> Dataset {
     import_named("diginetica-slice", &repo_root().join("tests/data")).expect("import the bundled slice").dataset
 }
 
-fn tiny() -> ModelConfig {
-    ModelConfig::new(0, 0, 0).with_d_model(16).with_d_ff(32).with_n_heads(2).with_n_layers(1).with_max_len(10).with_dropout(0.0)
+/// The slice, its encoder, a tiny config and an untrained model drawn with `seed`.
+fn untrained(seed: u64) -> (Dataset, Device, FeatureEncoder, ModelConfig, SessionRankModel) {
+    let ds = slice();
+    let device = Device::flex();
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let tiny = ModelConfig::new(0, 0, 0).with_d_model(16).with_d_ff(32).with_n_heads(2).with_n_layers(1).with_max_len(10).with_dropout(0.0);
+    let config = complete_config(tiny, &encoder);
+    device.seed(seed);
+    let model = config.init(&device);
+    (ds, device, encoder, config, model)
 }
 
 #[test]
 fn the_rank_bias_learns_to_trust_the_retriever_when_the_model_knows_nothing() {
-    let ds = slice();
-    let device = Device::flex();
-    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = complete_config(tiny(), &encoder);
-    device.seed(3);
     // An untrained model: its scores are noise, the retriever's order is the only signal.
-    let model = config.init(&device);
+    let (ds, device, encoder, config, model) = untrained(3);
     let before = evaluate_listwise(&ListAwareScorer::new(model.clone(), &encoder, &config, &device), &ds, 1000, 42);
     let lw = ListwiseConfig::new().with_epochs(40).with_lr(0.05).with_cases(5000);
     let (trained, out_config, report) = train_list_scorer(&model, &config, &encoder, &ds, &lw, &device).expect("list stage");
@@ -58,12 +62,7 @@ fn the_rank_bias_learns_to_trust_the_retriever_when_the_model_knows_nothing() {
 
 #[test]
 fn a_list_context_bundle_scores_the_same_in_the_engine_the_evaluation_and_the_browser() {
-    let ds = slice();
-    let device = Device::flex();
-    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = complete_config(tiny(), &encoder);
-    device.seed(4);
-    let model = config.init(&device);
+    let (ds, device, encoder, config, model) = untrained(4);
     let lw = ListwiseConfig::new().with_list_context(true).with_epochs(2).with_cases(500);
     let (trained, out_config, _) = train_list_scorer(&model, &config, &encoder, &ds, &lw, &device).expect("list stage");
     assert!(out_config.list_context && trained.scorer.list.is_some());
