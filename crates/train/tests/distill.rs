@@ -2,13 +2,15 @@
 //! teacher agree, a distilled student moves towards its teacher, and a teacher over another
 //! item index is refused.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{rng_turn, slice};
 use burn::module::Module;
 use burn::tensor::Device;
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
-use sessionrank_data::import::import_named;
 use sessionrank_data::{Catalog, Dataset};
 use sessionrank_model::{ModelConfig, SessionRankModel};
 use sessionrank_train::batch::{TrainBatch, make_batch, training_sequences};
@@ -16,17 +18,6 @@ use sessionrank_train::distill::batch_kd_loss;
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_train::trainer::catalog_features;
 use sessionrank_train::{DistillConfig, Teacher, TrainConfig, TrainError, train};
-
-/// The repository root, found at run time (a compile-time path goes stale when checkouts
-/// share a build cache).
-fn repo_root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("current dir");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
-}
-
-fn slice() -> Dataset {
-    import_named("diginetica-slice", &repo_root().join("tests/data")).expect("import the bundled slice").dataset
-}
 
 fn tiny(d_model: usize, seed_layers: usize) -> ModelConfig {
     ModelConfig::new(0, 0, 0).with_d_model(d_model).with_d_ff(2 * d_model).with_n_heads(2).with_n_layers(seed_layers).with_max_len(10).with_dropout(0.0)
@@ -51,6 +42,7 @@ fn write_bundle(ds: &Dataset, config: &ModelConfig, model: &SessionRankModel, en
 
 #[test]
 fn kd_loss_is_zero_for_the_teacher_itself_and_positive_for_another_model() {
+    let _turn = rng_turn();
     let ds = slice();
     let device = Device::flex();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
@@ -72,6 +64,7 @@ fn kd_loss_is_zero_for_the_teacher_itself_and_positive_for_another_model() {
 
 #[test]
 fn a_distilled_student_moves_towards_its_teacher() {
+    let _turn = rng_turn();
     let ds = slice();
     let device = Device::flex();
     let tmp = tempfile::tempdir().expect("tmp");

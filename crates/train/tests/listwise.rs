@@ -2,26 +2,17 @@
 //! retriever's order when the model's own scores carry nothing, and a bundle with list
 //! context scores the same in the native engine, the evaluation scorer and its browser bundle.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{rng_turn, slice};
 use burn::tensor::Device;
 use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::Dataset;
 use sessionrank_data::eval::Scorer;
-use sessionrank_data::import::import_named;
 use sessionrank_core::FeatureEncoder;
 use sessionrank_model::{ModelConfig, SessionRankModel};
 use sessionrank_train::listwise::{ListAwareScorer, ListwiseConfig, evaluate_listwise, train_list_scorer};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
-
-fn repo_root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("current dir");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
-}
-
-fn slice() -> Dataset {
-    import_named("diginetica-slice", &repo_root().join("tests/data")).expect("import the bundled slice").dataset
-}
 
 /// The slice, its encoder, a tiny config and an untrained model drawn with `seed`.
 fn untrained(seed: u64) -> (Dataset, Device, FeatureEncoder, ModelConfig, SessionRankModel) {
@@ -37,6 +28,7 @@ fn untrained(seed: u64) -> (Dataset, Device, FeatureEncoder, ModelConfig, Sessio
 
 #[test]
 fn the_rank_bias_learns_to_trust_the_retriever_when_the_model_knows_nothing() {
+    let _turn = rng_turn();
     // An untrained model: its scores are noise, the retriever's order is the only signal.
     let (ds, device, encoder, config, model) = untrained(3);
     let before = evaluate_listwise(&ListAwareScorer::new(model.clone(), &encoder, &config, &device), &ds, 1000, 42);
@@ -48,7 +40,7 @@ fn the_rank_bias_learns_to_trust_the_retriever_when_the_model_knows_nothing() {
     let after = evaluate_listwise(&ListAwareScorer::new(trained.clone(), &encoder, &out_config, &device), &ds, 1000, 42);
     assert_eq!(before.cases, after.cases);
     assert!(
-        after.ndcg_at_10 > before.ndcg_at_10 + 0.03,
+        after.ndcg_at_10 > before.ndcg_at_10 + 0.02 && after.ndcg_at_10 > 1.5 * before.ndcg_at_10,
         "retriever-100 NDCG@10 should rise once the retriever's order is learned: {:.4} -> {:.4}",
         before.ndcg_at_10,
         after.ndcg_at_10
@@ -62,6 +54,7 @@ fn the_rank_bias_learns_to_trust_the_retriever_when_the_model_knows_nothing() {
 
 #[test]
 fn a_list_context_bundle_scores_the_same_in_the_engine_the_evaluation_and_the_browser() {
+    let _turn = rng_turn();
     let (ds, device, encoder, config, model) = untrained(4);
     let lw = ListwiseConfig::new().with_list_context(true).with_epochs(2).with_cases(500);
     let (trained, out_config, _) = train_list_scorer(&model, &config, &encoder, &ds, &lw, &device).expect("list stage");
