@@ -164,6 +164,10 @@ pub struct Hyper {
     pub dropout: Option<f64>,
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Length of the learning-rate schedule in epochs (default: --epochs). Larger than
+    /// --epochs, training stops while the rate is still high (small datasets learn faster so).
+    #[arg(long)]
+    pub schedule_epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[arg(long)]
@@ -285,6 +289,9 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
     }
     if let Some(v) = h.epochs {
         t.max_epochs = v;
+    }
+    if let Some(v) = h.schedule_epochs {
+        t.schedule_epochs = Some(v);
     }
     if let Some(v) = h.batch_size {
         t.batch_size = v;

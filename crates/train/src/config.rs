@@ -18,9 +18,15 @@ pub struct TrainConfig {
     pub lr: f64,
     #[config(default = 0.05)]
     pub weight_decay: f32,
-    /// Linear warm-up steps, then cosine decay to 5% of the peak over `max_epochs`.
+    /// Linear warm-up steps, then cosine decay to 5% of the peak over `schedule_epochs`.
     #[config(default = 300)]
     pub warmup_steps: usize,
+    /// Length of the cosine schedule in epochs (default: `max_epochs`). Longer than
+    /// `max_epochs`, the run stops while the rate is still high: small datasets such as Amazon
+    /// Beauty learn far more in 14 epochs of a 40-epoch schedule than in a 14-epoch one,
+    /// whose rate has decayed before the model leaves its popularity plateau.
+    #[config(default = "None")]
+    pub schedule_epochs: Option<usize>,
     /// Stop after this many epochs without a better validation score.
     #[config(default = 2)]
     pub patience: usize,

@@ -14,6 +14,11 @@
 //! shopper downloads; item vectors come with the candidate page), the teacher's are its full
 //! weights (it is never shipped). Both are also given like for like, so nobody has to take
 //! the headline ratio on trust.
+//!
+//! A dataset with no teacher and student under `<runs>` keeps its section of the previous
+//! report (JSON and Markdown) as it was, listed under `carried_over`: the runs of one dataset
+//! can be redone on a machine that no longer holds the other's (each run keeps its own command
+//! and device in `runs.<name>`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -69,7 +74,7 @@ impl Run {
         json!({
             "d_model": c["model"]["d_model"], "layers": c["model"]["n_layers"], "heads": c["model"]["n_heads"],
             "d_ff": c["model"]["d_ff"], "max_len": c["model"]["max_len"], "use_content": c["model"]["use_content"],
-            "negatives": c["negatives"], "epochs": c["max_epochs"], "best_epoch": self.result["best_epoch"],
+            "negatives": c["negatives"], "epochs": c["max_epochs"], "schedule_epochs": c["schedule_epochs"], "best_epoch": self.result["best_epoch"],
             "distill": c["distill"], "metrics": self.result["metrics"],
             "full_weight_bytes": self.full_bytes, "browser_weight_bytes": self.browser_bytes,
             "train_seconds": self.result["train_seconds"], "targets_per_second": self.result["targets_per_second"],
@@ -285,6 +290,36 @@ fn fmt2(v: &Value) -> String {
     v.as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())
 }
 
+/// The report already at the output paths, whose datasets are carried over when their runs
+/// are absent.
+struct Previous {
+    json: Option<Value>,
+    markdown: String,
+}
+
+impl Previous {
+    fn read(out: &ReportPaths) -> Self {
+        Self { json: read_json(&out.json).ok(), markdown: std::fs::read_to_string(&out.markdown).unwrap_or_default() }
+    }
+
+    /// `dataset`'s JSON and its Markdown section (from its `## <dataset>` heading to the next
+    /// `## ` heading), with the byte counts the headline sizes are taken from.
+    fn dataset(&self, dataset: &str) -> Option<DatasetReport> {
+        let json = self.json.as_ref()?.get("datasets")?.get(dataset)?.clone();
+        let heading = format!("## {dataset}\n");
+        let start = self.markdown.find(&heading)?;
+        let rest = &self.markdown[start + heading.len()..];
+        let end = rest.find("\n## ").map_or(self.markdown.len(), |i| start + heading.len() + i + 1);
+        let bytes = |run: &str, key: &str| json["runs"][run][key].as_u64();
+        Some(DatasetReport {
+            student_bytes: bytes("student", "browser_weight_bytes")?,
+            teacher_bytes: bytes("teacher", "full_weight_bytes")?,
+            markdown: self.markdown[start..end].to_string(),
+            json,
+        })
+    }
+}
+
 /// Paths the report writes.
 #[derive(Debug, Clone)]
 pub struct ReportPaths {
@@ -302,20 +337,35 @@ pub fn write_distill_report(runs_dir: &Path, command: &str, machine: &str, out: 
     md.push_str(command);
     md.push_str("`; the numbers are in `results/distill.json`.\n\n");
     let (mut student_bytes, mut teacher_bytes) = (0u64, u64::MAX);
+    let previous = Previous::read(out);
+    let mut carried = Vec::new();
+    let mut fresh = 0;
     for dataset in ["diginetica", "amazon-beauty"] {
-        if let Some(r) = dataset_report(runs_dir, dataset, &doc_dir)? {
-            student_bytes = student_bytes.max(r.student_bytes);
-            teacher_bytes = teacher_bytes.min(r.teacher_bytes);
-            datasets.insert(dataset.to_string(), r.json);
-            md.push_str(&r.markdown);
-        }
+        let report = match dataset_report(runs_dir, dataset, &doc_dir)? {
+            Some(r) => {
+                fresh += 1;
+                r
+            }
+            None => match previous.dataset(dataset) {
+                Some(r) => {
+                    carried.push(dataset);
+                    r
+                }
+                None => continue,
+            },
+        };
+        student_bytes = student_bytes.max(report.student_bytes);
+        teacher_bytes = teacher_bytes.min(report.teacher_bytes);
+        datasets.insert(dataset.to_string(), report.json);
+        md.push_str(&report.markdown);
     }
-    if datasets.is_empty() {
+    if fresh == 0 {
         return Err(TrainError::Other(format!("{}: no dataset has both a teacher and a student run", runs_dir.display())));
     }
     let value = json!({
         "command": command,
         "machine": machine,
+        "carried_over": carried,
         "datasets": datasets,
         "student_weight_bytes": student_bytes,
         "teacher_weight_bytes": teacher_bytes,

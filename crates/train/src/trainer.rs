@@ -207,7 +207,9 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
     }
     let n_targets: usize = seqs.iter().map(|s| s.len() - 1).sum();
     let steps_per_epoch = seqs.len().div_ceil(config.batch_size);
-    let total_steps = steps_per_epoch * config.max_epochs;
+    // The schedule may run past the last epoch (`schedule_epochs`); progress counts the epochs.
+    let total_steps = steps_per_epoch * config.schedule_epochs.unwrap_or(config.max_epochs).max(1);
+    let run_steps = steps_per_epoch * config.max_epochs;
     let features_ad = catalog_features(encoder, &ad);
     let teacher = match &config.distill {
         Some(d) => {
@@ -263,7 +265,7 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
     let resumed_seconds = state.train_seconds;
     let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>, kd_loss: Option<f64>| {
         if let Some(f) = on_progress {
-            let done = (epoch * steps_per_epoch + step) as f64 / total_steps.max(1) as f64;
+            let done = (epoch * steps_per_epoch + step) as f64 / run_steps.max(1) as f64;
             let budget = config.time_budget_s.map_or(0.0, |b| (resumed_seconds + start.elapsed().as_secs_f64()) / (b.max(1) as f64));
             f(&TrainProgress {
                 epoch: epoch + 1,
@@ -422,16 +424,19 @@ fn resume(dir: &Path, fresh: &CheckpointState, model: SessionRankModel, optim: M
     let err = |m: String| TrainError::Checkpoint { path: dir.display().to_string(), message: m };
     let bytes = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
     let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?;
-    // A run may be resumed with a longer schedule or another time budget; anything else
-    // (model, optimiser, data) must match.
+    // A run may be resumed for more epochs, with another time budget or patience (how long
+    // it goes on): anything else (model, optimiser, schedule, data) must match.
     let comparable = |v: &serde_json::Value| {
         let mut v = v.clone();
         if let Some(o) = v.as_object_mut() {
             o.remove("max_epochs");
             o.remove("time_budget_s");
-            // Checkpoints written before distillation existed have no `distill` key at all.
-            if o.get("distill").is_some_and(serde_json::Value::is_null) {
-                o.remove("distill");
+            o.remove("patience");
+            // Checkpoints written before these options existed have no key for them at all.
+            for key in ["distill", "schedule_epochs"] {
+                if o.get(key).is_some_and(serde_json::Value::is_null) {
+                    o.remove(key);
+                }
             }
         }
         v

@@ -88,12 +88,15 @@ fn an_interrupted_run_resumes_from_its_checkpoint() {
     // "Killed" after two epochs: the budget stops it, the checkpoint stays.
     let first = train(&ds, &encoder, &base.clone().with_max_epochs(4).with_time_budget_s(Some(0)), &Device::flex(), Some(dir.path())).expect("train");
     assert_eq!(first.history.len(), 1);
-    let resumed = train(&ds, &encoder, &base.clone().with_max_epochs(4), &Device::flex(), Some(dir.path())).expect("resume");
+    // Resumed for more epochs with more patience: still the same experiment.
+    let resumed = train(&ds, &encoder, &base.clone().with_max_epochs(4).with_patience(12), &Device::flex(), Some(dir.path())).expect("resume");
     assert_eq!(resumed.history.len(), 4, "continues at epoch 2, not from scratch");
     assert_eq!(resumed.history[0].valid, first.history[0].valid);
     // A checkpoint of another experiment is refused, not silently mixed in.
-    let other = base.with_max_epochs(4).with_lr(0.5);
+    let other = base.clone().with_max_epochs(4).with_lr(0.5);
     assert!(train(&ds, &encoder, &other, &Device::flex(), Some(dir.path())).is_err());
+    let other_schedule = base.with_max_epochs(4).with_schedule_epochs(Some(40));
+    assert!(train(&ds, &encoder, &other_schedule, &Device::flex(), Some(dir.path())).is_err(), "another learning-rate schedule is another run");
 }
 
 #[test]
@@ -103,4 +106,19 @@ fn learning_rate_warms_up_then_decays() {
     assert!((learning_rate(&c, 9, 1000) - 1e-3).abs() < 1e-4);
     assert!(learning_rate(&c, 999, 1000) < 1e-4);
     assert!(learning_rate(&c, 999, 1000) > 0.0);
+}
+
+#[test]
+fn a_longer_schedule_stops_with_the_rate_still_high() {
+    let Some(mut ds) = slice() else { return };
+    ds.train.truncate(300);
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder)).with_valid_cases(100).with_patience(10).with_max_epochs(2);
+    let own = train(&ds, &encoder, &base.clone(), &Device::flex(), None).expect("train");
+    let long = train(&ds, &encoder, &base.with_schedule_epochs(Some(8)), &Device::flex(), None).expect("train");
+    assert_eq!((own.history.len(), long.history.len()), (2, 2), "both stop after --epochs");
+    let last_lr = |o: &sessionrank_train::TrainOutcome| o.history.last().expect("history").lr;
+    // Its own schedule ends near 5% of the peak; a fourth of an 8-epoch one is still near it.
+    assert!(last_lr(&own) < 0.2e-3, "own schedule ends low: {}", last_lr(&own));
+    assert!(last_lr(&long) > 0.7e-3, "2 epochs of an 8-epoch schedule end high: {}", last_lr(&long));
 }
