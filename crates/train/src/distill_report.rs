@@ -339,27 +339,22 @@ pub fn write_distill_report(runs_dir: &Path, command: &str, machine: &str, out: 
     let (mut student_bytes, mut teacher_bytes) = (0u64, u64::MAX);
     let previous = Previous::read(out);
     let mut carried = Vec::new();
-    let mut fresh = 0;
     for dataset in ["diginetica", "amazon-beauty"] {
-        let report = match dataset_report(runs_dir, dataset, &doc_dir)? {
-            Some(r) => {
-                fresh += 1;
-                r
-            }
-            None => match previous.dataset(dataset) {
-                Some(r) => {
-                    carried.push(dataset);
-                    r
-                }
-                None => continue,
-            },
+        let report = if let Some(r) = dataset_report(runs_dir, dataset, &doc_dir)? {
+            r
+        } else if let Some(r) = previous.dataset(dataset) {
+            carried.push(dataset);
+            r
+        } else {
+            continue;
         };
         student_bytes = student_bytes.max(report.student_bytes);
         teacher_bytes = teacher_bytes.min(report.teacher_bytes);
         datasets.insert(dataset.to_string(), report.json);
         md.push_str(&report.markdown);
     }
-    if fresh == 0 {
+    // Every dataset carried over (or none at all): the runs directory held nothing to report.
+    if datasets.len() == carried.len() {
         return Err(TrainError::Other(format!("{}: no dataset has both a teacher and a student run", runs_dir.display())));
     }
     let value = json!({
