@@ -6,12 +6,12 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sessionrank_core::{ModelBundle, Reranker};
-use sessionrank_data::import::import_named;
 use sessionrank_data::default_data_dir;
+use sessionrank_data::import::import_named;
 use sessionrank_model::ModelConfig;
 use sessionrank_train::pipeline::{
-    EvalOptions, ExperimentRecord, FeatureOptions, Outputs, build_encoder, bundle_for, complete_config, evaluate, machine_description, train_on,
-    weight_bytes,
+    EvalOptions, ExperimentRecord, FeatureOptions, Outputs, build_encoder, bundle_for,
+    complete_config, evaluate, machine_description, train_on, weight_bytes,
 };
 use sessionrank_train::{DistillConfig, TrainConfig};
 
@@ -108,7 +108,10 @@ pub struct TrainArgs {
     /// this config and dataset, then exit without training: how to size a browser student.
     #[arg(long)]
     pub size_only: bool,
-    #[command(flatten, next_help_heading = "Distillation (a larger teacher guides a small student)")]
+    #[command(
+        flatten,
+        next_help_heading = "Distillation (a larger teacher guides a small student)"
+    )]
     pub distill: DistillArgs,
 }
 
@@ -242,7 +245,8 @@ pub(crate) fn data_dir(d: &DataArgs) -> PathBuf {
 }
 
 fn import(a: ImportArgs) -> anyhow::Result<()> {
-    let imported = import_named(&a.data.dataset, &data_dir(&a.data)).with_context(|| format!("importing {}", a.data.dataset))?;
+    let imported = import_named(&a.data.dataset, &data_dir(&a.data))
+        .with_context(|| format!("importing {}", a.data.dataset))?;
     println!("{}", imported.summary);
     if let Some(out) = a.out {
         let json = serde_json::to_vec(&imported.dataset)?;
@@ -256,9 +260,33 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
 pub fn defaults_for(dataset: &str) -> (ModelConfig, TrainConfig, bool) {
     let base = ModelConfig::new(0, 0, 0);
     let (model, exclude_history) = match dataset {
-        "amazon-beauty" | "beauty" => (base.with_d_model(64).with_n_layers(2).with_n_heads(2).with_d_ff(256).with_max_len(50).with_dropout(0.5), true),
-        "diginetica" => (base.with_d_model(96).with_n_layers(1).with_n_heads(2).with_d_ff(384).with_max_len(20).with_dropout(0.25), false),
-        _ => (base.with_d_model(64).with_n_layers(2).with_n_heads(2).with_d_ff(256).with_max_len(30).with_dropout(0.2), false),
+        "amazon-beauty" | "beauty" => (
+            base.with_d_model(64)
+                .with_n_layers(2)
+                .with_n_heads(2)
+                .with_d_ff(256)
+                .with_max_len(50)
+                .with_dropout(0.5),
+            true,
+        ),
+        "diginetica" => (
+            base.with_d_model(96)
+                .with_n_layers(1)
+                .with_n_heads(2)
+                .with_d_ff(384)
+                .with_max_len(20)
+                .with_dropout(0.25),
+            false,
+        ),
+        _ => (
+            base.with_d_model(64)
+                .with_n_layers(2)
+                .with_n_heads(2)
+                .with_d_ff(256)
+                .with_max_len(30)
+                .with_dropout(0.2),
+            false,
+        ),
     };
     let train = TrainConfig::new(model.clone()).with_exclude_history(exclude_history);
     (model, train, exclude_history)
@@ -330,7 +358,8 @@ pub(crate) fn device(d: DeviceArg) -> anyhow::Result<(Device, String)> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    let d = sessionrank_train::device::wgpu_default().map_err(|e| anyhow::anyhow!("no wgpu adapter: {e}"))?;
+    let d = sessionrank_train::device::wgpu_default()
+        .map_err(|e| anyhow::anyhow!("no wgpu adapter: {e}"))?;
     Ok((d, format!("wgpu, {}", machine_description())))
 }
 
@@ -350,14 +379,16 @@ pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    std::fs::write(path, serde_json::to_vec_pretty(value)?).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!("wrote {}", path.display());
     Ok(())
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     let name = a.data.dataset.clone();
-    let imported = import_named(&name, &data_dir(&a.data)).with_context(|| format!("importing {name}"))?;
+    let imported =
+        import_named(&name, &data_dir(&a.data)).with_context(|| format!("importing {name}"))?;
     eprintln!("{}", imported.summary);
     let dataset = imported.dataset;
     let (m, t, exclude_history) = defaults_for(&dataset.name);
@@ -368,7 +399,8 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if a.size_only {
         let model = model_config.init(&Device::flex());
         // What a browser downloads: the same model without its catalog-sized tables.
-        let browser = sessionrank_core::browser::browser_config(&model_config).init(&Device::flex());
+        let browser =
+            sessionrank_core::browser::browser_config(&model_config).init(&Device::flex());
         println!(
             "d_model {} layers {} heads {} d_ff {} max_len {} items {}: {} parameters, {} weight bytes; browser bundle: {} parameters, {} weight bytes",
             model_config.d_model,
@@ -385,17 +417,38 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let (device, device_name) = device(a.device)?;
-    tracing::info!("training on {device_name}: {} sessions, {} items", dataset.train.len(), dataset.catalog.len());
-    let outcome = train_on(&dataset, &encoder, &config, &device, &Outputs { bundle_dir: a.out.clone(), checkpoint_dir: a.checkpoint_dir.clone() })?;
+    tracing::info!(
+        "training on {device_name}: {} sessions, {} items",
+        dataset.train.len(),
+        dataset.catalog.len()
+    );
+    let outcome = train_on(
+        &dataset,
+        &encoder,
+        &config,
+        &device,
+        &Outputs { bundle_dir: a.out.clone(), checkpoint_dir: a.checkpoint_dir.clone() },
+    )?;
     tracing::info!("trained in {:.0} s (best epoch {})", outcome.train_seconds, outcome.best_epoch);
-    let eval_opts = EvalOptions { exclude_history, rerank_cases: a.rerank_cases, baselines: !a.no_baselines, seed: config.seed };
+    let eval_opts = EvalOptions {
+        exclude_history,
+        rerank_cases: a.rerank_cases,
+        baselines: !a.no_baselines,
+        seed: config.seed,
+    };
     let evaluation = evaluate(&outcome.model, &encoder, &dataset, &device, &eval_opts);
     let m = &evaluation.model.full;
-    println!("test: P@20 {:.2}  MRR@20 {:.2}  HR@10 {:.4}  NDCG@10 {:.4}  ({} cases)", m.p_at_20, m.mrr_at_20, m.hr_at_10, m.ndcg_at_10, m.cases);
+    println!(
+        "test: P@20 {:.2}  MRR@20 {:.2}  HR@10 {:.4}  NDCG@10 {:.4}  ({} cases)",
+        m.p_at_20, m.mrr_at_20, m.hr_at_10, m.ndcg_at_10, m.cases
+    );
     for (name, b) in &evaluation.baselines {
         let f = &b.full;
         if f.cases > 0 {
-            println!("  {name:<14} P@20 {:.2}  MRR@20 {:.2}  HR@10 {:.4}  NDCG@10 {:.4}", f.p_at_20, f.mrr_at_20, f.hr_at_10, f.ndcg_at_10);
+            println!(
+                "  {name:<14} P@20 {:.2}  MRR@20 {:.2}  HR@10 {:.4}  NDCG@10 {:.4}",
+                f.p_at_20, f.mrr_at_20, f.hr_at_10, f.ndcg_at_10
+            );
         }
     }
     let record = ExperimentRecord {
@@ -413,7 +466,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     };
     if let Some(out) = &a.out {
         let metrics = serde_json::json!({"test": record.evaluation.model.full});
-        let bundle = bundle_for(&dataset, &model_config, &outcome.model, &encoder, metrics, !a.no_safetensors)?;
+        let bundle = bundle_for(
+            &dataset,
+            &model_config,
+            &outcome.model,
+            &encoder,
+            metrics,
+            !a.no_safetensors,
+        )?;
         bundle.write_dir(out)?;
         println!("bundle {} written to {}", bundle.manifest.model_version, out.display());
     }
@@ -428,16 +488,28 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
 
 fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let name = a.data.dataset.clone();
-    let imported = import_named(&name, &data_dir(&a.data)).with_context(|| format!("importing {name}"))?;
+    let imported =
+        import_named(&name, &data_dir(&a.data)).with_context(|| format!("importing {name}"))?;
     let dataset = imported.dataset;
-    let bundle = ModelBundle::read_dir(&a.bundle).with_context(|| format!("reading bundle {}", a.bundle.display()))?;
+    let bundle = ModelBundle::read_dir(&a.bundle)
+        .with_context(|| format!("reading bundle {}", a.bundle.display()))?;
     let device = Device::flex();
     let reranker = Reranker::from_bundle(&bundle, &device)?;
     if reranker.encoder().n_items() != dataset.catalog.len() {
-        bail!("bundle has {} items, dataset {} has {}: was it trained on this dataset?", reranker.encoder().n_items(), dataset.name, dataset.catalog.len());
+        bail!(
+            "bundle has {} items, dataset {} has {}: was it trained on this dataset?",
+            reranker.encoder().n_items(),
+            dataset.name,
+            dataset.catalog.len()
+        );
     }
     let (_, _, exclude_history) = defaults_for(&dataset.name);
-    let opts = EvalOptions { exclude_history, rerank_cases: a.rerank_cases, baselines: !a.no_baselines, seed: 42 };
+    let opts = EvalOptions {
+        exclude_history,
+        rerank_cases: a.rerank_cases,
+        baselines: !a.no_baselines,
+        seed: 42,
+    };
     let evaluation = evaluate(reranker.model(), reranker.encoder(), &dataset, &device, &opts);
     println!("{}", serde_json::to_string_pretty(&evaluation.model.full)?);
     if let Some(path) = &a.results {
@@ -447,8 +519,11 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn export(a: ExportArgs) -> anyhow::Result<()> {
-    let bundle = ModelBundle::read_dir(&a.bundle).with_context(|| format!("reading bundle {}", a.bundle.display()))?;
-    let browser = bundle.browser().with_context(|| format!("deriving the browser bundle of {}", a.bundle.display()))?;
+    let bundle = ModelBundle::read_dir(&a.bundle)
+        .with_context(|| format!("reading bundle {}", a.bundle.display()))?;
+    let browser = bundle
+        .browser()
+        .with_context(|| format!("deriving the browser bundle of {}", a.bundle.display()))?;
     // Building the engines proves the weights decode into the current architecture.
     Reranker::from_bundle(&browser, &Device::flex())?;
     let dir = a.out.join(&bundle.manifest.model_version);
@@ -459,7 +534,8 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     } else {
         Reranker::from_bundle(&bundle, &Device::flex())?;
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("replacing {}", dir.display()))?;
         }
         sessionrank_server::publish::write_version_dir(&bundle, &dir)?;
         println!("{}", dir.display());
@@ -472,7 +548,8 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
 /// What a client downloads, file by file: raw, and gzip -9 as a server or CDN would send it.
 fn print_sizes(title: &str, bundle: &ModelBundle) -> anyhow::Result<()> {
     let manifest = bundle.manifest_json()?.into_bytes();
-    let mut files: Vec<(&str, &[u8])> = vec![(sessionrank_core::bundle::MANIFEST, manifest.as_slice())];
+    let mut files: Vec<(&str, &[u8])> =
+        vec![(sessionrank_core::bundle::MANIFEST, manifest.as_slice())];
     files.extend(bundle.files.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())));
     let (mut raw_total, mut gz_total) = (0, 0);
     println!("{title}:\n  {:<20} {:>12} {:>12}", "file", "bytes", "gzip -9");
@@ -510,9 +587,16 @@ mod tests {
 
     #[test]
     fn distillation_flags_need_a_teacher_and_default_to_t2_alpha_half() {
-        assert!(train_args(&["--kd-alpha", "0.3"]).is_err(), "--kd-alpha without --teacher is refused");
+        assert!(
+            train_args(&["--kd-alpha", "0.3"]).is_err(),
+            "--kd-alpha without --teacher is refused"
+        );
         assert_eq!(train_args(&[]).expect("parse").distill.config(), None);
-        let c = train_args(&["--teacher", "bundles/t", "--kd-alpha", "0.3"]).expect("parse").distill.config().expect("distill");
+        let c = train_args(&["--teacher", "bundles/t", "--kd-alpha", "0.3"])
+            .expect("parse")
+            .distill
+            .config()
+            .expect("distill");
         assert_eq!((c.teacher_dir.to_str(), c.temperature, c.alpha), (Some("bundles/t"), 2.0, 0.3));
         let h = train_args(&["--d-model", "32", "--d-ff", "48", "--size-only"]).expect("parse");
         assert!(h.size_only && h.hp.d_ff == Some(48));

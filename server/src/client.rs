@@ -21,7 +21,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> anyhow::Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -43,8 +44,12 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        anyhow::ensure!(addr.ip().is_loopback(), "this client only talks to loopback addresses, not {addr}");
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "this client only talks to loopback addresses, not {addr}"
+        );
+        let stream =
+            TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
@@ -58,8 +63,17 @@ impl Client {
     }
 
     /// Send a request and read the whole answer.
-    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> anyhow::Result<Reply> {
-        let mut req = hyper::Request::builder().method(method).uri(path).header("host", self.addr.to_string());
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -77,7 +91,13 @@ impl Client {
     }
 
     /// A JSON request; `token` adds `Authorization: Bearer`.
-    pub async fn json(&mut self, method: &str, path: &str, body: &serde_json::Value, token: Option<&str>) -> anyhow::Result<Reply> {
+    pub async fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+        token: Option<&str>,
+    ) -> anyhow::Result<Reply> {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = &auth {
@@ -92,7 +112,11 @@ pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
     let rest = url.strip_prefix("http://").context("expected an http:// URL")?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let authority = authority.replacen("localhost", "127.0.0.1", 1);
-    let addr: SocketAddr = authority.parse().with_context(|| format!("expected http://127.0.0.1:PORT, got {url}"))?;
-    anyhow::ensure!(addr.ip().is_loopback(), "refusing to target {addr}: only loopback addresses (127.0.0.1, ::1)");
+    let addr: SocketAddr =
+        authority.parse().with_context(|| format!("expected http://127.0.0.1:PORT, got {url}"))?;
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "refusing to target {addr}: only loopback addresses (127.0.0.1, ::1)"
+    );
     Ok(addr)
 }

@@ -214,7 +214,9 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => {
+                    format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..])
+                }
                 None => url.to_string(),
             }
         }
@@ -254,12 +256,18 @@ impl Config {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("sessionrank-data"));
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("sessionrank-data"));
         let mut c = Self::for_data_dir(data_dir);
         if let Some(url) = args.database_url.clone().or(file.database_url) {
             c.database_url = url;
@@ -308,11 +316,23 @@ impl Config {
         anyhow::ensure!(self.keep_versions >= 1, "keep_versions must be at least 1");
         anyhow::ensure!(self.concurrency_limit >= 1, "concurrency_limit must be at least 1");
         let r = &self.retrain;
-        anyhow::ensure!(r.d_model > 0 && r.n_heads > 0 && r.d_model.is_multiple_of(r.n_heads), "retrain.d_model must be a positive multiple of retrain.n_heads");
-        anyhow::ensure!(r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5, "retrain.holdout_fraction must be in (0, 0.5)");
-        anyhow::ensure!(r.tolerance >= 0.0 && r.tolerance.is_finite(), "retrain.tolerance must be >= 0");
+        anyhow::ensure!(
+            r.d_model > 0 && r.n_heads > 0 && r.d_model.is_multiple_of(r.n_heads),
+            "retrain.d_model must be a positive multiple of retrain.n_heads"
+        );
+        anyhow::ensure!(
+            r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5,
+            "retrain.holdout_fraction must be in (0, 0.5)"
+        );
+        anyhow::ensure!(
+            r.tolerance >= 0.0 && r.tolerance.is_finite(),
+            "retrain.tolerance must be >= 0"
+        );
         anyhow::ensure!(r.warm_start_epochs >= 1, "retrain.warm_start_epochs must be at least 1");
-        anyhow::ensure!(r.warm_start_lr > 0.0 && r.warm_start_lr.is_finite(), "retrain.warm_start_lr must be > 0");
+        anyhow::ensure!(
+            r.warm_start_lr > 0.0 && r.warm_start_lr.is_finite(),
+            "retrain.warm_start_lr must be > 0"
+        );
         Ok(())
     }
 }
@@ -329,7 +349,10 @@ mod tests {
 
     #[test]
     fn file_config_parses() {
-        let f: FileConfig = toml::from_str("listen = \"127.0.0.1:9\"\n[retrain]\ndevice = \"flex\"\nmax_epochs = 1\n").expect("valid toml");
+        let f: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9\"\n[retrain]\ndevice = \"flex\"\nmax_epochs = 1\n",
+        )
+        .expect("valid toml");
         assert_eq!(f.retrain.map(|r| (r.device, r.max_epochs)), Some((TrainDevice::Flex, 1)));
         assert!(toml::from_str::<FileConfig>("lisen = 1").is_err());
     }

@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use sessionrank_core::{ModelBundle, Reranker};
 use sessionrank_data::import::import_named;
-use sessionrank_train::listwise::{ListAwareScorer, ListwiseConfig, evaluate_listwise, train_list_scorer};
+use sessionrank_train::listwise::{
+    ListAwareScorer, ListwiseConfig, evaluate_listwise, train_list_scorer,
+};
 use sessionrank_train::pipeline::{bundle_for, machine_description};
 
 use crate::cli::{DataArgs, DeviceArg, command_line, data_dir, device, write_json};
@@ -42,30 +44,70 @@ pub struct ListStageArgs {
 
 pub fn list_stage(a: ListStageArgs) -> anyhow::Result<()> {
     let name = a.data.dataset.clone();
-    let dataset = import_named(&name, &data_dir(&a.data)).with_context(|| format!("importing {name}"))?.dataset;
-    let bundle = ModelBundle::read_dir(&a.bundle).with_context(|| format!("reading bundle {}", a.bundle.display()))?;
+    let dataset = import_named(&name, &data_dir(&a.data))
+        .with_context(|| format!("importing {name}"))?
+        .dataset;
+    let bundle = ModelBundle::read_dir(&a.bundle)
+        .with_context(|| format!("reading bundle {}", a.bundle.display()))?;
     let (device, device_name) = device(a.device)?;
     let engine = Reranker::from_bundle(&bundle, &device.clone().inner())?;
     if engine.encoder().n_items() != dataset.catalog.len() {
-        bail!("bundle has {} items, dataset {} has {}: was it trained on this dataset?", engine.encoder().n_items(), dataset.name, dataset.catalog.len());
+        bail!(
+            "bundle has {} items, dataset {} has {}: was it trained on this dataset?",
+            engine.encoder().n_items(),
+            dataset.name,
+            dataset.catalog.len()
+        );
     }
     let config = bundle.manifest.config.clone();
     let inner = device.clone().inner();
     let seed = 42;
-    let before = evaluate_listwise(&ListAwareScorer::new(engine.model().clone(), engine.encoder(), &config, &inner), &dataset, a.rerank_cases, seed);
-    let lw = ListwiseConfig::new().with_list_context(a.list_context).with_epochs(a.epochs).with_cases(a.cases);
-    let (model, out_config, report) = train_list_scorer(engine.model(), &config, engine.encoder(), &dataset, &lw, &device)?;
-    let after = evaluate_listwise(&ListAwareScorer::new(model.clone(), engine.encoder(), &out_config, &inner), &dataset, a.rerank_cases, seed);
+    let before = evaluate_listwise(
+        &ListAwareScorer::new(engine.model().clone(), engine.encoder(), &config, &inner),
+        &dataset,
+        a.rerank_cases,
+        seed,
+    );
+    let lw = ListwiseConfig::new()
+        .with_list_context(a.list_context)
+        .with_epochs(a.epochs)
+        .with_cases(a.cases);
+    let (model, out_config, report) =
+        train_list_scorer(engine.model(), &config, engine.encoder(), &dataset, &lw, &device)?;
+    let after = evaluate_listwise(
+        &ListAwareScorer::new(model.clone(), engine.encoder(), &out_config, &inner),
+        &dataset,
+        a.rerank_cases,
+        seed,
+    );
     println!(
         "retriever-100 ({} cases): NDCG@10 {:.4} -> {:.4}, HR@10 {:.4} -> {:.4}, MRR@20 {:.2} -> {:.2}",
-        after.cases, before.ndcg_at_10, after.ndcg_at_10, before.hr_at_10, after.hr_at_10, before.mrr_at_20, after.mrr_at_20
+        after.cases,
+        before.ndcg_at_10,
+        after.ndcg_at_10,
+        before.hr_at_10,
+        after.hr_at_10,
+        before.mrr_at_20,
+        after.mrr_at_20
     );
     let metrics = serde_json::json!({"test": bundle.manifest.metrics.get("test"), "retriever-100 list scorer": after});
-    let out = bundle_for(&dataset, &out_config, &model, engine.encoder(), metrics, bundle.files.contains_key("model.safetensors"))?;
+    let out = bundle_for(
+        &dataset,
+        &out_config,
+        &model,
+        engine.encoder(),
+        metrics,
+        bundle.files.contains_key("model.safetensors"),
+    )?;
     out.write_dir(&a.out)?;
     let browser = out.browser()?;
-    let browser_bytes = browser.files.get(sessionrank_core::bundle::WEIGHTS).map(Vec::len).unwrap_or(0);
-    println!("bundle {} written to {} (browser weights {browser_bytes} bytes)", out.manifest.model_version, a.out.display());
+    let browser_bytes =
+        browser.files.get(sessionrank_core::bundle::WEIGHTS).map(Vec::len).unwrap_or(0);
+    println!(
+        "bundle {} written to {} (browser weights {browser_bytes} bytes)",
+        out.manifest.model_version,
+        a.out.display()
+    );
     if let Some(path) = &a.results {
         let value = serde_json::json!({
             "command": command_line(),
@@ -99,8 +141,16 @@ pub struct DistillReportArgs {
 }
 
 pub fn distill_report(a: DistillReportArgs) -> anyhow::Result<()> {
-    let paths = sessionrank_train::distill_report::ReportPaths { json: a.out.clone(), markdown: a.doc.clone() };
-    let value = sessionrank_train::distill_report::write_distill_report(&a.runs, &a.command, &machine_description(), &paths)?;
+    let paths = sessionrank_train::distill_report::ReportPaths {
+        json: a.out.clone(),
+        markdown: a.doc.clone(),
+    };
+    let value = sessionrank_train::distill_report::write_distill_report(
+        &a.runs,
+        &a.command,
+        &machine_description(),
+        &paths,
+    )?;
     println!("{}", serde_json::to_string_pretty(&value["datasets"])?);
     println!("wrote {} and {}", a.out.display(), a.doc.display());
     Ok(())

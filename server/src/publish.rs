@@ -59,7 +59,8 @@ impl ServedFiles {
     /// What `dir/manifest.json` says, with the bundle already read (and verified) from `dir`.
     fn read(dir: &Path, bundle: &ModelBundle) -> anyhow::Result<Self> {
         let path = dir.join(MANIFEST);
-        let manifest_bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let manifest_bytes =
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         Ok(Self::new(bundle, manifest_bytes))
     }
 
@@ -96,8 +97,14 @@ impl LoadedModel {
     /// Read a version directory, verifying every file against its manifest; derive the
     /// browser bundle when the version has none (see the module docs).
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let bundle = ModelBundle::read_dir(dir).with_context(|| format!("reading bundle {}", dir.display()))?;
-        anyhow::ensure!(bundle.manifest.kind == BundleKind::Full, "{} holds a {:?} bundle, not a full one", dir.display(), bundle.manifest.kind);
+        let bundle = ModelBundle::read_dir(dir)
+            .with_context(|| format!("reading bundle {}", dir.display()))?;
+        anyhow::ensure!(
+            bundle.manifest.kind == BundleKind::Full,
+            "{} holds a {:?} bundle, not a full one",
+            dir.display(),
+            bundle.manifest.kind
+        );
         let full = ServedFiles::read(dir, &bundle)?;
         let browser = load_browser(dir, &bundle)?;
         Ok(Self { full, browser, bundle, engine: OnceLock::new() })
@@ -120,7 +127,11 @@ impl LoadedModel {
     /// blocking thread).
     pub fn engine(&self) -> anyhow::Result<Arc<Reranker>> {
         self.engine
-            .get_or_init(|| Reranker::from_bundle(&self.bundle, &Device::flex()).map(Arc::new).map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                Reranker::from_bundle(&self.bundle, &Device::flex())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
             .clone()
             .map_err(|e| anyhow::anyhow!("building the engine of {}: {e}", self.version()))
     }
@@ -134,7 +145,10 @@ impl LoadedModel {
     /// rather than the generic "unknown item" vector: the caller says it is missing. The one
     /// code path behind `/v1/candidates` and `/v1/models/{version}/vectors`; blocking (call it
     /// from a blocking thread).
-    pub fn item_vectors(&self, items: &[(String, Option<ItemContent>)]) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
+    pub fn item_vectors(
+        &self,
+        items: &[(String, Option<ItemContent>)],
+    ) -> anyhow::Result<Vec<Option<Vec<f32>>>> {
         let engine = self.engine()?;
         let encodable: Vec<(&str, Option<&ItemContent>)> = items
             .iter()
@@ -148,7 +162,10 @@ impl LoadedModel {
                 if content.is_none() && engine.encoder().item_row(id).is_none() {
                     return Ok(None);
                 }
-                vectors.next().map(Some).ok_or_else(|| anyhow::anyhow!("the engine returned fewer vectors than items"))
+                vectors
+                    .next()
+                    .map(Some)
+                    .ok_or_else(|| anyhow::anyhow!("the engine returned fewer vectors than items"))
             })
             .collect()
     }
@@ -160,7 +177,10 @@ fn load_browser(dir: &Path, full: &ModelBundle) -> anyhow::Result<ServedFiles> {
     let browser_dir = dir.join(BROWSER_DIR);
     if browser_dir.is_dir() {
         match ModelBundle::read_dir(&browser_dir) {
-            Ok(b) if b.manifest.kind == BundleKind::Browser && b.manifest.model_version == full.manifest.model_version => {
+            Ok(b)
+                if b.manifest.kind == BundleKind::Browser
+                    && b.manifest.model_version == full.manifest.model_version =>
+            {
                 return ServedFiles::read(&browser_dir, &b);
             }
             Ok(b) => tracing::warn!(
@@ -170,24 +190,38 @@ fn load_browser(dir: &Path, full: &ModelBundle) -> anyhow::Result<ServedFiles> {
                 b.manifest.model_version,
                 full.manifest.model_version
             ),
-            Err(e) => tracing::warn!("{} cannot be read ({e}): deriving it again", browser_dir.display()),
+            Err(e) => {
+                tracing::warn!("{} cannot be read ({e}): deriving it again", browser_dir.display())
+            }
         }
     }
-    let browser = full.browser().with_context(|| format!("deriving the browser bundle of {}", full.manifest.model_version))?;
+    let browser = full.browser().with_context(|| {
+        format!("deriving the browser bundle of {}", full.manifest.model_version)
+    })?;
     match browser.write_dir(&browser_dir) {
         Ok(()) => {
-            tracing::info!("wrote the browser bundle of {} to {}", full.manifest.model_version, browser_dir.display());
+            tracing::info!(
+                "wrote the browser bundle of {} to {}",
+                full.manifest.model_version,
+                browser_dir.display()
+            );
             // Serve what is on disk, like the full bundle; fall back to memory if it will not read.
             match ModelBundle::read_dir(&browser_dir) {
                 Ok(b) => ServedFiles::read(&browser_dir, &b),
                 Err(e) => {
-                    tracing::warn!("{} does not read back ({e}); serving the browser bundle from memory", browser_dir.display());
+                    tracing::warn!(
+                        "{} does not read back ({e}); serving the browser bundle from memory",
+                        browser_dir.display()
+                    );
                     ServedFiles::in_memory(&browser)
                 }
             }
         }
         Err(e) => {
-            tracing::warn!("cannot write {} ({e}); serving the browser bundle from memory", browser_dir.display());
+            tracing::warn!(
+                "cannot write {} ({e}); serving the browser bundle from memory",
+                browser_dir.display()
+            );
             ServedFiles::in_memory(&browser)
         }
     }
@@ -203,7 +237,10 @@ pub struct ModelRegistry {
 
 /// Version names are path components: letters, digits, `-`, `_`, `.`, not starting with `.`.
 pub fn valid_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 100 && !v.starts_with('.') && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !v.is_empty()
+        && v.len() <= 100
+        && !v.starts_with('.')
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 impl ModelRegistry {
@@ -248,14 +285,18 @@ impl ModelRegistry {
         if let Some(m) = self.current().filter(|m| m.version() == version) {
             return Ok(m);
         }
-        if let Some(m) = self.recent.lock().ok().and_then(|r| r.iter().find(|m| m.version() == version).cloned()) {
+        if let Some(m) =
+            self.recent.lock().ok().and_then(|r| r.iter().find(|m| m.version() == version).cloned())
+        {
             return Ok(m);
         }
         if !valid_version(version) || !store.model_exists(version).await? {
             return Err(ApiError::NotFound(format!("no model version `{version}`")));
         }
         let dir = self.dir.join(version);
-        let model = tokio::task::spawn_blocking(move || LoadedModel::load(&dir)).await.map_err(ApiError::internal)??;
+        let model = tokio::task::spawn_blocking(move || LoadedModel::load(&dir))
+            .await
+            .map_err(ApiError::internal)??;
         let model = Arc::new(model);
         self.remember(model.clone());
         Ok(model)
@@ -263,9 +304,12 @@ impl ModelRegistry {
 
     /// Startup: remove what a crash left behind and load the live version.
     pub async fn recover(&self, store: &Store) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
         let known: HashSet<String> = store.models().await?.into_iter().map(|m| m.version).collect();
-        for entry in std::fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))? {
+        for entry in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("listing {}", self.dir.display()))?
+        {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
@@ -278,15 +322,23 @@ impl ModelRegistry {
             let orphan = !known.contains(&name) && store.backend() == Backend::Sqlite;
             if partial || orphan {
                 tracing::warn!("removing {} left by an interrupted publish", path.display());
-                std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
                 continue;
             }
             // A browser bundle derived on load and interrupted leaves `<version>/.tmp-*`.
-            for inner in std::fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))? {
+            for inner in
+                std::fs::read_dir(&path).with_context(|| format!("listing {}", path.display()))?
+            {
                 let inner = inner?;
-                if inner.file_name().to_string_lossy().starts_with(".tmp-") && inner.path().is_dir() {
-                    tracing::warn!("removing {} left by an interrupted write", inner.path().display());
-                    std::fs::remove_dir_all(inner.path()).with_context(|| format!("removing {}", inner.path().display()))?;
+                if inner.file_name().to_string_lossy().starts_with(".tmp-") && inner.path().is_dir()
+                {
+                    tracing::warn!(
+                        "removing {} left by an interrupted write",
+                        inner.path().display()
+                    );
+                    std::fs::remove_dir_all(inner.path())
+                        .with_context(|| format!("removing {}", inner.path().display()))?;
                 }
             }
         }
@@ -317,10 +369,12 @@ impl ModelRegistry {
 fn write_current_file(dir: &Path, version: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!(".{CURRENT_FILE}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(format!("{version}\n").as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(CURRENT_FILE)).with_context(|| format!("renaming {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(CURRENT_FILE))
+        .with_context(|| format!("renaming {}", tmp.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -329,10 +383,17 @@ fn write_current_file(dir: &Path, version: &str) -> anyhow::Result<()> {
 
 /// Publish a bundle as a new version; with `activate` it becomes live in the same database
 /// transaction that records it. Returns the version.
-pub async fn publish(state: &AppState, bundle: ModelBundle, activate: bool) -> anyhow::Result<String> {
+pub async fn publish(
+    state: &AppState,
+    bundle: ModelBundle,
+    activate: bool,
+) -> anyhow::Result<String> {
     let version = bundle.manifest.model_version.clone();
     anyhow::ensure!(valid_version(&version), "invalid version name `{version}`");
-    anyhow::ensure!(bundle.manifest.kind == BundleKind::Full, "only full bundles are published (their browser bundle is derived)");
+    anyhow::ensure!(
+        bundle.manifest.kind == BundleKind::Full,
+        "only full bundles are published (their browser bundle is derived)"
+    );
     let models_dir = state.models.dir().to_path_buf();
     let dir = models_dir.join(&version);
     anyhow::ensure!(!dir.exists(), "version {version} exists already");
@@ -363,11 +424,17 @@ pub fn write_version_dir(bundle: &ModelBundle, dir: &Path) -> anyhow::Result<()>
     let parent = dir.parent().unwrap_or(Path::new("."));
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staging = parent.join(format!(".tmp-version-{name}-{}", std::process::id()));
-    let browser = bundle.browser().with_context(|| format!("deriving the browser bundle of {name}"))?;
+    let browser =
+        bundle.browser().with_context(|| format!("deriving the browser bundle of {name}"))?;
     bundle.write_dir(&staging).with_context(|| format!("writing {}", staging.display()))?;
-    browser.write_dir(&staging.join(BROWSER_DIR)).with_context(|| format!("writing {}", staging.join(BROWSER_DIR).display()))?;
-    std::fs::File::open(&staging).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", staging.display()))?;
-    std::fs::rename(&staging, dir).with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
+    browser
+        .write_dir(&staging.join(BROWSER_DIR))
+        .with_context(|| format!("writing {}", staging.join(BROWSER_DIR).display()))?;
+    std::fs::File::open(&staging)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", staging.display()))?;
+    std::fs::rename(&staging, dir)
+        .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
     if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }
@@ -405,7 +472,8 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
         let trash = state.models.dir().join(format!(".trash-{}", m.version));
         if dir.exists() {
             std::fs::rename(&dir, &trash).with_context(|| format!("renaming {}", dir.display()))?;
-            std::fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
+            std::fs::remove_dir_all(&trash)
+                .with_context(|| format!("removing {}", trash.display()))?;
         }
         tracing::info!("removed old model version {}", m.version);
     }

@@ -126,7 +126,9 @@ impl Job {
 /// What a job that died with its server is marked as.
 pub fn interrupted(mut job: Job) -> Job {
     job.state = JobState::Failed;
-    job.reason = Some("interrupted: the server stopped while the job ran; the live model is unchanged".into());
+    job.reason = Some(
+        "interrupted: the server stopped while the job ran; the live model is unchanged".into(),
+    );
     job.finished_at = Some(now_s());
     job
 }
@@ -150,9 +152,14 @@ impl JobTracker {
 /// `job-<unix seconds>-<8 hex>`: sortable by start, unique (time, process and a counter hashed).
 fn new_job_id() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let hash = sessionrank_core::bundle::sha256_hex(format!("{nanos}-{}-{n}", std::process::id()).as_bytes());
+    let hash = sessionrank_core::bundle::sha256_hex(
+        format!("{nanos}-{}-{n}", std::process::id()).as_bytes(),
+    );
     format!("job-{}-{}", now_s(), &hash[..8])
 }
 
@@ -160,7 +167,10 @@ fn new_job_id() -> String {
 pub async fn start(state: &AppState) -> ApiResult<Job> {
     let job = Job::new(new_job_id(), state.models.current_version());
     if let Err(running) = state.store.claim_job(&job.id, &job, STALE_AFTER_S, interrupted).await? {
-        return Err(ApiError::Conflict { message: format!("retraining job {running} is running"), job_id: Some(running) });
+        return Err(ApiError::Conflict {
+            message: format!("retraining job {running} is running"),
+            job_id: Some(running),
+        });
     }
     tracing::info!(job = %job.id, "retraining started");
     state.jobs.set(Some((job.id.clone(), 0.0)));
@@ -257,10 +267,17 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     });
     stage(state, job, "training", TRAIN_PROGRESS.0).await;
     let live = state.models.current();
-    let reporter = ProgressReporter { state: state.clone(), job: job.clone(), handle: tokio::runtime::Handle::current(), last_save: Mutex::new(Instant::now()) };
-    let trained = tokio::task::spawn_blocking(move || train_and_compare(dataset, live, &cfg, &|p| reporter.report(p)))
-        .await
-        .context("the training thread panicked")??;
+    let reporter = ProgressReporter {
+        state: state.clone(),
+        job: job.clone(),
+        handle: tokio::runtime::Handle::current(),
+        last_save: Mutex::new(Instant::now()),
+    };
+    let trained = tokio::task::spawn_blocking(move || {
+        train_and_compare(dataset, live, &cfg, &|p| reporter.report(p))
+    })
+    .await
+    .context("the training thread panicked")??;
     edit(job, |j| {
         if let Some(m) = j.metrics.as_object_mut() {
             m.extend(trained.metrics.as_object().cloned().unwrap_or_default());
@@ -316,10 +333,17 @@ impl ProgressReporter {
 
 /// Sessions (ordered by their last event) → a dataset: the most recent `holdout_fraction`
 /// are test prefixes, the same share before them validation prefixes, the rest trains.
-pub fn split(catalog: Catalog, sessions: Vec<Session>, cfg: &RetrainConfig) -> anyhow::Result<Dataset> {
+pub fn split(
+    catalog: Catalog,
+    sessions: Vec<Session>,
+    cfg: &RetrainConfig,
+) -> anyhow::Result<Dataset> {
     let n = sessions.len();
     if n < cfg.min_sessions.max(3) {
-        bail!("only {n} sessions are stored; retraining needs at least {} (retrain.min_sessions)", cfg.min_sessions.max(3));
+        bail!(
+            "only {n} sessions are stored; retraining needs at least {} (retrain.min_sessions)",
+            cfg.min_sessions.max(3)
+        );
     }
     let n_test = ((n as f64 * cfg.holdout_fraction).round() as usize).max(1);
     let n_valid = (((n - n_test) as f64 * cfg.holdout_fraction).round() as usize).max(1);
@@ -404,7 +428,11 @@ fn model_config(cfg: &RetrainConfig) -> ModelConfig {
 
 /// The test cases the live model can be asked (all items known to it), mapped to its rows,
 /// with their indices in `cases`.
-fn cases_for(live: &FeatureEncoder, catalog: &Catalog, cases: &[TestCase]) -> (Vec<usize>, Vec<TestCase>) {
+fn cases_for(
+    live: &FeatureEncoder,
+    catalog: &Catalog,
+    cases: &[TestCase],
+) -> (Vec<usize>, Vec<TestCase>) {
     let map = |idx: u32| catalog.get(idx).and_then(|it| live.item_row(&it.id)).map(|row| row - 1);
     let mut kept = Vec::new();
     let mut mapped = Vec::new();
@@ -428,35 +456,64 @@ enum WarmStart {
 }
 
 impl WarmStart {
-    fn prepare(live: Option<&LoadedModel>, config: &ModelConfig, encoder: &FeatureEncoder, catalog: &Catalog, device: &Device, cfg: &RetrainConfig) -> Self {
+    fn prepare(
+        live: Option<&LoadedModel>,
+        config: &ModelConfig,
+        encoder: &FeatureEncoder,
+        catalog: &Catalog,
+        device: &Device,
+        cfg: &RetrainConfig,
+    ) -> Self {
         let Some(live) = live else { return Self::NotUsed("no live model".into()) };
         if !cfg.warm_start {
             return Self::NotUsed("disabled (retrain.warm_start = false)".into());
         }
         if !same_architecture(&live.manifest().config, config) {
-            return Self::NotUsed(format!("the live model {} has another architecture than [retrain] configures", live.version()));
+            return Self::NotUsed(format!(
+                "the live model {} has another architecture than [retrain] configures",
+                live.version()
+            ));
         }
         let engine = match live.engine() {
             Ok(e) => e,
             Err(e) => return Self::NotUsed(format!("{e:#}")),
         };
         device.seed(cfg.seed);
-        match remap_model(engine.model(), &live.manifest().config, engine.encoder(), config, encoder, catalog, device) {
-            Ok((_, rows)) if config.use_item_ids && rows.items.carried == 0 => {
-                Self::NotUsed(format!("no item of the live model {} is in the catalog", live.version()))
-            }
-            Ok((model, rows)) => Self::Used { from_version: live.version().to_string(), model: Box::new(model), rows },
+        match remap_model(
+            engine.model(),
+            &live.manifest().config,
+            engine.encoder(),
+            config,
+            encoder,
+            catalog,
+            device,
+        ) {
+            Ok((_, rows)) if config.use_item_ids && rows.items.carried == 0 => Self::NotUsed(
+                format!("no item of the live model {} is in the catalog", live.version()),
+            ),
+            Ok((model, rows)) => Self::Used {
+                from_version: live.version().to_string(),
+                model: Box::new(model),
+                rows,
+            },
             Err(e) => Self::NotUsed(e.to_string()),
         }
     }
 }
 
-fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &RetrainConfig, on_progress: &dyn Fn(&TrainProgress)) -> anyhow::Result<Trained> {
+fn train_and_compare(
+    dataset: Dataset,
+    live: Option<Arc<LoadedModel>>,
+    cfg: &RetrainConfig,
+    on_progress: &dyn Fn(&TrainProgress),
+) -> anyhow::Result<Trained> {
     let (device, device_name) = pick_device(cfg.device)?;
     let base = model_config(cfg);
-    let encoder = build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)?;
+    let encoder =
+        build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)?;
     let config = complete_config(base, &encoder);
-    let warm = WarmStart::prepare(live.as_deref(), &config, &encoder, &dataset.catalog, &device, cfg);
+    let warm =
+        WarmStart::prepare(live.as_deref(), &config, &encoder, &dataset.catalog, &device, cfg);
     let mut tc = TrainConfig::new(config.clone());
     tc.batch_size = cfg.batch_size;
     tc.max_epochs = cfg.max_epochs;
@@ -477,16 +534,29 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
     let (initial_model, warm_json) = match &warm {
         WarmStart::Used { from_version, model, rows } => {
             tracing::info!("warm start from {from_version}: {rows:?}");
-            (Some(model.as_ref()), json!({"used": true, "from_version": from_version, "rows": rows, "epochs": tc.max_epochs, "lr": tc.lr}))
+            (
+                Some(model.as_ref()),
+                json!({"used": true, "from_version": from_version, "rows": rows, "epochs": tc.max_epochs, "lr": tc.lr}),
+            )
         }
         WarmStart::NotUsed(reason) => {
             tracing::info!("training from scratch: {reason}");
             (None, json!({"used": false, "reason": reason}))
         }
     };
-    tracing::info!("training on {device_name}: {} sessions, {} items", dataset.train.len(), dataset.catalog.len());
+    tracing::info!(
+        "training on {device_name}: {} sessions, {} items",
+        dataset.train.len(),
+        dataset.catalog.len()
+    );
     let start = Instant::now();
-    let outcome = train_with(&dataset, &encoder, &tc, &device, TrainOptions { initial_model, on_progress: Some(on_progress), ..TrainOptions::default() })?;
+    let outcome = train_with(
+        &dataset,
+        &encoder,
+        &tc,
+        &device,
+        TrainOptions { initial_model, on_progress: Some(on_progress), ..TrainOptions::default() },
+    )?;
     if let Some(n) = cfg.fail_after_epoch {
         bail!("injected failure after epoch {n} (retrain.fail_after_epoch)");
     }
@@ -499,13 +569,23 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
                 (None, None)
             } else {
                 let common: Vec<TestCase> = kept.iter().map(|&i| dataset.test[i].clone()).collect();
-                let live_m = evaluate_model(engine.model(), engine.encoder(), &mapped, false, engine.device());
-                (Some(live_m), Some(evaluate_model(&outcome.model, &encoder, &common, false, &device)))
+                let live_m = evaluate_model(
+                    engine.model(),
+                    engine.encoder(),
+                    &mapped,
+                    false,
+                    engine.device(),
+                );
+                (
+                    Some(live_m),
+                    Some(evaluate_model(&outcome.model, &encoder, &common, false, &device)),
+                )
             }
         }
         None => (None, None),
     };
-    let (publish, reason) = decide(&new_all, live.as_deref(), live_m.as_ref(), new_common.as_ref(), cfg.tolerance);
+    let (publish, reason) =
+        decide(&new_all, live.as_deref(), live_m.as_ref(), new_common.as_ref(), cfg.tolerance);
     let metrics = json!({
         "train_seconds": outcome.train_seconds,
         "targets_per_second": outcome.targets_per_second,
@@ -518,22 +598,55 @@ fn train_and_compare(dataset: Dataset, live: Option<Arc<LoadedModel>>, cfg: &Ret
         "job_seconds": start.elapsed().as_secs_f64(),
     });
     let bundle_metrics = json!({"holdout": new_all});
-    let bundle = bundle_for(&dataset, &config, &outcome.model, &encoder, bundle_metrics, cfg.safetensors)?;
+    let bundle =
+        bundle_for(&dataset, &config, &outcome.model, &encoder, bundle_metrics, cfg.safetensors)?;
     Ok(Trained { bundle, publish, reason, device: device_name, metrics })
 }
 
-fn decide(new_all: &RankingMetrics, live: Option<&LoadedModel>, live_m: Option<&RankingMetrics>, new_common: Option<&RankingMetrics>, tol: f64) -> (bool, String) {
+fn decide(
+    new_all: &RankingMetrics,
+    live: Option<&LoadedModel>,
+    live_m: Option<&RankingMetrics>,
+    new_common: Option<&RankingMetrics>,
+    tol: f64,
+) -> (bool, String) {
     match (live, live_m, new_common) {
-        (None, _, _) => (true, format!("no live model: published (held-out MRR@20 {:.2} on {} cases)", new_all.mrr_at_20, new_all.cases)),
+        (None, _, _) => (
+            true,
+            format!(
+                "no live model: published (held-out MRR@20 {:.2} on {} cases)",
+                new_all.mrr_at_20, new_all.cases
+            ),
+        ),
         (Some(l), Some(old), Some(new)) => {
             let (n, o) = (new.mrr_at_20, old.mrr_at_20);
             if n >= o - tol {
-                (true, format!("published: MRR@20 {n:.2} vs live {} {o:.2} (tolerance {tol}) on {} held-out cases", l.version(), new.cases))
+                (
+                    true,
+                    format!(
+                        "published: MRR@20 {n:.2} vs live {} {o:.2} (tolerance {tol}) on {} held-out cases",
+                        l.version(),
+                        new.cases
+                    ),
+                )
             } else {
-                (false, format!("not published: MRR@20 {n:.2} is worse than live {} {o:.2} by more than {tol} on {} held-out cases", l.version(), new.cases))
+                (
+                    false,
+                    format!(
+                        "not published: MRR@20 {n:.2} is worse than live {} {o:.2} by more than {tol} on {} held-out cases",
+                        l.version(),
+                        new.cases
+                    ),
+                )
             }
         }
-        (Some(l), _, _) => (false, format!("not published: no held-out case uses only items the live model {} knows, so the two cannot be compared", l.version())),
+        (Some(l), _, _) => (
+            false,
+            format!(
+                "not published: no held-out case uses only items the live model {} knows, so the two cannot be compared",
+                l.version()
+            ),
+        ),
     }
 }
 
@@ -543,7 +656,12 @@ mod tests {
     use sessionrank_data::{Event, Item};
 
     fn sessions(n: usize) -> Vec<Session> {
-        (0..n).map(|i| Session { id: format!("s{i}"), events: vec![Event::view(0), Event::view(1), Event::view(0)] }).collect()
+        (0..n)
+            .map(|i| Session {
+                id: format!("s{i}"),
+                events: vec![Event::view(0), Event::view(1), Event::view(0)],
+            })
+            .collect()
     }
 
     #[test]
@@ -551,7 +669,8 @@ mod tests {
         let mut catalog = Catalog::new();
         catalog.upsert(Item { id: "a".into(), ..Item::default() });
         catalog.upsert(Item { id: "b".into(), ..Item::default() });
-        let d = split(catalog.clone(), sessions(100), &RetrainConfig::default()).expect("enough sessions");
+        let d = split(catalog.clone(), sessions(100), &RetrainConfig::default())
+            .expect("enough sessions");
         assert_eq!(d.train.len(), 81);
         assert_eq!(d.train.last().map(|s| s.id.as_str()), Some("s80"));
         assert_eq!(d.test.len(), 10 * 2);

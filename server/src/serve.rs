@@ -15,14 +15,19 @@ pub const IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
 /// `sessionrank serve`: resolve the configuration and run until a signal arrives.
 pub fn run_cli(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     runtime.block_on(run(config))
 }
 
 /// Bind `config.listen` and serve until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("configuration: {config:?}");
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     let state = AppState::open(config).await?;
     serve(listener, state, shutdown_signal()).await
 }
@@ -30,7 +35,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Serve on a bound listener until `shutdown` completes (tests bind 127.0.0.1:0 and pass a
 /// future of their own). In-flight requests finish; a running retraining job is abandoned
 /// and marked failed at the next start, the live model untouched.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // Printed on stdout as well so scripts and tests can find a port chosen by the OS.
     println!("listening on http://{addr}");

@@ -47,24 +47,35 @@ impl Deref for AppState {
 impl AppState {
     /// Open storage, recover from an earlier crash and load the live model.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let store = Store::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", crate::config::redact_url(&config.database_url)))?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let store = Store::open(&config.database_url).await.with_context(|| {
+            format!("opening the database {}", crate::config::redact_url(&config.database_url))
+        })?;
         // One SQLite file has one server: whatever it was running died with it. With
         // PostgreSQL other instances may be training; only jobs without a heartbeat are failed.
         let interrupted = match store.backend() {
             Backend::Sqlite => store.fail_running_jobs(None, crate::retrain::interrupted).await?,
-            Backend::Postgres => store.fail_running_jobs(Some(crate::retrain::STALE_AFTER_S), crate::retrain::interrupted).await?,
+            Backend::Postgres => {
+                store
+                    .fail_running_jobs(
+                        Some(crate::retrain::STALE_AFTER_S),
+                        crate::retrain::interrupted,
+                    )
+                    .await?
+            }
         };
         if interrupted > 0 {
-            tracing::warn!("{interrupted} retraining job(s) were interrupted by a restart and are marked failed");
+            tracing::warn!(
+                "{interrupted} retraining job(s) were interrupted by a restart and are marked failed"
+            );
         }
         let models = ModelRegistry::new(config.data_dir.join("models"));
         models.recover(&store).await?;
         let items = KnownItems::default();
         items.extend(store.item_ids().await?);
-        let admin_token_digest = config.admin_token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into());
+        let admin_token_digest =
+            config.admin_token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into());
         Ok(Self(Arc::new(Shared {
             config,
             store,

@@ -15,9 +15,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sessionrank_data::{Catalog, Event, EventKind, Item, Session};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
-use sessionrank_data::{Catalog, Event, EventKind, Item, Session};
 use tokio::sync::{mpsc, oneshot};
 
 /// Storage failures. Callers report them as internal errors.
@@ -106,7 +106,10 @@ const GROUP_REQUESTS: usize = 256;
 const GROUP_EVENTS: usize = 50_000;
 
 /// Commit the batches queued behind each other together.
-async fn group_writer(pool: AnyPool, mut rx: mpsc::Receiver<(Batch, oneshot::Sender<Result<Ingested>>)>) {
+async fn group_writer(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<(Batch, oneshot::Sender<Result<Ingested>>)>,
+) {
     while let Some(first) = rx.recv().await {
         let mut events = first.0.events.len();
         let mut group = vec![first];
@@ -129,9 +132,15 @@ async fn group_writer(pool: AnyPool, mut rx: mpsc::Receiver<(Batch, oneshot::Sen
             // Nothing of the group was stored: retry each batch alone, so one failure does
             // not fail the others.
             Err(e) if batches.len() > 1 => {
-                tracing::warn!("group commit of {} batches failed ({e}); retrying one by one", batches.len());
+                tracing::warn!(
+                    "group commit of {} batches failed ({e}); retrying one by one",
+                    batches.len()
+                );
                 for (batch, reply) in batches.iter().zip(replies) {
-                    let r = write_group(&pool, std::slice::from_ref(batch)).await.and_then(|mut o| o.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into())));
+                    let r =
+                        write_group(&pool, std::slice::from_ref(batch)).await.and_then(|mut o| {
+                            o.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
+                        });
                     let _ = reply.send(r);
                 }
             }
@@ -185,7 +194,12 @@ async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>>
         }
         let mut q = sqlx::query(&sql).persistent(chunk.len() == INSERT_CHUNK);
         for e in chunk {
-            q = q.bind(e.session_id.as_str()).bind(e.item_id.as_str()).bind(e.kind as i64).bind(e.timestamp).bind(now);
+            q = q
+                .bind(e.session_id.as_str())
+                .bind(e.item_id.as_str())
+                .bind(e.kind as i64)
+                .bind(e.timestamp)
+                .bind(now);
         }
         q.execute(&mut *tx).await?;
     }
@@ -194,8 +208,16 @@ async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>>
     for (b, fresh) in batches.iter().zip(stored) {
         match (&b.key, fresh) {
             (Some(key), false) => {
-                let row = sqlx::query("SELECT request_sha256, response FROM idempotency_keys WHERE key = $1").bind(key.as_str()).fetch_one(pool).await?;
-                out.push(Ingested::Replayed { request_sha256: row.try_get(0)?, response: row.try_get(1)? });
+                let row = sqlx::query(
+                    "SELECT request_sha256, response FROM idempotency_keys WHERE key = $1",
+                )
+                .bind(key.as_str())
+                .fetch_one(pool)
+                .await?;
+                out.push(Ingested::Replayed {
+                    request_sha256: row.try_get(0)?,
+                    response: row.try_get(1)?,
+                });
             }
             _ => out.push(Ingested::Stored),
         }
@@ -210,7 +232,10 @@ impl std::fmt::Debug for Store {
 }
 
 pub fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Store {
@@ -233,7 +258,11 @@ impl Store {
                         .acquire_timeout(Duration::from_secs(30))
                         .after_connect(|conn, _| {
                             Box::pin(async move {
-                                for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 10000"] {
+                                for pragma in [
+                                    "PRAGMA journal_mode = WAL",
+                                    "PRAGMA synchronous = FULL",
+                                    "PRAGMA busy_timeout = 10000",
+                                ] {
                                     sqlx::query(pragma).execute(&mut *conn).await?;
                                 }
                                 Ok(())
@@ -247,7 +276,11 @@ impl Store {
                 Self { read, write, backend, writer: Some(tx) }
             }
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
                 Self { read: pool.clone(), write: pool, backend, writer: None }
             }
         };
@@ -312,12 +345,21 @@ impl Store {
     ///
     /// On SQLite, batches that arrive while a commit is in progress are committed together
     /// (group commit: one fsync for many requests, each still acknowledged only after it).
-    pub async fn ingest_events(&self, key: Option<String>, request_sha256: String, events: Vec<NewEvent>, response: String) -> Result<Ingested> {
+    pub async fn ingest_events(
+        &self,
+        key: Option<String>,
+        request_sha256: String,
+        events: Vec<NewEvent>,
+        response: String,
+    ) -> Result<Ingested> {
         let batch = Batch { key, request_sha256, events, response };
         match &self.writer {
             Some(writer) => {
                 let (reply, answer) = oneshot::channel();
-                writer.send((batch, reply)).await.map_err(|_| StoreError::Corrupt("the writer task stopped".into()))?;
+                writer
+                    .send((batch, reply))
+                    .await
+                    .map_err(|_| StoreError::Corrupt("the writer task stopped".into()))?;
                 answer.await.map_err(|_| StoreError::Corrupt("the writer task stopped".into()))?
             }
             None => {
@@ -329,7 +371,10 @@ impl Store {
 
     /// Forget idempotency keys older than `max_age_s`.
     pub async fn purge_idempotency_keys(&self, max_age_s: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(now_s() - max_age_s).execute(&self.write).await?;
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(now_s() - max_age_s)
+            .execute(&self.write)
+            .await?;
         Ok(r.rows_affected())
     }
 
@@ -337,7 +382,9 @@ impl Store {
     /// item ids mapped through `catalog`; events of items the catalog lacks are skipped.
     /// Sessions are ordered by their last event's time.
     pub async fn load_sessions(&self, catalog: &Catalog) -> Result<Vec<Session>> {
-        let rows = sqlx::query("SELECT session_id, item_id, kind, ts, seq FROM events").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT session_id, item_id, kind, ts, seq FROM events")
+            .fetch_all(&self.read)
+            .await?;
         let mut by_session: HashMap<String, Vec<(i64, i64, Event)>> = HashMap::new();
         for row in rows {
             let session: String = row.try_get(0)?;
@@ -347,14 +394,23 @@ impl Store {
             let seq: i64 = row.try_get(4)?;
             let kind = kind_of(kind)?;
             let Some(idx) = catalog.lookup(&item) else { continue };
-            by_session.entry(session).or_default().push((ts, seq, Event { item: idx, kind, timestamp: Some(ts) }));
+            by_session.entry(session).or_default().push((
+                ts,
+                seq,
+                Event { item: idx, kind, timestamp: Some(ts) },
+            ));
         }
         let mut sessions: Vec<(i64, i64, Session)> = by_session
             .into_iter()
             .map(|(id, mut events)| {
                 events.sort_by_key(|(ts, seq, _)| (*ts, *seq));
-                let (last_ts, last_seq) = events.last().map(|(t, s, _)| (*t, *s)).unwrap_or_default();
-                (last_ts, last_seq, Session { id, events: events.into_iter().map(|(_, _, e)| e).collect() })
+                let (last_ts, last_seq) =
+                    events.last().map(|(t, s, _)| (*t, *s)).unwrap_or_default();
+                (
+                    last_ts,
+                    last_seq,
+                    Session { id, events: events.into_iter().map(|(_, _, e)| e).collect() },
+                )
             })
             .collect();
         sessions.sort_by_key(|(ts, seq, _)| (*ts, *seq));
@@ -369,7 +425,9 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let now = now_s();
         for chunk in items.chunks(INSERT_CHUNK) {
-            let mut sql = String::from("INSERT INTO items (id, text, category, price_level, updated_at) VALUES ");
+            let mut sql = String::from(
+                "INSERT INTO items (id, text, category, price_level, updated_at) VALUES ",
+            );
             for i in 0..chunk.len() {
                 let p = i * 5;
                 if i > 0 {
@@ -383,7 +441,12 @@ impl Store {
             );
             let mut q = sqlx::query(&sql).persistent(false);
             for it in chunk {
-                q = q.bind(it.id.as_str()).bind(it.text.as_str()).bind(it.category.clone()).bind(it.price_level.map(i64::from)).bind(now);
+                q = q
+                    .bind(it.id.as_str())
+                    .bind(it.text.as_str())
+                    .bind(it.category.clone())
+                    .bind(it.price_level.map(i64::from))
+                    .bind(now);
             }
             q.execute(&mut *tx).await?;
         }
@@ -393,7 +456,9 @@ impl Store {
 
     /// The catalog in insertion order.
     pub async fn load_catalog(&self) -> Result<Catalog> {
-        let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq")
+            .fetch_all(&self.read)
+            .await?;
         let mut catalog = Catalog::new();
         for row in rows {
             catalog.upsert(item_of_row(&row)?);
@@ -423,10 +488,12 @@ impl Store {
         if (out.len() as i64) < limit {
             // Top up with items nobody has touched yet, in catalog order.
             let have: HashSet<String> = out.iter().map(|(it, _)| it.id.clone()).collect();
-            let rows = sqlx::query("SELECT id, text, category, price_level FROM items ORDER BY seq LIMIT $1")
-                .bind(limit.saturating_add(have.len() as i64))
-                .fetch_all(&self.read)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT id, text, category, price_level FROM items ORDER BY seq LIMIT $1",
+            )
+            .bind(limit.saturating_add(have.len() as i64))
+            .fetch_all(&self.read)
+            .await?;
             for row in rows {
                 let item = item_of_row(&row)?;
                 if (out.len() as i64) < limit && !have.contains(&item.id) {
@@ -447,7 +514,10 @@ impl Store {
         let mut found = HashMap::new();
         for chunk in ids.chunks(500) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT id, text, category, price_level FROM items WHERE id IN ({})", placeholders.join(","));
+            let sql = format!(
+                "SELECT id, text, category, price_level FROM items WHERE id IN ({})",
+                placeholders.join(",")
+            );
             let mut q = sqlx::query(&sql).persistent(false);
             for id in chunk {
                 q = q.bind(*id);
@@ -479,16 +549,27 @@ impl Store {
 
     pub async fn stats(&self) -> Result<Stats> {
         let count = |table: &'static str| async move {
-            let row = sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.read).await?;
+            let row =
+                sqlx::query(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.read).await?;
             Ok::<i64, StoreError>(row.try_get(0)?)
         };
-        Ok(Stats { events: count("events").await?, items: count("items").await?, models: count("models").await? })
+        Ok(Stats {
+            events: count("events").await?,
+            items: count("items").await?,
+            models: count("models").await?,
+        })
     }
 
     // --- models -------------------------------------------------------------------------------
 
     /// Record a published version and (optionally) make it live, in one transaction.
-    pub async fn insert_model(&self, version: &str, created_at: i64, manifest_json: &str, activate: bool) -> Result<()> {
+    pub async fn insert_model(
+        &self,
+        version: &str,
+        created_at: i64,
+        manifest_json: &str,
+        activate: bool,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("INSERT INTO models (version, created_at, published_at, manifest) VALUES ($1, $2, $3, $4)")
             .bind(version)
@@ -512,7 +593,10 @@ impl Store {
     }
 
     pub async fn current_model(&self) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(CURRENT_MODEL).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(CURRENT_MODEL)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
@@ -522,16 +606,29 @@ impl Store {
             .fetch_all(&self.read)
             .await?;
         rows.iter()
-            .map(|r| -> Result<ModelRow> { Ok(ModelRow { version: r.try_get(0)?, created_at: r.try_get(1)?, published_at: r.try_get(2)? }) })
+            .map(|r| -> Result<ModelRow> {
+                Ok(ModelRow {
+                    version: r.try_get(0)?,
+                    created_at: r.try_get(1)?,
+                    published_at: r.try_get(2)?,
+                })
+            })
             .collect()
     }
 
     pub async fn model_exists(&self, version: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 FROM models WHERE version = $1").bind(version).fetch_optional(&self.read).await?.is_some())
+        Ok(sqlx::query("SELECT 1 FROM models WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&self.read)
+            .await?
+            .is_some())
     }
 
     pub async fn delete_model(&self, version: &str) -> Result<()> {
-        sqlx::query("DELETE FROM models WHERE version = $1").bind(version).execute(&self.write).await?;
+        sqlx::query("DELETE FROM models WHERE version = $1")
+            .bind(version)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -565,7 +662,9 @@ impl Store {
                 return Ok(Ok(()));
             }
             // Another job holds the slot, unless it finished in between: then try again.
-            if let Some(r) = sqlx::query("SELECT id FROM jobs WHERE slot = 1").fetch_optional(&self.read).await? {
+            if let Some(r) =
+                sqlx::query("SELECT id FROM jobs WHERE slot = 1").fetch_optional(&self.read).await?
+            {
                 return Ok(Err(r.try_get(0)?));
             }
         }
@@ -573,44 +672,70 @@ impl Store {
 
     /// Mark running jobs failed: all of them (`None`, at startup of a single SQLite server), or
     /// those without a heartbeat for `older_than_s` seconds.
-    pub async fn fail_running_jobs<J: Serialize + for<'de> Deserialize<'de>>(&self, older_than_s: Option<i64>, fail: impl Fn(J) -> J) -> Result<usize> {
+    pub async fn fail_running_jobs<J: Serialize + for<'de> Deserialize<'de>>(
+        &self,
+        older_than_s: Option<i64>,
+        fail: impl Fn(J) -> J,
+    ) -> Result<usize> {
         let cutoff = older_than_s.map(|s| now_s() - s).unwrap_or(i64::MAX);
-        let rows = sqlx::query("SELECT id, record FROM jobs WHERE slot = 1 AND updated_at < $1").bind(cutoff).fetch_all(&self.write).await?;
+        let rows = sqlx::query("SELECT id, record FROM jobs WHERE slot = 1 AND updated_at < $1")
+            .bind(cutoff)
+            .fetch_all(&self.write)
+            .await?;
         for row in &rows {
             let id: String = row.try_get(0)?;
             let record: String = row.try_get(1)?;
-            let job: J = serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?;
+            let job: J = serde_json::from_str(&record)
+                .map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?;
             self.update_job(&id, "failed", false, &fail(job)).await?;
         }
         Ok(rows.len())
     }
 
     /// Store a job's new state; `running = false` frees the slot.
-    pub async fn update_job<J: Serialize>(&self, id: &str, state: &str, running: bool, record: &J) -> Result<()> {
-        sqlx::query("UPDATE jobs SET slot = $2, state = $3, updated_at = $4, record = $5 WHERE id = $1")
-            .bind(id)
-            .bind(running.then_some(1i64))
-            .bind(state)
-            .bind(now_s())
-            .bind(to_json(record)?)
-            .execute(&self.write)
-            .await?;
+    pub async fn update_job<J: Serialize>(
+        &self,
+        id: &str,
+        state: &str,
+        running: bool,
+        record: &J,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET slot = $2, state = $3, updated_at = $4, record = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(running.then_some(1i64))
+        .bind(state)
+        .bind(now_s())
+        .bind(to_json(record)?)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
     pub async fn job<J: for<'de> Deserialize<'de>>(&self, id: &str) -> Result<Option<J>> {
-        let row = sqlx::query("SELECT record FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT record FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         match row {
             Some(r) => {
                 let record: String = r.try_get(0)?;
-                Ok(Some(serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?))
+                Ok(Some(
+                    serde_json::from_str(&record)
+                        .map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?,
+                ))
             }
             None => Ok(None),
         }
     }
 }
 
-async fn set_setting(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, value: &str) -> Result<()> {
+async fn set_setting(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &str,
+    value: &str,
+) -> Result<()> {
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         .bind(key)
         .bind(value)
@@ -635,5 +760,10 @@ fn kind_of(k: i64) -> Result<EventKind> {
 /// An item from a row whose first four columns are `id, text, category, price_level`.
 fn item_of_row(row: &sqlx::any::AnyRow) -> Result<Item> {
     let price: Option<i64> = row.try_get(3)?;
-    Ok(Item { id: row.try_get(0)?, text: row.try_get(1)?, category: row.try_get(2)?, price_level: price.map(|p| p.clamp(0, 15) as u8) })
+    Ok(Item {
+        id: row.try_get(0)?,
+        text: row.try_get(1)?,
+        category: row.try_get(2)?,
+        price_level: price.map(|p| p.clamp(0, 15) as u8),
+    })
 }

@@ -55,13 +55,19 @@ impl ModelBundle {
         load_weights(browser.init(&device), &weights)?;
         let categories = category_names(&self.items()?.catalog());
         if categories.len() > browser.n_categories {
-            return Err(CoreError::InvalidFile { file: MANIFEST.into(), message: "more categories than the model has".into() });
+            return Err(CoreError::InvalidFile {
+                file: MANIFEST.into(),
+                message: "more categories than the model has".into(),
+            });
         }
         let mut files = BTreeMap::new();
         files.insert(WEIGHTS.to_string(), weights);
         files.insert(
             CATEGORIES.to_string(),
-            serde_json::to_vec(&categories).map_err(|e| CoreError::InvalidFile { file: CATEGORIES.into(), message: e.to_string() })?,
+            serde_json::to_vec(&categories).map_err(|e| CoreError::InvalidFile {
+                file: CATEGORIES.into(),
+                message: e.to_string(),
+            })?,
         );
         let mut manifest = self.manifest.clone();
         manifest.kind = BundleKind::Browser;

@@ -28,9 +28,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sessionrank_data::{Catalog, Item};
 use sessionrank_model::ModelConfig;
+use sha2::{Digest, Sha256};
 
 use crate::{CoreError, Result};
 
@@ -140,7 +140,9 @@ impl ModelBundle {
         manifest.format_version = FORMAT_VERSION;
         manifest.files = files
             .iter()
-            .map(|(name, bytes)| (name.clone(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 }))
+            .map(|(name, bytes)| {
+                (name.clone(), FileEntry { sha256: sha256_hex(bytes), bytes: bytes.len() as u64 })
+            })
             .collect();
         Self { manifest, files }
     }
@@ -153,11 +155,20 @@ impl ModelBundle {
         struct Version {
             format_version: u32,
         }
-        let v: Version = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })?;
+        let v: Version = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile {
+            file: MANIFEST.into(),
+            message: e.to_string(),
+        })?;
         if v.format_version != FORMAT_VERSION {
-            return Err(CoreError::UnsupportedFormat { found: v.format_version, supported: FORMAT_VERSION });
+            return Err(CoreError::UnsupportedFormat {
+                found: v.format_version,
+                supported: FORMAT_VERSION,
+            });
         }
-        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })?;
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| CoreError::InvalidFile {
+            file: MANIFEST.into(),
+            message: e.to_string(),
+        })?;
         for &name in m.kind.required_files() {
             if !m.files.contains_key(name) {
                 return Err(CoreError::MissingFile(name.into()));
@@ -171,7 +182,11 @@ impl ModelBundle {
         let entry = manifest.files.get(name).ok_or_else(|| CoreError::MissingFile(name.into()))?;
         let actual = sha256_hex(bytes);
         if actual != entry.sha256 {
-            return Err(CoreError::ChecksumMismatch { file: name.into(), expected: entry.sha256.clone(), actual });
+            return Err(CoreError::ChecksumMismatch {
+                file: name.into(),
+                expected: entry.sha256.clone(),
+                actual,
+            });
         }
         Ok(())
     }
@@ -196,23 +211,27 @@ impl ModelBundle {
     }
 
     pub fn manifest_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(&self.manifest).map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })
+        serde_json::to_string_pretty(&self.manifest)
+            .map_err(|e| CoreError::InvalidFile { file: MANIFEST.into(), message: e.to_string() })
     }
 
     /// Category names of a browser bundle (row `i + 1` = `names[i]`).
     pub fn categories(&self) -> Result<Vec<String>> {
-        serde_json::from_slice(self.file(CATEGORIES)?).map_err(|e| CoreError::InvalidFile { file: CATEGORIES.into(), message: e.to_string() })
+        serde_json::from_slice(self.file(CATEGORIES)?)
+            .map_err(|e| CoreError::InvalidFile { file: CATEGORIES.into(), message: e.to_string() })
     }
 
     pub fn items(&self) -> Result<ItemsFile> {
-        serde_json::from_slice(self.file(ITEMS)?).map_err(|e| CoreError::InvalidFile { file: ITEMS.into(), message: e.to_string() })
+        serde_json::from_slice(self.file(ITEMS)?)
+            .map_err(|e| CoreError::InvalidFile { file: ITEMS.into(), message: e.to_string() })
     }
 
     /// Read a bundle directory, verifying every file the manifest lists.
     pub fn read_dir(dir: &Path) -> Result<Self> {
         let read = |name: &str| {
             let p = dir.join(name);
-            std::fs::read(&p).map_err(|source| CoreError::Io { path: p.display().to_string(), source })
+            std::fs::read(&p)
+                .map_err(|source| CoreError::Io { path: p.display().to_string(), source })
         };
         let manifest_bytes = read(MANIFEST)?;
         let manifest = Self::parse_manifest(&manifest_bytes)?;
@@ -233,13 +252,17 @@ impl ModelBundle {
         };
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bundle".into());
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle".into());
         let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let mut all: Vec<(String, Vec<u8>)> = self.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all: Vec<(String, Vec<u8>)> =
+            self.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.push((MANIFEST.into(), self.manifest_json()?.into_bytes()));
         for (name, bytes) in &all {
             let p = tmp.join(name);

@@ -17,7 +17,9 @@ pub enum CoreError {
     #[error("bundle is missing file {0}")]
     MissingFile(String),
     /// The bundle was written by an incompatible format version.
-    #[error("bundle format version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "bundle format version {found} is not supported (this build reads version {supported})"
+    )]
     UnsupportedFormat { found: u32, supported: u32 },
     /// The weights do not fit the architecture the manifest describes.
     #[error("weights do not match the model config: {0}")]
@@ -32,7 +34,11 @@ pub enum CoreError {
     #[error("device: {0}")]
     Device(String),
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CoreError {

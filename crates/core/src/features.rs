@@ -33,7 +33,10 @@ impl ItemContent {
     /// Rejects NaN, infinities and negative prices with a message naming `field`.
     pub fn price_level_of(price: f64, field: &str) -> Result<u8> {
         if !price.is_finite() || price < 0.0 {
-            return Err(CoreError::input(field, format!("price must be a finite number >= 0, got {price}")));
+            return Err(CoreError::input(
+                field,
+                format!("price must be a finite number >= 0, got {price}"),
+            ));
         }
         Ok(((1.0 + price).log2().floor() as i64).clamp(0, MAX_PRICE_LEVEL as i64) as u8)
     }
@@ -74,7 +77,13 @@ pub struct FeatureEncoder {
 impl FeatureEncoder {
     /// Build from a catalog: item `i` of the catalog gets id `i + 1`; categories are numbered
     /// by first appearance from 1.
-    pub fn from_catalog(catalog: &Catalog, tokenizer: ItemTokenizer, max_tokens: usize, max_len: usize, max_candidates: usize) -> Result<Self> {
+    pub fn from_catalog(
+        catalog: &Catalog,
+        tokenizer: ItemTokenizer,
+        max_tokens: usize,
+        max_len: usize,
+        max_candidates: usize,
+    ) -> Result<Self> {
         let category_names = category_names(catalog);
         let categories = category_rows(&category_names);
         let mut this = Self {
@@ -88,7 +97,11 @@ impl FeatureEncoder {
             category_names,
         };
         for (i, item) in catalog.items().iter().enumerate() {
-            let content = ItemContent { text: item.text.clone(), category: item.category.clone(), price_level: item.price_level };
+            let content = ItemContent {
+                text: item.text.clone(),
+                category: item.category.clone(),
+                price_level: item.price_level,
+            };
             let mut enc = this.encode_content(&content)?;
             enc.id = i as u32 + 1;
             this.item_rows.insert(item.id.clone(), i as u32 + 1);
@@ -99,7 +112,12 @@ impl FeatureEncoder {
 
     /// The encoder of a browser bundle: no known items (every item arrives as a vector or as
     /// content), no text (see [`ItemTokenizer::without_text`]), the model's categories.
-    pub fn for_browser(category_names: Vec<String>, max_tokens: usize, max_len: usize, max_candidates: usize) -> Self {
+    pub fn for_browser(
+        category_names: Vec<String>,
+        max_tokens: usize,
+        max_len: usize,
+        max_candidates: usize,
+    ) -> Self {
         Self {
             tokenizer: ItemTokenizer::without_text(),
             max_tokens,
@@ -142,7 +160,8 @@ impl FeatureEncoder {
     /// Encode an item the model may not know from its content alone (id 0).
     pub fn encode_content(&self, content: &ItemContent) -> Result<EncodedItem> {
         let tokens = self.tokenizer.encode(&content.text, self.max_tokens)?;
-        let category = content.category.as_ref().and_then(|c| self.categories.get(c).copied()).unwrap_or(0);
+        let category =
+            content.category.as_ref().and_then(|c| self.categories.get(c).copied()).unwrap_or(0);
         let price = content.price_level.map(|p| p.min(MAX_PRICE_LEVEL) as u32 + 1).unwrap_or(0);
         Ok(EncodedItem { id: 0, tokens, category, price })
     }
@@ -159,7 +178,11 @@ impl FeatureEncoder {
     }
 
     /// Feature tensors for a table whose row 0 is padding and rows `1..` are `items`.
-    pub fn features<'a>(&self, items: impl ExactSizeIterator<Item = &'a EncodedItem>, device: &Device) -> ItemFeatures {
+    pub fn features<'a>(
+        &self,
+        items: impl ExactSizeIterator<Item = &'a EncodedItem>,
+        device: &Device,
+    ) -> ItemFeatures {
         item_features(items, self.max_tokens, device)
     }
 }
@@ -184,7 +207,11 @@ fn category_rows(names: &[String]) -> HashMap<String, u32> {
 }
 
 /// Feature tensors for a table whose row 0 is padding and rows `1..` are `items`.
-pub fn item_features<'a>(items: impl ExactSizeIterator<Item = &'a EncodedItem>, max_tokens: usize, device: &Device) -> ItemFeatures {
+pub fn item_features<'a>(
+    items: impl ExactSizeIterator<Item = &'a EncodedItem>,
+    max_tokens: usize,
+    device: &Device,
+) -> ItemFeatures {
     let n = items.len() + 1;
     let t = max_tokens.max(1);
     let mut ids = vec![0i64; n];
@@ -218,7 +245,11 @@ pub struct EncodedEvent {
 
 /// Session tensors for a batch, right-padded to the longest (after keeping each session's
 /// last `max_len` events).
-pub fn session_input(sessions: &[&[EncodedEvent]], max_len: usize, device: &Device) -> SessionInput {
+pub fn session_input(
+    sessions: &[&[EncodedEvent]],
+    max_len: usize,
+    device: &Device,
+) -> SessionInput {
     let b = sessions.len();
     let len = sessions.iter().map(|s| s.len().min(max_len)).max().unwrap_or(1).max(1);
     let mut items = vec![0i64; b * len];

@@ -12,7 +12,9 @@ pub mod features;
 pub mod reranker;
 pub mod tokenizer;
 
-pub use bundle::{BundleKind, FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle};
+pub use bundle::{
+    BundleKind, FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle,
+};
 pub use error::{CoreError, Result};
 pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
 pub use reranker::{Because, Candidate, Prepared, RankedItem, Ranking, Reranker, SessionEvent};

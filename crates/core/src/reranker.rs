@@ -13,7 +13,9 @@ use sessionrank_data::EventKind;
 use sessionrank_model::{CandidateInput, SessionRankModel};
 
 use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
-use crate::features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input};
+use crate::features::{
+    EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input,
+};
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
 /// Longest candidate list a call accepts: a storefront shows ~100; more is a client bug.
@@ -116,21 +118,44 @@ impl Reranker {
                 if items.items.len() != config.n_items {
                     return Err(CoreError::InvalidFile {
                         file: ITEMS.into(),
-                        message: format!("{} items, the config says {}", items.items.len(), config.n_items),
+                        message: format!(
+                            "{} items, the config says {}",
+                            items.items.len(),
+                            config.n_items
+                        ),
                     });
                 }
-                FeatureEncoder::from_catalog(&items.catalog(), tokenizer, manifest.features.max_tokens, config.max_len, config.max_candidates)?
+                FeatureEncoder::from_catalog(
+                    &items.catalog(),
+                    tokenizer,
+                    manifest.features.max_tokens,
+                    config.max_len,
+                    config.max_candidates,
+                )?
             }
             BundleKind::Browser => {
                 if config.n_items != 0 || config.vocab_size > 1 {
-                    return Err(CoreError::InvalidFile { file: MANIFEST.into(), message: "a browser bundle has no item or word tables (n_items 0, vocab_size 1)".into() });
+                    return Err(CoreError::InvalidFile {
+                        file: MANIFEST.into(),
+                        message:
+                            "a browser bundle has no item or word tables (n_items 0, vocab_size 1)"
+                                .into(),
+                    });
                 }
-                FeatureEncoder::for_browser(bundle.categories()?, manifest.features.max_tokens, config.max_len, config.max_candidates)
+                FeatureEncoder::for_browser(
+                    bundle.categories()?,
+                    manifest.features.max_tokens,
+                    config.max_len,
+                    config.max_candidates,
+                )
             }
         };
         if encoder.n_categories() > config.n_categories {
             let file = if manifest.kind == BundleKind::Browser { CATEGORIES } else { ITEMS };
-            return Err(CoreError::InvalidFile { file: file.into(), message: "more categories than the model has".into() });
+            return Err(CoreError::InvalidFile {
+                file: file.into(),
+                message: "more categories than the model has".into(),
+            });
         }
         let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?;
         Ok(Self { model: model.valid(), encoder, device: device.clone(), manifest })
@@ -177,9 +202,17 @@ impl Reranker {
         }
         let mut encoded = Vec::with_capacity(items.len());
         for (i, (id, content)) in items.iter().enumerate() {
-            encoded.push(self.encoder.encode_item(id, *content).map_err(|e| CoreError::input(format!("items[{i}]"), e.to_string()))?);
+            encoded.push(
+                self.encoder
+                    .encode_item(id, *content)
+                    .map_err(|e| CoreError::input(format!("items[{i}]"), e.to_string()))?,
+            );
         }
-        let table = read_f32(self.model.item_vectors(item_features(encoded.iter(), self.encoder.max_tokens, &self.device)))?;
+        let table = read_f32(self.model.item_vectors(item_features(
+            encoded.iter(),
+            self.encoder.max_tokens,
+            &self.device,
+        )))?;
         let d = self.model_dim();
         // Row 0 is padding.
         Ok(table.chunks_exact(d).skip(1).map(<[f32]>::to_vec).collect())
@@ -191,11 +224,21 @@ impl Reranker {
         let dim = self.model_dim();
         // Every item reference of the call, session first: (id, content, vector).
         // Field names are only formatted for an error: this runs on every click.
-        let field = |i: usize| if i < session.len() { format!("session[{i}]") } else { format!("candidates[{}]", i - session.len()) };
+        let field = |i: usize| {
+            if i < session.len() {
+                format!("session[{i}]")
+            } else {
+                format!("candidates[{}]", i - session.len())
+            }
+        };
         let refs: Vec<ItemRef<'_>> = session
             .iter()
             .map(|e| (e.item_id.as_str(), e.content.as_ref(), e.vector.as_deref()))
-            .chain(candidates.iter().map(|c| (c.item_id.as_str(), c.content.as_ref(), c.vector.as_deref())))
+            .chain(
+                candidates
+                    .iter()
+                    .map(|c| (c.item_id.as_str(), c.content.as_ref(), c.vector.as_deref())),
+            )
             .collect();
         // Vectors given anywhere in the call, checked, first one per id wins.
         let mut given: HashMap<&str, &[f32]> = HashMap::new();
@@ -222,7 +265,10 @@ impl Reranker {
                         supplied.extend_from_slice(v);
                         Slot::Given(supplied.len() / dim - 1)
                     } else {
-                        let enc = self.encoder.encode_item(id, content).map_err(|e| CoreError::input(field(i), e.to_string()))?;
+                        let enc = self
+                            .encoder
+                            .encode_item(id, content)
+                            .map_err(|e| CoreError::input(field(i), e.to_string()))?;
                         items.push(enc);
                         Slot::Encoded(items.len() - 1)
                     };
@@ -247,7 +293,8 @@ impl Reranker {
         }
         let candidate_rows: Vec<usize> = candidate_slots.iter().map(|&s| row(s)).collect();
         let d = &self.device;
-        let mut table = self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
+        let mut table =
+            self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
         if !supplied.is_empty() {
             let n = supplied.len() / dim;
             let given = Tensor::<2>::from_data(TensorData::new(supplied, [n, dim]), d);
@@ -257,8 +304,17 @@ impl Reranker {
         let n = candidates.len();
         let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
         let cand = CandidateInput {
-            items: Tensor::<2, Int>::from_data(TensorData::new(candidate_rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [1, n]), d),
-            ranks: Tensor::<2, Int>::from_data(TensorData::new((0..n as i64).map(|r| r.min(max_rank)).collect::<Vec<_>>(), [1, n]), d),
+            items: Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    candidate_rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                    [1, n],
+                ),
+                d,
+            ),
+            ranks: Tensor::<2, Int>::from_data(
+                TensorData::new((0..n as i64).map(|r| r.min(max_rank)).collect::<Vec<_>>(), [1, n]),
+                d,
+            ),
         };
         let scores = self.model.forward_rerank(table.clone(), &input, &cand);
         // Keep the last `max_len` events only for explanations too: older ones did not count.
@@ -266,7 +322,11 @@ impl Reranker {
         Ok(Prepared::Pending(Box::new(PendingRanking {
             scores,
             table,
-            candidates: candidates.iter().enumerate().map(|(i, c)| (c.item_id.clone(), i)).collect(),
+            candidates: candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.item_id.clone(), i))
+                .collect(),
             candidate_rows,
             event_rows: event_rows.split_off(keep),
         })))
@@ -288,7 +348,10 @@ enum Slot {
 /// with this too, before the event enters the session.
 pub fn validate_vector(v: &[f32], dim: usize, field: impl Fn() -> String) -> Result<()> {
     if v.len() != dim {
-        return Err(CoreError::input(field(), format!("expected {dim} numbers (the model's d_model), got {}", v.len())));
+        return Err(CoreError::input(
+            field(),
+            format!("expected {dim} numbers (the model's d_model), got {}", v.len()),
+        ));
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(CoreError::input(format!("{}[{i}]", field()), "must be a finite number"));
@@ -335,7 +398,9 @@ impl PendingRanking {
             })
             .collect();
         // Stable: equal scores keep their upstream order.
-        items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank)));
+        items.sort_by(|a, b| {
+            b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank))
+        });
         Ok(Ranking { items, personalised: true, reason: None })
     }
 }
@@ -350,7 +415,12 @@ pub fn upstream(candidates: &[Candidate], reason: &str) -> Ranking {
         items: candidates
             .iter()
             .enumerate()
-            .map(|(i, c)| RankedItem { item_id: c.item_id.clone(), score: 0.0, upstream_rank: i, because: Vec::new() })
+            .map(|(i, c)| RankedItem {
+                item_id: c.item_id.clone(),
+                score: 0.0,
+                upstream_rank: i,
+                because: Vec::new(),
+            })
             .collect(),
         personalised: false,
         reason: Some(reason.to_string()),
@@ -363,7 +433,10 @@ pub fn validate_candidates(candidates: &[Candidate]) -> Result<()> {
         return Err(CoreError::input("candidates", "the candidate list is empty"));
     }
     if candidates.len() > MAX_CANDIDATES {
-        return Err(CoreError::input("candidates", format!("{} candidates, at most {MAX_CANDIDATES} are accepted", candidates.len())));
+        return Err(CoreError::input(
+            "candidates",
+            format!("{} candidates, at most {MAX_CANDIDATES} are accepted", candidates.len()),
+        ));
     }
     let mut seen = HashMap::with_capacity(candidates.len());
     for (i, c) in candidates.iter().enumerate() {
@@ -371,7 +444,10 @@ pub fn validate_candidates(candidates: &[Candidate]) -> Result<()> {
             return Err(CoreError::input(format!("candidates[{i}].item_id"), "empty item id"));
         }
         if let Some(first) = seen.insert(c.item_id.as_str(), i) {
-            return Err(CoreError::input(format!("candidates[{i}].item_id"), format!("duplicate of candidates[{first}] ({})", c.item_id)));
+            return Err(CoreError::input(
+                format!("candidates[{i}].item_id"),
+                format!("duplicate of candidates[{first}] ({})", c.item_id),
+            ));
         }
     }
     Ok(())
@@ -393,7 +469,13 @@ pub fn validate_config(c: &sessionrank_model::ModelConfig) -> Result<()> {
         return bad("dropout must be in [0, 1)");
     }
     // Guard against absurd sizes in a downloaded manifest (memory exhaustion).
-    if c.d_model > 4096 || c.n_layers > 64 || c.n_items > 50_000_000 || c.vocab_size > 10_000_000 || c.max_len > 4096 || c.max_candidates > 100_000 {
+    if c.d_model > 4096
+        || c.n_layers > 64
+        || c.n_items > 50_000_000
+        || c.vocab_size > 10_000_000
+        || c.max_len > 4096
+        || c.max_candidates > 100_000
+    {
         return bad("model dimensions are out of range");
     }
     Ok(())
@@ -401,14 +483,16 @@ pub fn validate_config(c: &sessionrank_model::ModelConfig) -> Result<()> {
 
 /// Apply burnpack bytes to a freshly initialised model.
 pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRankModel> {
-    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| CoreError::Weights(e.to_string()))?;
+    let record =
+        burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| CoreError::Weights(e.to_string()))?;
     model.try_load_record(record).map_err(|e| CoreError::Weights(e.to_string()))
 }
 
 /// Burnpack bytes of a model's weights.
 pub fn weights_bytes(model: &SessionRankModel) -> Result<Vec<u8>> {
-    let bytes = model.clone().into_record().into_bytes().map_err(|e| CoreError::Weights(e.to_string()))?;
+    let bytes =
+        model.clone().into_record().into_bytes().map_err(|e| CoreError::Weights(e.to_string()))?;
     Ok(bytes.to_vec())
 }
 

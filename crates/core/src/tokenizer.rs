@@ -53,7 +53,11 @@ impl std::fmt::Debug for ItemTokenizer {
 impl ItemTokenizer {
     #[cfg(feature = "text")]
     /// Train a vocabulary of at most `vocab_size` words seen at least `min_frequency` times.
-    pub fn train<'a>(texts: impl Iterator<Item = &'a str> + Send, vocab_size: usize, min_frequency: u64) -> Result<Self> {
+    pub fn train<'a>(
+        texts: impl Iterator<Item = &'a str> + Send,
+        vocab_size: usize,
+        min_frequency: u64,
+    ) -> Result<Self> {
         let model = WordLevel::builder()
             .unk_token(UNK.to_string())
             .build()
@@ -72,9 +76,7 @@ impl ItemTokenizer {
             .build()
             .map_err(|e| CoreError::Tokenizer(e.to_string()))?
             .into();
-        tokenizer
-            .train(&mut trainer, texts)
-            .map_err(|e| CoreError::Tokenizer(e.to_string()))?;
+        tokenizer.train(&mut trainer, texts).map_err(|e| CoreError::Tokenizer(e.to_string()))?;
         let this = Self { inner: Some(tokenizer) };
         this.check_special_ids()?;
         Ok(this)
@@ -167,7 +169,9 @@ impl ItemTokenizer {
 
     #[cfg(feature = "text")]
     fn text(&self) -> Result<&Tokenizer> {
-        self.inner.as_ref().ok_or_else(|| CoreError::Tokenizer("this tokenizer reads no text (browser bundle)".into()))
+        self.inner.as_ref().ok_or_else(|| {
+            CoreError::Tokenizer("this tokenizer reads no text (browser bundle)".into())
+        })
     }
 
     #[cfg(feature = "text")]

@@ -11,7 +11,10 @@ use sessionrank_data::EventKind;
 /// package's directory): a compile-time path would go stale when checkouts share a build cache.
 fn repo_root() -> PathBuf {
     let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+    cwd.ancestors()
+        .find(|d| d.join("Trunk.toml").is_file())
+        .map(Path::to_path_buf)
+        .expect("run inside the repository")
 }
 
 fn fixture() -> PathBuf {
@@ -20,7 +23,8 @@ fn fixture() -> PathBuf {
 
 fn engine() -> (ModelBundle, Reranker) {
     let bundle = ModelBundle::read_dir(&fixture()).expect("committed bundle reads and verifies");
-    let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("weights decode into the current architecture");
+    let reranker = Reranker::from_bundle(&bundle, &Device::flex())
+        .expect("weights decode into the current architecture");
     (bundle, reranker)
 }
 
@@ -29,7 +33,13 @@ fn known_ids(bundle: &ModelBundle, n: usize) -> Vec<String> {
 }
 
 fn view(id: &str) -> SessionEvent {
-    SessionEvent { item_id: id.to_string(), kind: EventKind::View, timestamp: None, content: None, vector: None }
+    SessionEvent {
+        item_id: id.to_string(),
+        kind: EventKind::View,
+        timestamp: None,
+        content: None,
+        vector: None,
+    }
 }
 
 fn cand(id: &str) -> Candidate {
@@ -64,7 +74,10 @@ fn rerank_is_deterministic_and_session_dependent() {
     let a2 = reranker.rerank(&[view(&ids[0]), view(&ids[1])], &cands).expect("rerank");
     assert_eq!(a1, a2);
     let b = reranker.rerank(&[view(&ids[50]), view(&ids[51])], &cands).expect("rerank");
-    assert_ne!(a1.items.iter().map(|i| &i.item_id).collect::<Vec<_>>(), b.items.iter().map(|i| &i.item_id).collect::<Vec<_>>());
+    assert_ne!(
+        a1.items.iter().map(|i| &i.item_id).collect::<Vec<_>>(),
+        b.items.iter().map(|i| &i.item_id).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -104,14 +117,21 @@ fn unknown_items_are_scored_from_their_content() {
     let known = &items.items[1];
     let twin = Candidate {
         item_id: "new-sku-1".into(),
-        content: Some(ItemContent { text: known.text.clone(), category: known.category.clone(), price_level: known.price_level }),
+        content: Some(ItemContent {
+            text: known.text.clone(),
+            category: known.category.clone(),
+            price_level: known.price_level,
+        }),
         vector: None,
     };
     let bare = cand("new-sku-2");
-    let r = reranker.rerank(&[view(&ids[0])], &[twin, bare, cand(&ids[2])]).expect("unknown ids are accepted");
+    let r = reranker
+        .rerank(&[view(&ids[0])], &[twin, bare, cand(&ids[2])])
+        .expect("unknown ids are accepted");
     assert_eq!(r.items.len(), 3);
     assert!(r.items.iter().all(|i| i.score.is_finite()));
-    let s = |id: &str| r.items.iter().find(|i| i.item_id == id).map(|i| i.score).unwrap_or(f32::NAN);
+    let s =
+        |id: &str| r.items.iter().find(|i| i.item_id == id).map(|i| i.score).unwrap_or(f32::NAN);
     assert_ne!(s("new-sku-1"), s("new-sku-2"), "content changes the vector");
 }
 
@@ -142,25 +162,39 @@ fn tampered_truncated_or_foreign_bundles_are_rejected() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&w, &bytes).expect("write");
-    assert!(matches!(ModelBundle::read_dir(d.path()), Err(CoreError::ChecksumMismatch { file, .. }) if file == "weights.bpk"));
+    assert!(
+        matches!(ModelBundle::read_dir(d.path()), Err(CoreError::ChecksumMismatch { file, .. }) if file == "weights.bpk")
+    );
     // Truncated tokenizer.
     let d = copy_fixture();
     let t = d.path().join("tokenizer.json");
     let bytes = std::fs::read(&t).expect("read");
     std::fs::write(&t, &bytes[..bytes.len() / 3]).expect("write");
-    assert!(matches!(ModelBundle::read_dir(d.path()), Err(CoreError::ChecksumMismatch { file, .. }) if file == "tokenizer.json"));
+    assert!(
+        matches!(ModelBundle::read_dir(d.path()), Err(CoreError::ChecksumMismatch { file, .. }) if file == "tokenizer.json")
+    );
     // Another format version.
     let d = copy_fixture();
     let m = d.path().join("manifest.json");
-    let text = std::fs::read_to_string(&m).expect("read").replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+    let text = std::fs::read_to_string(&m).expect("read").replacen(
+        "\"format_version\": 1",
+        "\"format_version\": 99",
+        1,
+    );
     std::fs::write(&m, text).expect("write");
-    assert!(matches!(ModelBundle::read_dir(d.path()), Err(CoreError::UnsupportedFormat { found: 99, .. })));
+    assert!(matches!(
+        ModelBundle::read_dir(d.path()),
+        Err(CoreError::UnsupportedFormat { found: 99, .. })
+    ));
     // Missing file.
     let d = copy_fixture();
     std::fs::remove_file(d.path().join("items.json")).expect("rm");
     assert!(matches!(ModelBundle::read_dir(d.path()), Err(CoreError::Io { .. })));
     // Not JSON at all.
-    assert!(matches!(ModelBundle::parse_manifest(b"<html>404</html>"), Err(CoreError::InvalidFile { .. })));
+    assert!(matches!(
+        ModelBundle::parse_manifest(b"<html>404</html>"),
+        Err(CoreError::InvalidFile { .. })
+    ));
 }
 
 #[test]
@@ -171,7 +205,10 @@ fn weights_that_do_not_fit_the_config_are_a_clear_error() {
     let err = Reranker::from_bundle(&bundle, &Device::flex()).unwrap_err();
     assert!(matches!(err, CoreError::Weights(_)), "{err}");
     bundle.manifest.config.n_heads = 5;
-    assert!(matches!(Reranker::from_bundle(&bundle, &Device::flex()), Err(CoreError::InvalidConfig(_))));
+    assert!(matches!(
+        Reranker::from_bundle(&bundle, &Device::flex()),
+        Err(CoreError::InvalidConfig(_))
+    ));
 }
 
 /// The browser bundle: the full model without its catalog-sized tables.
@@ -181,8 +218,12 @@ fn the_browser_bundle_drops_the_catalog_tables_and_keeps_the_version() {
     let browser = bundle.browser().expect("derive");
     assert_eq!(browser.manifest.kind, sessionrank_core::BundleKind::Browser);
     assert_eq!(browser.manifest.model_version, bundle.manifest.model_version);
-    assert_eq!(browser.files.keys().map(String::as_str).collect::<Vec<_>>(), ["categories.json", "weights.bpk"]);
-    let (full_w, browser_w) = (bundle.files["weights.bpk"].len(), browser.files["weights.bpk"].len());
+    assert_eq!(
+        browser.files.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["categories.json", "weights.bpk"]
+    );
+    let (full_w, browser_w) =
+        (bundle.files["weights.bpk"].len(), browser.files["weights.bpk"].len());
     let c = &bundle.manifest.config;
     // The id and token tables minus their row 0 are gone (up to the burnpack header).
     let cut = (c.n_items + c.vocab_size - 1) * c.d_model * 4;
@@ -203,20 +244,28 @@ fn the_browser_bundle_drops_the_catalog_tables_and_keeps_the_version() {
 #[test]
 fn a_browser_bundle_with_the_full_models_vectors_ranks_like_the_full_bundle() {
     let (bundle, full) = engine();
-    let browser = Reranker::from_bundle(&bundle.browser().expect("derive"), &Device::flex()).expect("decodes");
+    let browser = Reranker::from_bundle(&bundle.browser().expect("derive"), &Device::flex())
+        .expect("decodes");
     let ids = known_ids(&bundle, 160);
     let with = |id: &str| Some(full.item_vectors(&[(id, None)]).expect("vector").remove(0));
     let session: Vec<SessionEvent> = ids[..4].iter().map(|i| view(i)).collect();
     let cands: Vec<Candidate> = ids[40..140].iter().map(|i| cand(i)).collect();
-    let session_v: Vec<SessionEvent> = session.iter().map(|e| SessionEvent { vector: with(&e.item_id), ..e.clone() }).collect();
-    let cands_v: Vec<Candidate> = cands.iter().map(|c| Candidate { vector: with(&c.item_id), ..c.clone() }).collect();
+    let session_v: Vec<SessionEvent> =
+        session.iter().map(|e| SessionEvent { vector: with(&e.item_id), ..e.clone() }).collect();
+    let cands_v: Vec<Candidate> =
+        cands.iter().map(|c| Candidate { vector: with(&c.item_id), ..c.clone() }).collect();
     let a = full.rerank(&session, &cands).expect("full");
     let b = browser.rerank(&session_v, &cands_v).expect("browser");
-    let ids_of = |r: &sessionrank_core::Ranking| r.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>();
+    let ids_of = |r: &sessionrank_core::Ranking| {
+        r.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(ids_of(&a), ids_of(&b));
     for (x, y) in a.items.iter().zip(&b.items) {
         assert!((x.score - y.score).abs() <= 1e-5, "{} vs {}", x.score, y.score);
-        assert_eq!(x.because.iter().map(|b| &b.item_id).collect::<Vec<_>>(), y.because.iter().map(|b| &b.item_id).collect::<Vec<_>>());
+        assert_eq!(
+            x.because.iter().map(|b| &b.item_id).collect::<Vec<_>>(),
+            y.because.iter().map(|b| &b.item_id).collect::<Vec<_>>()
+        );
     }
     // Without vectors the browser bundle knows no item: still a ranking, not an error.
     let blind = browser.rerank(&session, &cands).expect("no vectors");
@@ -229,10 +278,11 @@ fn bad_vectors_name_the_field() {
     let (bundle, reranker) = engine();
     let ids = known_ids(&bundle, 3);
     let d = bundle.manifest.config.d_model;
-    let field = |session: &[SessionEvent], cands: &[Candidate]| match reranker.rerank(session, cands) {
-        Err(CoreError::InvalidInput { field, .. }) => field,
-        other => panic!("expected InvalidInput, got {other:?}"),
-    };
+    let field =
+        |session: &[SessionEvent], cands: &[Candidate]| match reranker.rerank(session, cands) {
+            Err(CoreError::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        };
     let short = Candidate { vector: Some(vec![0.5; d - 1]), ..cand(&ids[1]) };
     assert_eq!(field(&[view(&ids[0])], &[cand(&ids[2]), short]), "candidates[1].vector");
     let mut nan = vec![0.1; d];

@@ -57,16 +57,19 @@ struct Expected {
 /// package's directory): a compile-time path would go stale when checkouts share a build cache.
 fn root() -> PathBuf {
     let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+    cwd.ancestors()
+        .find(|d| d.join("Trunk.toml").is_file())
+        .map(Path::to_path_buf)
+        .expect("run inside the repository")
 }
-
 
 fn golden_path() -> PathBuf {
     root().join("tests/fixtures/parity.json")
 }
 
 fn engine() -> (ModelBundle, Reranker) {
-    let bundle = ModelBundle::read_dir(&root().join("tests/fixtures/bundle-slice")).expect("committed bundle");
+    let bundle = ModelBundle::read_dir(&root().join("tests/fixtures/bundle-slice"))
+        .expect("committed bundle");
     let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("bundle decodes");
     (bundle, reranker)
 }
@@ -79,16 +82,29 @@ fn browser_dir() -> PathBuf {
 const NO_VECTOR: &str = "new-sku-no-content";
 
 /// The inputs with each item's vector as the full model computes it (the server's page).
-fn with_vectors(full: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) -> (Vec<SessionEvent>, Vec<Candidate>) {
+fn with_vectors(
+    full: &Reranker,
+    session: &[SessionEvent],
+    candidates: &[Candidate],
+) -> (Vec<SessionEvent>, Vec<Candidate>) {
     let vector = |id: &str, content: Option<&ItemContent>| {
         (id != NO_VECTOR).then(|| full.item_vectors(&[(id, content)]).expect("vector").remove(0))
     };
-    let session = session.iter().map(|e| SessionEvent { vector: vector(&e.item_id, e.content.as_ref()), ..e.clone() }).collect();
-    let candidates = candidates.iter().map(|c| Candidate { vector: vector(&c.item_id, c.content.as_ref()), ..c.clone() }).collect();
+    let session = session
+        .iter()
+        .map(|e| SessionEvent { vector: vector(&e.item_id, e.content.as_ref()), ..e.clone() })
+        .collect();
+    let candidates = candidates
+        .iter()
+        .map(|c| Candidate { vector: vector(&c.item_id, c.content.as_ref()), ..c.clone() })
+        .collect();
     (session, candidates)
 }
 
-fn strip_vectors(session: &[SessionEvent], candidates: &[Candidate]) -> (Vec<SessionEvent>, Vec<Candidate>) {
+fn strip_vectors(
+    session: &[SessionEvent],
+    candidates: &[Candidate],
+) -> (Vec<SessionEvent>, Vec<Candidate>) {
     (
         session.iter().map(|e| SessionEvent { vector: None, ..e.clone() }).collect(),
         candidates.iter().map(|c| Candidate { vector: None, ..c.clone() }).collect(),
@@ -107,13 +123,25 @@ fn cand(id: &str) -> Candidate {
 fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate>)> {
     let items = bundle.items().expect("items.json").items;
     let id = |i: usize| items[i % items.len()].id.clone();
-    let list = |start: usize, step: usize| -> Vec<Candidate> { (0..100).map(|k| cand(&id(start + k * step))).collect() };
+    let list = |start: usize, step: usize| -> Vec<Candidate> {
+        (0..100).map(|k| cand(&id(start + k * step))).collect()
+    };
     let t0 = 1_700_000_000;
     let mut cases = Vec::new();
 
-    cases.push(("one_view".to_string(), vec![event(&id(7), EventKind::View, Some(t0))], list(1000, 37)));
+    cases.push((
+        "one_view".to_string(),
+        vec![event(&id(7), EventKind::View, Some(t0))],
+        list(1000, 37),
+    ));
 
-    let kinds = [EventKind::View, EventKind::View, EventKind::AddToCart, EventKind::View, EventKind::Purchase];
+    let kinds = [
+        EventKind::View,
+        EventKind::View,
+        EventKind::AddToCart,
+        EventKind::View,
+        EventKind::Purchase,
+    ];
     let gaps = [0, 12, 45, 300, 4000];
     let mut t = t0;
     let session: Vec<SessionEvent> = kinds
@@ -128,28 +156,53 @@ fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate
     cases.push(("five_events_mixed_kinds".to_string(), session, list(3000, 11)));
 
     // Longer than the model's max_len: only the last events count.
-    let session: Vec<SessionEvent> = (0..50).map(|k| event(&id(5000 + 7 * k), EventKind::View, Some(t0 + 20 * k as i64))).collect();
+    let session: Vec<SessionEvent> = (0..50)
+        .map(|k| event(&id(5000 + 7 * k), EventKind::View, Some(t0 + 20 * k as i64)))
+        .collect();
     cases.push(("fifty_events".to_string(), session, list(6000, 3)));
 
     // Unknown items: one in the session (described like a known item), candidates with and
     // without content.
     let twin = &items[42];
-    let content = ItemContent { text: twin.text.clone(), category: twin.category.clone(), price_level: twin.price_level };
+    let content = ItemContent {
+        text: twin.text.clone(),
+        category: twin.category.clone(),
+        price_level: twin.price_level,
+    };
     let mut session = vec![event(&id(100), EventKind::View, Some(t0))];
-    session.push(SessionEvent { item_id: "new-sku-session".into(), kind: EventKind::View, timestamp: Some(t0 + 30), content: Some(content), vector: None });
+    session.push(SessionEvent {
+        item_id: "new-sku-session".into(),
+        kind: EventKind::View,
+        timestamp: Some(t0 + 30),
+        content: Some(content),
+        vector: None,
+    });
     session.push(event(&id(101), EventKind::AddToCart, Some(t0 + 90)));
     let mut candidates = list(7000, 17);
     candidates[5] = Candidate {
         item_id: "new-sku-a".into(),
-        content: Some(ItemContent { text: items[43].text.clone(), category: items[43].category.clone(), price_level: Some(7) }),
+        content: Some(ItemContent {
+            text: items[43].text.clone(),
+            category: items[43].category.clone(),
+            price_level: Some(7),
+        }),
         vector: None,
     };
-    candidates[50] = Candidate { item_id: "new-sku-b".into(), content: Some(ItemContent { text: "w2408 w26881".into(), category: None, price_level: None }), vector: None };
+    candidates[50] = Candidate {
+        item_id: "new-sku-b".into(),
+        content: Some(ItemContent {
+            text: "w2408 w26881".into(),
+            category: None,
+            price_level: None,
+        }),
+        vector: None,
+    };
     candidates[99] = cand("new-sku-no-content");
     cases.push(("unknown_items".to_string(), session, candidates));
 
     // Repeats and no timestamps.
-    let session: Vec<SessionEvent> = [300, 301, 300, 302, 300].iter().map(|&i| event(&id(i), EventKind::View, None)).collect();
+    let session: Vec<SessionEvent> =
+        [300, 301, 300, 302, 300].iter().map(|&i| event(&id(i), EventKind::View, None)).collect();
     cases.push(("repeats_no_timestamps".to_string(), session, list(8000, 19)));
 
     cases.push(("empty_session".to_string(), Vec::new(), list(9000, 1)));
@@ -160,15 +213,36 @@ fn run(reranker: &Reranker, session: &[SessionEvent], candidates: &[Candidate]) 
     let r = reranker.rerank(session, candidates).expect("rerank");
     let scores = candidates
         .iter()
-        .map(|c| r.items.iter().find(|i| i.item_id == c.item_id).map(|i| i.score).expect("every candidate comes back"))
+        .map(|c| {
+            r.items
+                .iter()
+                .find(|i| i.item_id == c.item_id)
+                .map(|i| i.score)
+                .expect("every candidate comes back")
+        })
         .collect();
-    Expected { personalised: r.personalised, scores, top10: r.items.iter().take(10).map(|i| i.item_id.clone()).collect() }
+    Expected {
+        personalised: r.personalised,
+        scores,
+        top10: r.items.iter().take(10).map(|i| i.item_id.clone()).collect(),
+    }
 }
 
 /// Write `bundle`'s browser bundle to `browser_out` and its golden scores (the full engine,
 /// ids only; inputs with the full model's vectors) to `golden_out`.
-fn regenerate(bundle: &ModelBundle, reranker: &Reranker, browser_out: &Path, golden_out: &Path, command: &str, compact: bool) {
-    bundle.browser().expect("browser bundle").write_dir(browser_out).expect("write the browser bundle");
+fn regenerate(
+    bundle: &ModelBundle,
+    reranker: &Reranker,
+    browser_out: &Path,
+    golden_out: &Path,
+    command: &str,
+    compact: bool,
+) {
+    bundle
+        .browser()
+        .expect("browser bundle")
+        .write_dir(browser_out)
+        .expect("write the browser bundle");
     let cases = inputs(bundle)
         .into_iter()
         .map(|(name, session, candidates)| {
@@ -177,9 +251,19 @@ fn regenerate(bundle: &ModelBundle, reranker: &Reranker, browser_out: &Path, gol
             Case { name, session, candidates, expected }
         })
         .collect();
-    let golden = Golden { command: command.into(), model_version: bundle.manifest.model_version.clone(), tolerance: TOLERANCE, cases };
+    let golden = Golden {
+        command: command.into(),
+        model_version: bundle.manifest.model_version.clone(),
+        tolerance: TOLERANCE,
+        cases,
+    };
     // Compact: a d_model-64 student's pretty-printed vectors would double the file.
-    let json = if compact { serde_json::to_string(&golden) } else { serde_json::to_string_pretty(&golden) }.expect("serialize");
+    let json = if compact {
+        serde_json::to_string(&golden)
+    } else {
+        serde_json::to_string_pretty(&golden)
+    }
+    .expect("serialize");
     std::fs::write(golden_out, json + "\n").expect("write the golden file");
     eprintln!("wrote {} and {}", browser_out.display(), golden_out.display());
 }
@@ -188,12 +272,19 @@ fn regenerate(bundle: &ModelBundle, reranker: &Reranker, browser_out: &Path, gol
 fn native_engine_matches_the_golden_scores() {
     let (bundle, reranker) = engine();
     if std::env::var_os("SESSIONRANK_REGENERATE").is_some() {
-        let command = "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity";
+        let command =
+            "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity";
         regenerate(&bundle, &reranker, &browser_dir(), &golden_path(), command, false);
     }
-    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("tests/fixtures/parity.json (regenerate: SESSIONRANK_REGENERATE=1)"))
-        .expect("parity.json parses");
-    assert_eq!(golden.model_version, bundle.manifest.model_version, "parity.json belongs to another bundle: regenerate it");
+    let golden: Golden = serde_json::from_slice(
+        &std::fs::read(golden_path())
+            .expect("tests/fixtures/parity.json (regenerate: SESSIONRANK_REGENERATE=1)"),
+    )
+    .expect("parity.json parses");
+    assert_eq!(
+        golden.model_version, bundle.manifest.model_version,
+        "parity.json belongs to another bundle: regenerate it"
+    );
     assert_eq!(golden.cases.len(), inputs(&bundle).len());
     let mut worst = 0.0f32;
     for case in &golden.cases {
@@ -210,8 +301,11 @@ fn browser_bundle_with_vectors_matches_the_golden_scores() {
     let (bundle, _) = engine();
     let browser = ModelBundle::read_dir(&browser_dir()).expect("committed browser bundle");
     assert_eq!(browser.manifest.model_version, bundle.manifest.model_version);
-    let reranker = Reranker::from_bundle(&browser, &Device::flex()).expect("browser bundle decodes");
-    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
+    let reranker =
+        Reranker::from_bundle(&browser, &Device::flex()).expect("browser bundle decodes");
+    let golden: Golden =
+        serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json"))
+            .expect("parses");
     let mut worst = 0.0f32;
     for case in &golden.cases {
         worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
@@ -247,7 +341,9 @@ fn check(got: &Expected, case: &Case) -> f32 {
 #[test]
 fn golden_inputs_are_current() {
     let (bundle, reranker) = engine();
-    let golden: Golden = serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json")).expect("parses");
+    let golden: Golden =
+        serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json"))
+            .expect("parses");
     for ((name, session, candidates), case) in inputs(&bundle).into_iter().zip(&golden.cases) {
         assert_eq!(name, case.name);
         let (with_session, with_candidates) = with_vectors(&reranker, &session, &candidates);
@@ -275,10 +371,19 @@ fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
     }
     let browser = ModelBundle::read_dir(&dir).expect("committed student browser bundle");
     let weights = browser.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
-    assert!(weights <= 1_000_000, "the student ships {weights} bytes of weights, over the 1 MB budget");
-    let reranker = Reranker::from_bundle(&browser, &Device::flex()).expect("student browser bundle decodes");
-    let golden: Golden = serde_json::from_slice(&std::fs::read(&golden_file).expect("parity-student.json")).expect("parses");
-    assert_eq!(golden.model_version, browser.manifest.model_version, "parity-student.json belongs to another student");
+    assert!(
+        weights <= 1_000_000,
+        "the student ships {weights} bytes of weights, over the 1 MB budget"
+    );
+    let reranker =
+        Reranker::from_bundle(&browser, &Device::flex()).expect("student browser bundle decodes");
+    let golden: Golden =
+        serde_json::from_slice(&std::fs::read(&golden_file).expect("parity-student.json"))
+            .expect("parses");
+    assert_eq!(
+        golden.model_version, browser.manifest.model_version,
+        "parity-student.json belongs to another student"
+    );
     let mut worst = 0.0f32;
     for case in &golden.cases {
         worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));

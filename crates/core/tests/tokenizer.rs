@@ -20,13 +20,18 @@ fn round_trip_on_real_item_text() {
     let Some(texts) = beauty_texts() else { return };
     let tok = ItemTokenizer::train(texts.iter().map(String::as_str), 20_000, 2).expect("train");
     assert!(tok.vocab_size() > 1000, "vocabulary of {} words", tok.vocab_size());
-    let reloaded = ItemTokenizer::from_json(tok.to_json().expect("json").as_bytes()).expect("reload");
+    let reloaded =
+        ItemTokenizer::from_json(tok.to_json().expect("json").as_bytes()).expect("reload");
     assert_eq!(reloaded.vocab_size(), tok.vocab_size());
     let mut unknown = 0usize;
     let mut total = 0usize;
     for text in &texts {
         let a = tok.encode(text, 64).expect("encode");
-        assert_eq!(a, reloaded.encode(text, 64).expect("encode"), "same ids after reload for {text:?}");
+        assert_eq!(
+            a,
+            reloaded.encode(text, 64).expect("encode"),
+            "same ids after reload for {text:?}"
+        );
         assert!(!a.contains(&PAD_ID));
         unknown += a.iter().filter(|&&t| t == UNK_ID).count();
         total += a.len();
@@ -34,7 +39,10 @@ fn round_trip_on_real_item_text() {
         if !a.contains(&UNK_ID) && !a.is_empty() {
             let decoded = tok.decode(&a).expect("decode");
             let words: Vec<String> = decoded.split_whitespace().map(str::to_string).collect();
-            assert!(words.iter().all(|w| text.to_lowercase().contains(w.as_str())), "{decoded:?} vs {text:?}");
+            assert!(
+                words.iter().all(|w| text.to_lowercase().contains(w.as_str())),
+                "{decoded:?} vs {text:?}"
+            );
         }
     }
     assert!((unknown as f64) < 0.05 * total as f64, "{unknown} of {total} tokens unknown");
@@ -42,11 +50,20 @@ fn round_trip_on_real_item_text() {
 
 #[test]
 fn truncation_empty_text_and_unseen_words() {
-    let tok = ItemTokenizer::train(["red nail polish", "blue nail polish", "red lipstick"].into_iter(), 100, 1).expect("train");
+    let tok = ItemTokenizer::train(
+        ["red nail polish", "blue nail polish", "red lipstick"].into_iter(),
+        100,
+        1,
+    )
+    .expect("train");
     assert_eq!(tok.encode("", 8).expect("encode"), Vec::<u32>::new());
     assert_eq!(tok.encode("red nail polish red", 2).expect("encode").len(), 2);
     assert_eq!(tok.encode("zebra", 8).expect("encode"), vec![UNK_ID]);
-    assert_eq!(tok.encode("RED", 8).expect("encode"), tok.encode("red", 8).expect("encode"), "lower-cased");
+    assert_eq!(
+        tok.encode("RED", 8).expect("encode"),
+        tok.encode("red", 8).expect("encode"),
+        "lower-cased"
+    );
 }
 
 #[test]

@@ -40,14 +40,21 @@ fn run_rerank(d: &Dataset) {
         Box::new(ItemKnn::fit(&d.train, n)),
         Box::new(SessionKnn::fit(&d.train, n)),
     ];
-    for spec in
-        [SamplerSpec::uniform_99(2024), SamplerSpec::popularity_99(2024), SamplerSpec::retriever_100()]
-    {
+    for spec in [
+        SamplerSpec::uniform_99(2024),
+        SamplerSpec::popularity_99(2024),
+        SamplerSpec::retriever_100(),
+    ] {
         let sampler = CandidateSampler::new(spec, &d.train, n);
         for s in &scorers {
             let t = Instant::now();
             let m = evaluate_rerank(s, &d.test, &sampler);
-            println!("  {:<32} {}: {m}  ({:.1}s)", s.name(), spec.label(), t.elapsed().as_secs_f64());
+            println!(
+                "  {:<32} {}: {m}  ({:.1}s)",
+                s.name(),
+                spec.label(),
+                t.elapsed().as_secs_f64()
+            );
         }
     }
 }

@@ -307,7 +307,8 @@ impl SessionKnn {
         // among the `sample` most recent of the union is among the `sample` most recent of every
         // item list it appears in, so its overlap is counted exactly.
         for &i in &sc.prefix {
-            let list = &self.inv_sessions[self.inv_offsets[i as usize]..self.inv_offsets[i as usize + 1]];
+            let list =
+                &self.inv_sessions[self.inv_offsets[i as usize]..self.inv_offsets[i as usize + 1]];
             let from = list.len().saturating_sub(self.sample);
             for &s in &list[from..] {
                 let o = &mut sc.overlap[s as usize];

@@ -113,7 +113,11 @@ pub fn evaluate_full_with_progress<S: Scorer + ?Sized>(
     exclude_history: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> RankingMetrics {
-    assert_eq!(n_items, scorer.n_items(), "evaluate_full: n_items differs from the scorer's catalog size");
+    assert_eq!(
+        n_items,
+        scorer.n_items(),
+        "evaluate_full: n_items differs from the scorer's catalog size"
+    );
     let batch_size = batch_size.max(1);
     let mut acc = MetricAccumulator::new();
     let mut scores = vec![0.0f32; batch_size.min(cases.len()) * n_items];
@@ -137,7 +141,9 @@ pub fn evaluate_full_with_progress<S: Scorer + ?Sized>(
         }
         let out: &[f32] = out;
         let ranks = &mut ranks[..batch.len()];
-        map_indices(ranks, |k| rank_of(&out[k * n_items..(k + 1) * n_items], batch[k].target as usize));
+        map_indices(ranks, |k| {
+            rank_of(&out[k * n_items..(k + 1) * n_items], batch[k].target as usize)
+        });
         for (case, &rank) in batch.iter().zip(ranks.iter()) {
             acc.add(rank, case.prefix.len());
         }
@@ -271,7 +277,8 @@ mod tests {
     fn upstream_order_on_uniform_lists_is_chance() {
         let train: Vec<Session> = Vec::new();
         let sampler = CandidateSampler::new(SamplerSpec::uniform_99(42), &train, 1000);
-        let cases: Vec<TestCase> = (0..2000).map(|k| case(&[k % 1000], (k * 7 + 1) % 1000)).collect();
+        let cases: Vec<TestCase> =
+            (0..2000).map(|k| case(&[k % 1000], (k * 7 + 1) % 1000)).collect();
         let m = evaluate_rerank(&UpstreamOrder { n_items: 1000 }, &cases, &sampler);
         // The target sits uniformly among 100 positions: HR@10 ≈ 0.1.
         assert!((m.hr_at_10 - 0.1).abs() < 0.03, "{m}");

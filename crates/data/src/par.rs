@@ -13,8 +13,13 @@ pub(crate) fn threads() -> usize {
 
 /// Call `f(scratch, prefix, row)` for every prefix and its `n_items`-long row of `out`, rows
 /// split into contiguous chunks across threads; each thread builds its own scratch with `make`.
-pub(crate) fn for_each_row<S, M, F>(prefixes: &[&[Event]], out: &mut [f32], n_items: usize, make: M, f: F)
-where
+pub(crate) fn for_each_row<S, M, F>(
+    prefixes: &[&[Event]],
+    out: &mut [f32],
+    n_items: usize,
+    make: M,
+    f: F,
+) where
     M: Fn() -> S + Sync,
     F: Fn(&mut S, &[Event], &mut [f32]) + Sync,
 {

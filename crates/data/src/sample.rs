@@ -110,7 +110,8 @@ impl CandidateSampler {
     /// list (the index seeds that case's RNG).
     pub fn candidates(&self, cases: &[TestCase], first_index: usize) -> Vec<Candidates> {
         match self.spec {
-            SamplerSpec::Uniform { negatives, seed } | SamplerSpec::Popularity { negatives, seed } => cases
+            SamplerSpec::Uniform { negatives, seed }
+            | SamplerSpec::Popularity { negatives, seed } => cases
                 .iter()
                 .enumerate()
                 .map(|(k, c)| self.sampled(c, negatives, case_seed(seed, first_index + k)))
@@ -125,8 +126,9 @@ impl CandidateSampler {
         excluded.push(case.target);
         excluded.sort_unstable();
         excluded.dedup();
-        let blocked =
-            |x: ItemIdx, chosen: &[ItemIdx]| excluded.binary_search(&x).is_ok() || chosen.contains(&x);
+        let blocked = |x: ItemIdx, chosen: &[ItemIdx]| {
+            excluded.binary_search(&x).is_ok() || chosen.contains(&x)
+        };
         let mut negs: Vec<ItemIdx> = Vec::with_capacity(negatives);
         let popularity = matches!(self.spec, SamplerSpec::Popularity { .. });
         let pool: usize = if popularity { self.pop_items.len() } else { self.n_items };
@@ -162,8 +164,11 @@ impl CandidateSampler {
             }
         }
         if negs.len() < want {
-            let mut rest: Vec<ItemIdx> =
-                if popularity { self.pop_items.clone() } else { (0..self.n_items as ItemIdx).collect() };
+            let mut rest: Vec<ItemIdx> = if popularity {
+                self.pop_items.clone()
+            } else {
+                (0..self.n_items as ItemIdx).collect()
+            };
             rest.retain(|&x| !blocked(x, &negs));
             rand::seq::SliceRandom::shuffle(&mut rest[..], &mut rng);
             let need = want - negs.len();
@@ -183,8 +188,9 @@ impl CandidateSampler {
             let mut row = vec![0.0f32; n];
             knn.score_into(&case.prefix, &mut row);
             let mut idx: Vec<ItemIdx> = (0..n as ItemIdx).collect();
-            let by_score =
-                |a: &ItemIdx, b: &ItemIdx| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
+            let by_score = |a: &ItemIdx, b: &ItemIdx| {
+                row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b))
+            };
             let d = depth.min(n);
             if d == 0 {
                 return Candidates { items: Vec::new(), target_pos: None };
@@ -269,8 +275,12 @@ mod tests {
             assert_eq!(a[120..], b2[..]);
             // A different seed gives different lists.
             let other = match spec {
-                SamplerSpec::Uniform { negatives, .. } => SamplerSpec::Uniform { negatives, seed: 8 },
-                SamplerSpec::Popularity { negatives, .. } => SamplerSpec::Popularity { negatives, seed: 8 },
+                SamplerSpec::Uniform { negatives, .. } => {
+                    SamplerSpec::Uniform { negatives, seed: 8 }
+                }
+                SamplerSpec::Popularity { negatives, .. } => {
+                    SamplerSpec::Popularity { negatives, seed: 8 }
+                }
                 r => r,
             };
             let c = CandidateSampler::new(other, &train(), 500).candidates(&cases, 0);
@@ -303,7 +313,10 @@ mod tests {
     fn retriever_orders_by_score_and_reports_misses() {
         let train = vec![
             Session { id: "a".into(), events: vec![Event::view(0), Event::view(1)] },
-            Session { id: "b".into(), events: vec![Event::view(0), Event::view(1), Event::view(2)] },
+            Session {
+                id: "b".into(),
+                events: vec![Event::view(0), Event::view(1), Event::view(2)],
+            },
             Session { id: "c".into(), events: vec![Event::view(3), Event::view(4)] },
         ];
         let s = CandidateSampler::new(SamplerSpec::Retriever { depth: 2 }, &train, 5);

@@ -132,12 +132,8 @@ impl Catalog {
 
     /// Rebuild the id → index map (after deserialising).
     pub fn reindex(&mut self) {
-        self.index = self
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.id.clone(), i as ItemIdx))
-            .collect();
+        self.index =
+            self.items.iter().enumerate().map(|(i, it)| (it.id.clone(), i as ItemIdx)).collect();
     }
 }
 

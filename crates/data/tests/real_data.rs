@@ -7,8 +7,8 @@
 use sessionrank_data::baselines::{ItemKnn, Popularity};
 use sessionrank_data::eval::{Scorer, evaluate_full, evaluate_rerank};
 use sessionrank_data::import::{
-    DigineticaOptions, import_beauty, import_diginetica, import_diginetica_slice, import_retailrocket,
-    retailrocket,
+    DigineticaOptions, import_beauty, import_diginetica, import_diginetica_slice,
+    import_retailrocket, retailrocket,
 };
 use sessionrank_data::sample::{CandidateSampler, SamplerSpec};
 use sessionrank_data::{EventKind, Result, default_data_dir};
@@ -43,11 +43,16 @@ fn diginetica_counts_and_popularity() -> Result<()> {
     // SR-GNN's 719,470 training pairs = clicks − sessions.
     assert_eq!(imp.summary.train_events - d.train.len(), 719_470);
 
-    let held = import_diginetica(&dir, &DigineticaOptions { holdout_valid: true, max_train_sessions: None })?;
+    let held = import_diginetica(
+        &dir,
+        &DigineticaOptions { holdout_valid: true, max_train_sessions: None },
+    )?;
     assert_eq!(held.dataset.train.len(), 186_670 - 9_334);
     assert_eq!(held.dataset.valid.len(), d.valid.len());
-    let small =
-        import_diginetica(&dir, &DigineticaOptions { holdout_valid: false, max_train_sessions: Some(1000) })?;
+    let small = import_diginetica(
+        &dir,
+        &DigineticaOptions { holdout_valid: false, max_train_sessions: Some(1000) },
+    )?;
     assert_eq!(small.dataset.train.len(), 1000);
     assert_eq!(small.dataset.train.last(), d.train.last());
 

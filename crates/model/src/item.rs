@@ -1,5 +1,7 @@
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
 use burn::tensor::{Device, Tensor};
 
 use crate::{ItemFeatures, ModelConfig};
@@ -50,7 +52,8 @@ impl ItemEncoder {
             let mask = tokens.clone().not_equal_elem(0).float(); // [n, t]
             let count = mask.clone().sum_dim(1).clamp_min(1.0); // [n, 1]
             let tok_vecs = tok.forward(tokens); // [n, t, d]
-            let text = (tok_vecs * mask.unsqueeze_dim::<3>(2)).sum_dim(1).squeeze_dim::<2>(1) / count; // [n, d]
+            let text =
+                (tok_vecs * mask.unsqueeze_dim::<3>(2)).sum_dim(1).squeeze_dim::<2>(1) / count; // [n, d]
             let content = text + embed_1d(cat, categories) + embed_1d(price, prices);
             let content = proj.forward(content);
             v = Some(match v {

@@ -1,7 +1,10 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::{CandidateInput, ItemEncoder, ItemFeatures, ListScorer, ModelConfig, SessionEncoder, SessionInput};
+use crate::{
+    CandidateInput, ItemEncoder, ItemFeatures, ListScorer, ModelConfig, SessionEncoder,
+    SessionInput,
+};
 
 /// The whole model: item encoder, session encoder, list scorer.
 #[derive(Module, Debug)]
@@ -70,7 +73,12 @@ impl SessionRankModel {
     ///
     /// # Shapes
     /// * returns `[batch, n_candidates]`
-    pub fn forward_rerank(&self, table: Tensor<2>, session: &SessionInput, candidates: &CandidateInput) -> Tensor<2> {
+    pub fn forward_rerank(
+        &self,
+        table: Tensor<2>,
+        session: &SessionInput,
+        candidates: &CandidateInput,
+    ) -> Tensor<2> {
         let h = self.session.forward_last(table.clone(), session);
         if self.logit_scale > 0.0 {
             // Same geometry as `logits`: unit vectors, scaled.

@@ -1,5 +1,7 @@
 use burn::module::Module;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Tensor};
@@ -35,7 +37,12 @@ impl ListScorer {
     /// # Shapes
     /// * `session`: `[batch, d]`, `table`: `[n_rows, d]`
     /// * returns `[batch, n_candidates]`
-    pub fn forward(&self, session: Tensor<2>, table: Tensor<2>, candidates: &CandidateInput) -> Tensor<2> {
+    pub fn forward(
+        &self,
+        session: Tensor<2>,
+        table: Tensor<2>,
+        candidates: &CandidateInput,
+    ) -> Tensor<2> {
         let [batch, n] = candidates.items.dims();
         let mut c = embedding(table, candidates.items.clone()); // [b, n, d]
         if let Some(list) = &self.list {

@@ -1,7 +1,11 @@
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+};
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor};
 
@@ -29,11 +33,16 @@ impl SessionEncoder {
             positions: emb(config.max_len),
             kinds: emb(EVENT_KINDS),
             gaps: emb(TIME_GAP_BUCKETS),
-            transformer: TransformerEncoderConfig::new(d, config.d_ff, config.n_heads, config.n_layers)
-                .with_dropout(config.dropout)
-                // Pre-norm trains stably without a long warm-up at these small sizes.
-                .with_norm_first(true)
-                .init(device),
+            transformer: TransformerEncoderConfig::new(
+                d,
+                config.d_ff,
+                config.n_heads,
+                config.n_layers,
+            )
+            .with_dropout(config.dropout)
+            // Pre-norm trains stably without a long warm-up at these small sizes.
+            .with_norm_first(true)
+            .init(device),
             dropout: DropoutConfig::new(config.dropout).init(),
             norm: LayerNormConfig::new(d).init(device),
         }
@@ -59,9 +68,7 @@ impl SessionEncoder {
         // Right padding + a causal mask: a real position never attends to a later (padded)
         // one, and no row is fully masked, so no padding mask is needed and no NaN can appear.
         let mask = generate_autoregressive_mask(batch, len, &device);
-        let h = self
-            .transformer
-            .forward(TransformerEncoderInput::new(x).mask_attn(mask));
+        let h = self.transformer.forward(TransformerEncoderInput::new(x).mask_attn(mask));
         self.norm.forward(h)
     }
 

@@ -7,14 +7,22 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::*;
 
 fn config() -> ModelConfig {
-    ModelConfig::new(20, 30, 5).with_d_model(16).with_d_ff(32).with_n_heads(2).with_n_layers(2).with_max_len(8).with_max_tokens(4).with_dropout(0.0)
+    ModelConfig::new(20, 30, 5)
+        .with_d_model(16)
+        .with_d_ff(32)
+        .with_n_heads(2)
+        .with_n_layers(2)
+        .with_max_len(8)
+        .with_max_tokens(4)
+        .with_dropout(0.0)
 }
 
 fn features(n: usize, device: &Device) -> ItemFeatures {
     // Row 0 padding, rows 1..=n items with a few tokens, a category and a price.
     let rows = n + 1;
     let ids: Vec<i64> = (0..rows as i64).collect();
-    let tokens: Vec<i64> = (0..rows * 4).map(|i| if i % 4 < 2 && i >= 4 { (i % 29 + 1) as i64 } else { 0 }).collect();
+    let tokens: Vec<i64> =
+        (0..rows * 4).map(|i| if i % 4 < 2 && i >= 4 { (i % 29 + 1) as i64 } else { 0 }).collect();
     let cats: Vec<i64> = (0..rows).map(|i| if i == 0 { 0 } else { (i % 5 + 1) as i64 }).collect();
     let prices: Vec<i64> = (0..rows).map(|i| (i % 17) as i64).collect();
     ItemFeatures {
@@ -57,8 +65,14 @@ fn shapes_of_every_forward() {
     assert_eq!(model.forward_all_positions(table.clone(), &input).dims(), [2, 3, 21]);
     assert_eq!(model.forward_full(table.clone(), &input).dims(), [2, 21]);
     let cands = CandidateInput {
-        items: Tensor::<2, Int>::from_data(TensorData::new(vec![6i64, 7, 8, 9, 10, 11], [2, 3]), &device),
-        ranks: Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [2, 3]), &device),
+        items: Tensor::<2, Int>::from_data(
+            TensorData::new(vec![6i64, 7, 8, 9, 10, 11], [2, 3]),
+            &device,
+        ),
+        ranks: Tensor::<2, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [2, 3]),
+            &device,
+        ),
     };
     assert_eq!(model.forward_rerank(table, &input, &cands).dims(), [2, 3]);
 }
@@ -76,8 +90,13 @@ fn causal_mask_hides_the_future_and_padding() {
     first_a.assert_approx_eq::<f32>(&first_b, burn::tensor::Tolerance::absolute(1e-6));
     // A short session padded in a batch gives the same last state as alone.
     let alone = model.session.forward_last(table.clone(), &sessions(&[&[5, 6]], &device));
-    let padded = model.session.forward_last(table, &sessions(&[&[5, 6], &[1, 2, 3, 4]], &device)).slice([0..1, 0..16]);
-    alone.into_data().assert_approx_eq::<f32>(&padded.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+    let padded = model
+        .session
+        .forward_last(table, &sessions(&[&[5, 6], &[1, 2, 3, 4]], &device))
+        .slice([0..1, 0..16]);
+    alone
+        .into_data()
+        .assert_approx_eq::<f32>(&padded.into_data(), burn::tensor::Tolerance::absolute(1e-5));
 }
 
 #[test]

@@ -30,13 +30,19 @@ pub fn training_sequences(sessions: &[Session], max_len: usize) -> Vec<Vec<Encod
         .filter(|s| s.events.len() >= 2)
         .map(|s| {
             let ev = &s.events[s.events.len().saturating_sub(max_len + 1)..];
-            ev.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
+            ev.iter()
+                .map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp })
+                .collect()
         })
         .collect()
 }
 
 /// Batches of sequence indices with similar lengths (less padding), in shuffled order.
-pub fn length_bucketed_batches(seqs: &[Vec<EncodedEvent>], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+pub fn length_bucketed_batches(
+    seqs: &[Vec<EncodedEvent>],
+    batch_size: usize,
+    rng: &mut impl Rng,
+) -> Vec<Vec<usize>> {
     let mut idx: Vec<usize> = (0..seqs.len()).collect();
     idx.shuffle(rng);
     // Sort shuffled chunks of 50 batches by length: batches hold similar lengths, yet the
@@ -53,7 +59,12 @@ pub fn length_bucketed_batches(seqs: &[Vec<EncodedEvent>], batch_size: usize, rn
 
 /// Build a batch; `id_dropout` hides that share of input item ids (content-only rows use
 /// `unknown_row(row)` provided by the caller's table).
-pub fn make_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize, device: &Device) -> TrainBatch {
+pub fn make_batch(
+    seqs: &[Vec<EncodedEvent>],
+    ids: &[usize],
+    max_len: usize,
+    device: &Device,
+) -> TrainBatch {
     let inputs: Vec<&[EncodedEvent]> = ids.iter().map(|&i| &seqs[i][..seqs[i].len() - 1]).collect();
     let len = inputs.iter().map(|s| s.len().min(max_len)).max().unwrap_or(1).max(1);
     let mut positions = Vec::new();
@@ -81,7 +92,15 @@ pub fn make_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize, dev
 /// `negatives` items drawn uniformly from the catalog (shared by the whole batch). Costs
 /// O(negatives) per step instead of O(catalog); every positive is in the table, so the
 /// loss is a sampled-softmax estimate of the full one.
-pub fn make_sampled_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize, n_rows: usize, negatives: usize, rng: &mut impl Rng, device: &Device) -> TrainBatch {
+pub fn make_sampled_batch(
+    seqs: &[Vec<EncodedEvent>],
+    ids: &[usize],
+    max_len: usize,
+    n_rows: usize,
+    negatives: usize,
+    rng: &mut impl Rng,
+    device: &Device,
+) -> TrainBatch {
     let mut local = std::collections::HashMap::<u32, u32>::new();
     let mut rows: Vec<i64> = vec![0];
     let mut map = |row: u32, rows: &mut Vec<i64>| -> u32 {
@@ -92,7 +111,9 @@ pub fn make_sampled_batch(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: us
     };
     let remapped: Vec<Vec<EncodedEvent>> = ids
         .iter()
-        .map(|&i| seqs[i].iter().map(|e| EncodedEvent { row: map(e.row, &mut rows), ..*e }).collect())
+        .map(|&i| {
+            seqs[i].iter().map(|e| EncodedEvent { row: map(e.row, &mut rows), ..*e }).collect()
+        })
         .collect();
     for _ in 0..negatives {
         let r = rng.random_range(1..n_rows as u32);

@@ -43,10 +43,16 @@ impl DistillConfig {
     /// Reject settings that would silently train something else than asked.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(TrainError::Config(format!("distillation temperature must be > 0, got {}", self.temperature)));
+            return Err(TrainError::Config(format!(
+                "distillation temperature must be > 0, got {}",
+                self.temperature
+            )));
         }
         if !(0.0..=1.0).contains(&self.alpha) {
-            return Err(TrainError::Config(format!("distillation alpha must be in 0..=1, got {}", self.alpha)));
+            return Err(TrainError::Config(format!(
+                "distillation alpha must be in 0..=1, got {}",
+                self.alpha
+            )));
         }
         Ok(())
     }
@@ -68,8 +74,14 @@ pub struct Teacher {
 
 impl Teacher {
     /// Read a teacher bundle from `dir` for a student trained on `catalog` with `student`.
-    pub fn load(dir: &Path, catalog: &Catalog, student: &ModelConfig, device: &Device) -> Result<Self> {
-        let err = |message: String| TrainError::Teacher { path: dir.display().to_string(), message };
+    pub fn load(
+        dir: &Path,
+        catalog: &Catalog,
+        student: &ModelConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let err =
+            |message: String| TrainError::Teacher { path: dir.display().to_string(), message };
         let bundle = ModelBundle::read_dir(dir).map_err(|e| err(e.to_string()))?;
         Self::from_bundle(&bundle, catalog, student, device).map_err(|e| match e {
             TrainError::Teacher { message, .. } => err(message),
@@ -82,14 +94,22 @@ impl Teacher {
     /// through a row map; a teacher that lacks items is refused, because the KD target would
     /// be undefined for them. Its context (`max_len`) must be at least the student's, since
     /// both read the same session tensors.
-    pub fn from_bundle(bundle: &ModelBundle, catalog: &Catalog, student: &ModelConfig, device: &Device) -> Result<Self> {
+    pub fn from_bundle(
+        bundle: &ModelBundle,
+        catalog: &Catalog,
+        student: &ModelConfig,
+        device: &Device,
+    ) -> Result<Self> {
         let version = bundle.manifest.model_version.clone();
         let err = |message: String| TrainError::Teacher { path: version.clone(), message };
         let device = device.clone().inner();
         let engine = Reranker::from_bundle(bundle, &device).map_err(|e| err(e.to_string()))?;
         let config = bundle.manifest.config.clone();
         if config.max_len < student.max_len {
-            return Err(err(format!("its max_len {} is shorter than the student's {}", config.max_len, student.max_len)));
+            return Err(err(format!(
+                "its max_len {} is shorter than the student's {}",
+                config.max_len, student.max_len
+            )));
         }
         let encoder = engine.encoder();
         let mut missing = Vec::new();
@@ -109,11 +129,14 @@ impl Teacher {
                 shown
             )));
         }
-        let same_index = encoder.n_items() == catalog.len() && rows.iter().enumerate().all(|(i, &r)| r as usize == i + 1);
+        let same_index = encoder.n_items() == catalog.len()
+            && rows.iter().enumerate().all(|(i, &r)| r as usize == i + 1);
         let features = if same_index {
             catalog_features(encoder, &device)
         } else {
-            tracing::info!("teacher {version}: item index differs in order or size, mapping rows by item id");
+            tracing::info!(
+                "teacher {version}: item index differs in order or size, mapping rows by item id"
+            );
             let full = catalog_features(encoder, &device);
             let mut map = vec![0i64];
             map.extend(rows.iter().map(|&r| r as i64));
@@ -154,9 +177,14 @@ impl Teacher {
 
 /// `T² · KL(softmax(teacher / T) ‖ softmax(student / T))`, averaged over the rows (the
 /// positions that have a target). Both `[m, n]`; the teacher's logits are a constant.
-pub fn kd_loss(student_logits: Tensor<2>, teacher_logits: Tensor<2>, temperature: f64) -> Tensor<1> {
+pub fn kd_loss(
+    student_logits: Tensor<2>,
+    teacher_logits: Tensor<2>,
+    temperature: f64,
+) -> Tensor<1> {
     let [m, _] = student_logits.dims();
-    let teacher_logits = if student_logits.is_autodiff() { teacher_logits.autodiff() } else { teacher_logits };
+    let teacher_logits =
+        if student_logits.is_autodiff() { teacher_logits.autodiff() } else { teacher_logits };
     let log_ps = log_softmax(student_logits / temperature, 1);
     let log_pt = log_softmax(teacher_logits / temperature, 1);
     let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum_dim(1).reshape([m]); // [m]
@@ -165,6 +193,12 @@ pub fn kd_loss(student_logits: Tensor<2>, teacher_logits: Tensor<2>, temperature
 
 /// The KD term of one step: the student's logits for `batch` (with `features`, the
 /// student's own feature table) against the teacher's.
-pub fn batch_kd_loss(student: &SessionRankModel, features: ItemFeatures, teacher: &Teacher, batch: &TrainBatch, temperature: f64) -> Tensor<1> {
+pub fn batch_kd_loss(
+    student: &SessionRankModel,
+    features: ItemFeatures,
+    teacher: &Teacher,
+    batch: &TrainBatch,
+    temperature: f64,
+) -> Tensor<1> {
     kd_loss(batch_logits(student, features, batch), teacher.logits(batch), temperature)
 }

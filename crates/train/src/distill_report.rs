@@ -85,7 +85,8 @@ impl Run {
 
 fn read_json(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    serde_json::from_slice(&bytes).map_err(|e| TrainError::Other(format!("{}: {e}", path.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| TrainError::Other(format!("{}: {e}", path.display())))
 }
 
 fn read_run(dir: &Path, name: &str) -> Result<Option<Run>> {
@@ -95,10 +96,15 @@ fn read_run(dir: &Path, name: &str) -> Result<Option<Run>> {
     }
     let result = read_json(&result_path)?;
     let bundle_dir = dir.join(name).join("bundle");
-    let bundle = ModelBundle::read_dir(&bundle_dir).map_err(|e| TrainError::Other(format!("{}: {e}", bundle_dir.display())))?;
-    let full_bytes = bundle.files.get(sessionrank_core::bundle::WEIGHTS).map(|w| w.len() as u64).unwrap_or(0);
-    let browser = bundle.browser().map_err(|e| TrainError::Other(format!("{}: browser bundle: {e}", bundle_dir.display())))?;
-    let browser_bytes = browser.files.get(sessionrank_core::bundle::WEIGHTS).map(|w| w.len() as u64).unwrap_or(0);
+    let bundle = ModelBundle::read_dir(&bundle_dir)
+        .map_err(|e| TrainError::Other(format!("{}: {e}", bundle_dir.display())))?;
+    let full_bytes =
+        bundle.files.get(sessionrank_core::bundle::WEIGHTS).map(|w| w.len() as u64).unwrap_or(0);
+    let browser = bundle
+        .browser()
+        .map_err(|e| TrainError::Other(format!("{}: browser bundle: {e}", bundle_dir.display())))?;
+    let browser_bytes =
+        browser.files.get(sessionrank_core::bundle::WEIGHTS).map(|w| w.len() as u64).unwrap_or(0);
     Ok(Some(Run { name: name.to_string(), result, full_bytes, browser_bytes }))
 }
 
@@ -116,7 +122,8 @@ fn pct(a: f64, b: f64) -> f64 {
 
 fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Option<DatasetReport>> {
     let dir = runs_dir.join(dataset);
-    let (Some(teacher), Some(student)) = (read_run(&dir, "teacher")?, read_run(&dir, "student")?) else {
+    let (Some(teacher), Some(student)) = (read_run(&dir, "teacher")?, read_run(&dir, "student")?)
+    else {
         return Ok(None);
     };
     let no_kd = read_run(&dir, "student_no_kd")?;
@@ -135,12 +142,22 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     if let Some(n) = no_kd.as_ref().and_then(|r| r.metric(judged)) {
         checks.insert(format!("student_over_no_kd_{judged}"), json!(s / n.max(1e-12)));
     }
-    checks.insert("teacher_full_over_student_browser_bytes".into(), json!(teacher.full_bytes as f64 / student.browser_bytes.max(1) as f64));
-    checks.insert("teacher_full_over_student_full_bytes".into(), json!(teacher.full_bytes as f64 / student.full_bytes.max(1) as f64));
-    checks.insert("teacher_browser_over_student_browser_bytes".into(), json!(teacher.browser_bytes as f64 / student.browser_bytes.max(1) as f64));
+    checks.insert(
+        "teacher_full_over_student_browser_bytes".into(),
+        json!(teacher.full_bytes as f64 / student.browser_bytes.max(1) as f64),
+    );
+    checks.insert(
+        "teacher_full_over_student_full_bytes".into(),
+        json!(teacher.full_bytes as f64 / student.full_bytes.max(1) as f64),
+    );
+    checks.insert(
+        "teacher_browser_over_student_browser_bytes".into(),
+        json!(teacher.browser_bytes as f64 / student.browser_bytes.max(1) as f64),
+    );
     // The bar on Diginetica: SR-GNN + 3% relative (50.73 / 17.59 → 52.25 / 18.12).
     let teacher_bar = (dataset == "diginetica").then(|| {
-        let (p, m) = (teacher.metric("p@20").unwrap_or(0.0), teacher.metric("mrr@20").unwrap_or(0.0));
+        let (p, m) =
+            (teacher.metric("p@20").unwrap_or(0.0), teacher.metric("mrr@20").unwrap_or(0.0));
         (p, m, p >= BAR_P20 && m >= BAR_MRR20)
     });
     if let Some((p, m, met)) = teacher_bar {
@@ -152,7 +169,10 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     let mut sizes: Vec<Run> = vec![student.clone()];
     let mut sizes_no_kd: Vec<Run> = no_kd.iter().cloned().collect();
     if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         for name in names {
             if name.starts_with("student-d") {
@@ -179,7 +199,10 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     let mut ablations = Map::new();
     ablations.insert("student_sizes".into(), Value::Array(size_rows));
     if let Some(r) = &no_content {
-        ablations.insert("content_tower_off".into(), json!({"content_on": student.summary(keys), "content_off": r.summary(keys)}));
+        ablations.insert(
+            "content_tower_off".into(),
+            json!({"content_on": student.summary(keys), "content_off": r.summary(keys)}),
+        );
     }
     let list_summary = |v: &Value| {
         json!({"retriever100_before": v["retriever100_before"], "retriever100_after": v["retriever100_after"],
@@ -193,7 +216,12 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     }
     json.insert("ablations".into(), Value::Object(ablations));
     let mut runs = Map::new();
-    for r in [Some(&teacher), Some(&student), no_kd.as_ref(), no_content.as_ref()].into_iter().flatten().chain(sizes.iter()).chain(sizes_no_kd.iter()) {
+    for r in [Some(&teacher), Some(&student), no_kd.as_ref(), no_content.as_ref()]
+        .into_iter()
+        .flatten()
+        .chain(sizes.iter())
+        .chain(sizes_no_kd.iter())
+    {
         runs.insert(r.name.clone(), r.details());
     }
     json.insert("runs".into(), Value::Object(runs));
@@ -201,7 +229,10 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     // Markdown.
     let mut md = String::new();
     let _ = writeln!(md, "## {dataset}\n");
-    let _ = write!(md, "| model | d_model × layers | browser weights (B) | full weights (B) | train s | device |");
+    let _ = write!(
+        md,
+        "| model | d_model × layers | browser weights (B) | full weights (B) | train s | device |"
+    );
     for k in keys {
         let _ = write!(md, " {k} |");
     }
@@ -210,7 +241,9 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
         md.push_str("---:|");
     }
     md.push('\n');
-    for r in [Some(&teacher), Some(&student), no_kd.as_ref(), no_content.as_ref()].into_iter().flatten() {
+    for r in
+        [Some(&teacher), Some(&student), no_kd.as_ref(), no_content.as_ref()].into_iter().flatten()
+    {
         let c = &r.result["config"]["model"];
         let _ = write!(
             md,
@@ -225,7 +258,11 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
             r.result["device"].as_str().unwrap_or("?")
         );
         for k in keys {
-            let _ = write!(md, " {} |", r.metric(k).map(|v| format!("{v}")).unwrap_or_else(|| "–".into()));
+            let _ = write!(
+                md,
+                " {} |",
+                r.metric(k).map(|v| format!("{v}")).unwrap_or_else(|| "–".into())
+            );
         }
         md.push('\n');
     }
@@ -241,45 +278,100 @@ fn dataset_report(runs_dir: &Path, dataset: &str, doc_dir: &Path) -> Result<Opti
     );
     if let Some((p, m, met)) = teacher_bar {
         let met = if met { "met" } else { "**not met**" };
-        let _ = writeln!(md, "Teacher against the bar (SR-GNN + 3%: P@20 {BAR_P20}, MRR@20 {BAR_MRR20}): {p} / {m}, {met}; GCE-GNN reports 54.22 / 19.04.\n");
+        let _ = writeln!(
+            md,
+            "Teacher against the bar (SR-GNN + 3%: P@20 {BAR_P20}, MRR@20 {BAR_MRR20}): {p} / {m}, {met}; GCE-GNN reports 54.22 / 19.04.\n"
+        );
     }
     if sizes.len() > 1 {
-        let _ = writeln!(md, "### Student size vs quality\n\n| d_model | browser weights (B) | KD {judged} | no-KD {judged} |\n|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "### Student size vs quality\n\n| d_model | browser weights (B) | KD {judged} | no-KD {judged} |\n|---:|---:|---:|---:|"
+        );
         for r in &sizes {
             let no = no_kd_of(r).and_then(|x| x.metric(judged));
-            let _ = writeln!(md, "| {} | {} | {} | {} |", r.d_model(), r.browser_bytes, r.metric(judged).unwrap_or(0.0), no.map(|v| v.to_string()).unwrap_or_else(|| "–".into()));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                r.d_model(),
+                r.browser_bytes,
+                r.metric(judged).unwrap_or(0.0),
+                no.map(|v| v.to_string()).unwrap_or_else(|| "–".into())
+            );
         }
-        let labels: Vec<String> = sizes.iter().map(|r| format!("{} KB", r.browser_bytes / 1000)).collect();
-        let mut series = vec![("KD student".to_string(), sizes.iter().map(|r| r.metric(judged).unwrap_or(f64::NAN)).collect::<Vec<f64>>())];
-        let no_series: Vec<f64> = sizes.iter().map(|r| no_kd_of(r).and_then(|x| x.metric(judged)).unwrap_or(f64::NAN)).collect();
+        let labels: Vec<String> =
+            sizes.iter().map(|r| format!("{} KB", r.browser_bytes / 1000)).collect();
+        let mut series = vec![(
+            "KD student".to_string(),
+            sizes.iter().map(|r| r.metric(judged).unwrap_or(f64::NAN)).collect::<Vec<f64>>(),
+        )];
+        let no_series: Vec<f64> = sizes
+            .iter()
+            .map(|r| no_kd_of(r).and_then(|x| x.metric(judged)).unwrap_or(f64::NAN))
+            .collect();
         if no_series.iter().any(|v| v.is_finite()) {
             series.push(("no-KD student".to_string(), no_series));
         }
         series.push(("teacher".to_string(), vec![t; sizes.len()]));
-        let svg = line_chart(&format!("{dataset}: student browser weights vs {judged}"), &labels, &series, judged);
+        let svg = line_chart(
+            &format!("{dataset}: student browser weights vs {judged}"),
+            &labels,
+            &series,
+            judged,
+        );
         let file = format!("distill-{dataset}-sizes.svg");
         std::fs::write(doc_dir.join(&file), svg).map_err(TrainError::io(&doc_dir.join(&file)))?;
         let _ = writeln!(md, "\n![student sizes]({file})\n");
     }
     if let Some(r) = &no_content {
-        let _ = writeln!(md, "### Content tower\n\nWith the content tower (category, price, text) the KD student reaches {judged} {}; without it {}.\n", s, r.metric(judged).unwrap_or(0.0));
+        let _ = writeln!(
+            md,
+            "### Content tower\n\nWith the content tower (category, price, text) the KD student reaches {judged} {}; without it {}.\n",
+            s,
+            r.metric(judged).unwrap_or(0.0)
+        );
     }
     if list_off.is_some() || list_on.is_some() {
-        let _ = writeln!(md, "### List context (retriever-100 protocol, the storefront's call)\n\n| scorer | NDCG@10 | HR@10 | MRR@20 | browser weights (B) |\n|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "### List context (retriever-100 protocol, the storefront's call)\n\n| scorer | NDCG@10 | HR@10 | MRR@20 | browser weights (B) |\n|---|---:|---:|---:|---:|"
+        );
         let mut first = true;
-        for (label, v) in [("rank bias only (list context off)", &list_off), ("rank bias + list self-attention (on)", &list_on)] {
+        for (label, v) in [
+            ("rank bias only (list context off)", &list_off),
+            ("rank bias + list self-attention (on)", &list_on),
+        ] {
             let Some(v) = v else { continue };
             if first {
                 let b = &v["retriever100_before"];
-                let _ = writeln!(md, "| plain dot product (no list stage) | {} | {} | {} | {} |", fmt4(&b["ndcg_at_10"]), fmt4(&b["hr_at_10"]), fmt2(&b["mrr_at_20"]), student.browser_bytes);
+                let _ = writeln!(
+                    md,
+                    "| plain dot product (no list stage) | {} | {} | {} | {} |",
+                    fmt4(&b["ndcg_at_10"]),
+                    fmt4(&b["hr_at_10"]),
+                    fmt2(&b["mrr_at_20"]),
+                    student.browser_bytes
+                );
                 first = false;
             }
             let a = &v["retriever100_after"];
-            let _ = writeln!(md, "| {label} | {} | {} | {} | {} |", fmt4(&a["ndcg_at_10"]), fmt4(&a["hr_at_10"]), fmt2(&a["mrr_at_20"]), v["browser_weight_bytes"]);
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} |",
+                fmt4(&a["ndcg_at_10"]),
+                fmt4(&a["hr_at_10"]),
+                fmt2(&a["mrr_at_20"]),
+                v["browser_weight_bytes"]
+            );
         }
         md.push('\n');
     }
-    Ok(Some(DatasetReport { json: Value::Object(json), markdown: md, student_bytes: student.browser_bytes, teacher_bytes: teacher.full_bytes }))
+    Ok(Some(DatasetReport {
+        json: Value::Object(json),
+        markdown: md,
+        student_bytes: student.browser_bytes,
+        teacher_bytes: teacher.full_bytes,
+    }))
 }
 
 fn fmt4(v: &Value) -> String {
@@ -299,7 +391,10 @@ struct Previous {
 
 impl Previous {
     fn read(out: &ReportPaths) -> Self {
-        Self { json: read_json(&out.json).ok(), markdown: std::fs::read_to_string(&out.markdown).unwrap_or_default() }
+        Self {
+            json: read_json(&out.json).ok(),
+            markdown: std::fs::read_to_string(&out.markdown).unwrap_or_default(),
+        }
     }
 
     /// `dataset`'s JSON and its Markdown section (from its `## <dataset>` heading to the next
@@ -329,11 +424,18 @@ pub struct ReportPaths {
 
 /// Read the runs under `runs_dir` and write the JSON and Markdown reports. `command` is the
 /// command that produced the runs (for the record). Returns the JSON.
-pub fn write_distill_report(runs_dir: &Path, command: &str, machine: &str, out: &ReportPaths) -> Result<Value> {
+pub fn write_distill_report(
+    runs_dir: &Path,
+    command: &str,
+    machine: &str,
+    out: &ReportPaths,
+) -> Result<Value> {
     let doc_dir = out.markdown.parent().map(Path::to_path_buf).unwrap_or_default();
     std::fs::create_dir_all(&doc_dir).map_err(TrainError::io(&doc_dir))?;
     let mut datasets = Map::new();
-    let mut md = String::from("# Distillation: teacher → browser student\n\nGenerated by `sessionrank distill-report` from the runs of `");
+    let mut md = String::from(
+        "# Distillation: teacher → browser student\n\nGenerated by `sessionrank distill-report` from the runs of `",
+    );
     md.push_str(command);
     md.push_str("`; the numbers are in `results/distill.json`.\n\n");
     let (mut student_bytes, mut teacher_bytes) = (0u64, u64::MAX);
@@ -355,7 +457,10 @@ pub fn write_distill_report(runs_dir: &Path, command: &str, machine: &str, out: 
     }
     // Every dataset carried over (or none at all): the runs directory held nothing to report.
     if datasets.len() == carried.len() {
-        return Err(TrainError::Other(format!("{}: no dataset has both a teacher and a student run", runs_dir.display())));
+        return Err(TrainError::Other(format!(
+            "{}: no dataset has both a teacher and a student run",
+            runs_dir.display()
+        )));
     }
     let value = json!({
         "command": command,

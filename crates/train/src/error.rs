@@ -8,7 +8,11 @@ pub enum TrainError {
     #[error(transparent)]
     Core(#[from] sessionrank_core::CoreError),
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A checkpoint exists but does not belong to this run (other config or dataset).
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: String, message: String },

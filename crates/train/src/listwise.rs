@@ -90,17 +90,25 @@ pub fn train_list_scorer(
 ) -> Result<(SessionRankModel, ModelConfig, ListwiseReport)> {
     let start = std::time::Instant::now();
     if config.epochs == 0 || config.cases == 0 {
-        return Err(TrainError::Config("the list-wise stage needs epochs > 0 and cases > 0".into()));
+        return Err(TrainError::Config(
+            "the list-wise stage needs epochs > 0 and cases > 0".into(),
+        ));
     }
     if config.depth == 0 || config.depth > model_config.max_candidates {
-        return Err(TrainError::Config(format!("list depth must be 1..={} (the model's max_candidates), got {}", model_config.max_candidates, config.depth)));
+        return Err(TrainError::Config(format!(
+            "list depth must be 1..={} (the model's max_candidates), got {}",
+            model_config.max_candidates, config.depth
+        )));
     }
     let inner = device.clone().inner();
     let n = dataset.catalog.len();
     let train = &dataset.train;
     let cut = train.len() * 9 / 10;
     if cut == 0 || cut == train.len() {
-        return Err(TrainError::Config(format!("the list-wise stage needs at least 10 training sessions, got {}", train.len())));
+        return Err(TrainError::Config(format!(
+            "the list-wise stage needs at least 10 training sessions, got {}",
+            train.len()
+        )));
     }
     let (fit, held_out) = train.split_at(cut);
     let mut rng = StdRng::seed_from_u64(config.seed);
@@ -115,31 +123,49 @@ pub fn train_list_scorer(
     cases.shuffle(&mut rng);
     cases.truncate(config.cases);
     if cases.is_empty() {
-        return Err(TrainError::Config("no held-out training session has two or more events".into()));
+        return Err(TrainError::Config(
+            "no held-out training session has two or more events".into(),
+        ));
     }
-    tracing::info!("list-wise stage: retrieving {} lists of {} from {} sessions", cases.len(), config.depth, fit.len());
+    tracing::info!(
+        "list-wise stage: retrieving {} lists of {} from {} sessions",
+        cases.len(),
+        config.depth,
+        fit.len()
+    );
     let sampler = CandidateSampler::new(SamplerSpec::Retriever { depth: config.depth }, fit, n);
     let lists = sampler.candidates(&cases, 0);
     let drawn = cases.len();
 
     // Session states and the item table exactly as `forward_rerank` hands them to the scorer.
     let raw_table = model.item_vectors(catalog_features(encoder, &inner));
-    let table = if model.logit_scale > 0.0 { l2_normalize(raw_table.clone()) } else { raw_table.clone() };
+    let table =
+        if model.logit_scale > 0.0 { l2_normalize(raw_table.clone()) } else { raw_table.clone() };
     let (max_len, d) = (model_config.max_len, model_config.d_model);
     let mut train_cases = Vec::new();
     for (chunk, chunk_lists) in cases.chunks(256).zip(lists.chunks(256)) {
         let states = read_f32(session_states(model, &raw_table, chunk, max_len, &inner))?;
         for ((state, _case), list) in states.chunks_exact(d).zip(chunk).zip(chunk_lists) {
             if let Some(pos) = list.target_pos {
-                train_cases.push(ListCase { session: state.to_vec(), rows: list.items.iter().map(|&i| i64::from(i) + 1).collect(), target_pos: pos });
+                train_cases.push(ListCase {
+                    session: state.to_vec(),
+                    rows: list.items.iter().map(|&i| i64::from(i) + 1).collect(),
+                    target_pos: pos,
+                });
             }
         }
     }
     if train_cases.is_empty() {
-        return Err(TrainError::Config("the retriever returned no list with its target: nothing to learn from".into()));
+        return Err(TrainError::Config(
+            "the retriever returned no list with its target: nothing to learn from".into(),
+        ));
     }
     let recall = train_cases.len() as f64 / drawn as f64;
-    tracing::info!("list-wise stage: {} lists with their target ({:.1}% retriever recall)", train_cases.len(), 100.0 * recall);
+    tracing::info!(
+        "list-wise stage: {} lists with their target ({:.1}% retriever recall)",
+        train_cases.len(),
+        100.0 * recall
+    );
 
     let out_config = ModelConfig { list_context: config.list_context, ..model_config.clone() };
     let ad = device.clone().autodiff();
@@ -170,7 +196,13 @@ pub fn train_list_scorer(
             let session = Tensor::<2>::from_data(TensorData::new(s, [b, d]), &ad);
             let cand = CandidateInput {
                 items: Tensor::<2, Int>::from_data(TensorData::new(rows, [b, len]), &ad),
-                ranks: Tensor::<2, Int>::from_data(TensorData::new((0..b).flat_map(|_| 0..len as i64).collect::<Vec<_>>(), [b, len]), &ad),
+                ranks: Tensor::<2, Int>::from_data(
+                    TensorData::new(
+                        (0..b).flat_map(|_| 0..len as i64).collect::<Vec<_>>(),
+                        [b, len],
+                    ),
+                    &ad,
+                ),
             };
             let targets = Tensor::<2, Int>::from_data(TensorData::new(targets, [b, 1]), &ad);
             let scores = scorer.forward(session, table_ad.clone(), &cand); // [b, len]
@@ -180,7 +212,10 @@ pub fn train_list_scorer(
             if count % 20 == 0 {
                 let v = loss.into_scalar::<f32>() as f64;
                 if !v.is_finite() {
-                    return Err(TrainError::Diverged(v as f32, epoch * order.len().div_ceil(config.batch_size) + count));
+                    return Err(TrainError::Diverged(
+                        v as f32,
+                        epoch * order.len().div_ceil(config.batch_size) + count,
+                    ));
                 }
                 sum += v;
             }
@@ -192,13 +227,25 @@ pub fn train_list_scorer(
     }
     let mut out = model.clone();
     out.scorer = scorer.valid();
-    let report = ListwiseReport { list_context: config.list_context, lists: train_cases.len(), retriever_recall: recall, epoch_loss, seconds: start.elapsed().as_secs_f64() };
+    let report = ListwiseReport {
+        list_context: config.list_context,
+        lists: train_cases.len(),
+        retriever_recall: recall,
+        epoch_loss,
+        seconds: start.elapsed().as_secs_f64(),
+    };
     Ok((out, out_config, report))
 }
 
 /// Session states as [`SessionRankModel::forward_rerank`] hands them to the scorer: `[b, d]`.
 /// `raw_table` is the item encoder's output (what the session encoder reads).
-fn session_states(model: &SessionRankModel, raw_table: &Tensor<2>, cases: &[TestCase], max_len: usize, device: &Device) -> Tensor<2> {
+fn session_states(
+    model: &SessionRankModel,
+    raw_table: &Tensor<2>,
+    cases: &[TestCase],
+    max_len: usize,
+    device: &Device,
+) -> Tensor<2> {
     let encoded: Vec<Vec<EncodedEvent>> = cases.iter().map(|c| encode_prefix(&c.prefix)).collect();
     let refs: Vec<&[EncodedEvent]> = encoded.iter().map(Vec::as_slice).collect();
     let input = session_input(&refs, max_len, device);
@@ -220,9 +267,20 @@ pub struct ListAwareScorer {
 }
 
 impl ListAwareScorer {
-    pub fn new(model: SessionRankModel, encoder: &FeatureEncoder, config: &ModelConfig, device: &Device) -> Self {
+    pub fn new(
+        model: SessionRankModel,
+        encoder: &FeatureEncoder,
+        config: &ModelConfig,
+        device: &Device,
+    ) -> Self {
         let table = model.item_vectors(catalog_features(encoder, device));
-        Self { model, table, max_len: config.max_len, max_rank: config.max_candidates.saturating_sub(1) as i64, device: device.clone() }
+        Self {
+            model,
+            table,
+            max_len: config.max_len,
+            max_rank: config.max_candidates.saturating_sub(1) as i64,
+            device: device.clone(),
+        }
     }
 }
 
@@ -248,17 +306,36 @@ impl Scorer for ListAwareScorer {
         let encoded = encode_prefix(prefix);
         let input = session_input(&[encoded.as_slice()], self.max_len, &self.device);
         let cand = CandidateInput {
-            items: Tensor::<2, Int>::from_data(TensorData::new(candidates.iter().map(|&c| i64::from(c) + 1).collect::<Vec<_>>(), [1, n]), &self.device),
-            ranks: Tensor::<2, Int>::from_data(TensorData::new((0..n as i64).map(|r| r.min(self.max_rank)).collect::<Vec<_>>(), [1, n]), &self.device),
+            items: Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    candidates.iter().map(|&c| i64::from(c) + 1).collect::<Vec<_>>(),
+                    [1, n],
+                ),
+                &self.device,
+            ),
+            ranks: Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    (0..n as i64).map(|r| r.min(self.max_rank)).collect::<Vec<_>>(),
+                    [1, n],
+                ),
+                &self.device,
+            ),
         };
-        read_f32(self.model.forward_rerank(self.table.clone(), &input, &cand)).unwrap_or_else(|_| vec![f32::NEG_INFINITY; n])
+        read_f32(self.model.forward_rerank(self.table.clone(), &input, &cand))
+            .unwrap_or_else(|_| vec![f32::NEG_INFINITY; n])
     }
 }
 
 /// Retriever-100 metrics of a model through its list scorer, on the same fixed subset of
 /// test cases as [`crate::pipeline::evaluate`] uses (`rerank_cases`, seeded by `seed`).
-pub fn evaluate_listwise(scorer: &ListAwareScorer, dataset: &Dataset, rerank_cases: usize, seed: u64) -> RankingMetrics {
+pub fn evaluate_listwise(
+    scorer: &ListAwareScorer,
+    dataset: &Dataset,
+    rerank_cases: usize,
+    seed: u64,
+) -> RankingMetrics {
     let cases = crate::pipeline::rerank_subset(dataset, rerank_cases, seed);
-    let sampler = CandidateSampler::new(SamplerSpec::retriever_100(), &dataset.train, dataset.catalog.len());
+    let sampler =
+        CandidateSampler::new(SamplerSpec::retriever_100(), &dataset.train, dataset.catalog.len());
     evaluate_rerank(scorer, &cases, &sampler)
 }

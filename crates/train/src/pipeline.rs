@@ -37,19 +37,36 @@ impl Default for FeatureOptions {
 }
 
 /// Train the tokenizer on the catalog's own text and build the feature encoder.
-pub fn build_encoder(dataset: &Dataset, opts: &FeatureOptions, max_len: usize, max_candidates: usize) -> Result<FeatureEncoder> {
-    let texts: Vec<&str> = dataset.catalog.items().iter().map(|i| i.text.as_str()).filter(|t| !t.is_empty()).collect();
+pub fn build_encoder(
+    dataset: &Dataset,
+    opts: &FeatureOptions,
+    max_len: usize,
+    max_candidates: usize,
+) -> Result<FeatureEncoder> {
+    let texts: Vec<&str> =
+        dataset.catalog.items().iter().map(|i| i.text.as_str()).filter(|t| !t.is_empty()).collect();
     let has_text = !texts.is_empty();
     let tokenizer = ItemTokenizer::train(texts.into_iter(), opts.vocab_size, opts.min_frequency)?;
     // A catalog without text (Diginetica's SR-GNN split) gets a 1-token slot: the content
     // tower then reads category and price only, at no cost.
     let max_tokens = if has_text { opts.max_tokens } else { 1 };
-    Ok(FeatureEncoder::from_catalog(&dataset.catalog, tokenizer, max_tokens, max_len, max_candidates)?)
+    Ok(FeatureEncoder::from_catalog(
+        &dataset.catalog,
+        tokenizer,
+        max_tokens,
+        max_len,
+        max_candidates,
+    )?)
 }
 
 /// Fill the catalog-dependent fields of a model config.
 pub fn complete_config(config: ModelConfig, encoder: &FeatureEncoder) -> ModelConfig {
-    ModelConfig { n_items: encoder.n_items(), vocab_size: encoder.tokenizer.vocab_size(), n_categories: encoder.n_categories(), ..config }
+    ModelConfig {
+        n_items: encoder.n_items(),
+        vocab_size: encoder.tokenizer.vocab_size(),
+        n_categories: encoder.n_categories(),
+        ..config
+    }
 }
 
 /// Scores of one system under every protocol.
@@ -72,9 +89,19 @@ pub struct EvalOptions {
 }
 
 /// Evaluate one scorer under the full protocol and every re-ranking protocol.
-pub fn evaluate_system(scorer: &dyn Scorer, dataset: &Dataset, rerank_cases: &[TestCase], samplers: &[CandidateSampler], opts: &EvalOptions) -> SystemMetrics {
-    let full = evaluate_full(scorer, &dataset.test, dataset.catalog.len(), 256, opts.exclude_history);
-    let rerank = samplers.iter().map(|s| (s.spec().label(), evaluate_rerank(scorer, rerank_cases, s))).collect();
+pub fn evaluate_system(
+    scorer: &dyn Scorer,
+    dataset: &Dataset,
+    rerank_cases: &[TestCase],
+    samplers: &[CandidateSampler],
+    opts: &EvalOptions,
+) -> SystemMetrics {
+    let full =
+        evaluate_full(scorer, &dataset.test, dataset.catalog.len(), 256, opts.exclude_history);
+    let rerank = samplers
+        .iter()
+        .map(|s| (s.spec().label(), evaluate_rerank(scorer, rerank_cases, s)))
+        .collect();
     SystemMetrics { full, rerank }
 }
 
@@ -100,19 +127,30 @@ pub fn rerank_subset(dataset: &Dataset, count: usize, seed: u64) -> Vec<TestCase
     }
 }
 
-pub fn evaluate(model: &SessionRankModel, encoder: &FeatureEncoder, dataset: &Dataset, device: &Device, opts: &EvalOptions) -> Evaluation {
+pub fn evaluate(
+    model: &SessionRankModel,
+    encoder: &FeatureEncoder,
+    dataset: &Dataset,
+    device: &Device,
+    opts: &EvalOptions,
+) -> Evaluation {
     let start = Instant::now();
     let n = dataset.catalog.len();
     let rerank_cases = rerank_subset(dataset, opts.rerank_cases, opts.seed);
     let samplers: Vec<CandidateSampler> = if rerank_cases.is_empty() {
         Vec::new()
     } else {
-        [SamplerSpec::uniform_99(opts.seed), SamplerSpec::popularity_99(opts.seed), SamplerSpec::retriever_100()]
-            .into_iter()
-            .map(|s| CandidateSampler::new(s, &dataset.train, n))
-            .collect()
+        [
+            SamplerSpec::uniform_99(opts.seed),
+            SamplerSpec::popularity_99(opts.seed),
+            SamplerSpec::retriever_100(),
+        ]
+        .into_iter()
+        .map(|s| CandidateSampler::new(s, &dataset.train, n))
+        .collect()
     };
-    let scorer = ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
+    let scorer =
+        ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
     tracing::info!("evaluating the model on {} test cases", dataset.test.len());
     let model_metrics = evaluate_system(&scorer, dataset, &rerank_cases, &samplers, opts);
     let mut baselines = std::collections::BTreeMap::new();
@@ -124,11 +162,17 @@ pub fn evaluate(model: &SessionRankModel, encoder: &FeatureEncoder, dataset: &Da
         ];
         for (name, s) in systems {
             tracing::info!("evaluating baseline {name}");
-            baselines.insert(name.to_string(), evaluate_system(s.as_ref(), dataset, &rerank_cases, &samplers, opts));
+            baselines.insert(
+                name.to_string(),
+                evaluate_system(s.as_ref(), dataset, &rerank_cases, &samplers, opts),
+            );
         }
         if !rerank_cases.is_empty() {
             let up = UpstreamOrder { n_items: n };
-            let rerank = samplers.iter().map(|s| (s.spec().label(), evaluate_rerank(&up, &rerank_cases, s))).collect();
+            let rerank = samplers
+                .iter()
+                .map(|s| (s.spec().label(), evaluate_rerank(&up, &rerank_cases, s)))
+                .collect();
             let full = evaluate_full(&up, &dataset.test[..0], n, 1, false);
             baselines.insert("upstream-order".to_string(), SystemMetrics { full, rerank });
         }
@@ -162,7 +206,12 @@ pub fn machine_description() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     format!("{cores} cores, {cpu}")
 }
@@ -175,13 +224,38 @@ pub struct Outputs {
 }
 
 /// Build a bundle for a trained model.
-pub fn bundle_for(dataset: &Dataset, config: &ModelConfig, model: &SessionRankModel, encoder: &FeatureEncoder, metrics: serde_json::Value, safetensors: bool) -> Result<ModelBundle> {
-    let created_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    build_bundle(BundleParts { dataset: &dataset.name, config, model, encoder, catalog: &dataset.catalog, metrics, safetensors, created_at })
+pub fn bundle_for(
+    dataset: &Dataset,
+    config: &ModelConfig,
+    model: &SessionRankModel,
+    encoder: &FeatureEncoder,
+    metrics: serde_json::Value,
+    safetensors: bool,
+) -> Result<ModelBundle> {
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    build_bundle(BundleParts {
+        dataset: &dataset.name,
+        config,
+        model,
+        encoder,
+        catalog: &dataset.catalog,
+        metrics,
+        safetensors,
+        created_at,
+    })
 }
 
 /// Train and check the config's fields agree with the encoder.
-pub fn train_on(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, device: &Device, outputs: &Outputs) -> Result<crate::TrainOutcome> {
+pub fn train_on(
+    dataset: &Dataset,
+    encoder: &FeatureEncoder,
+    config: &TrainConfig,
+    device: &Device,
+    outputs: &Outputs,
+) -> Result<crate::TrainOutcome> {
     if config.model.n_items != encoder.n_items() {
         return Err(TrainError::Config("model.n_items does not match the catalog".into()));
     }

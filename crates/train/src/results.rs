@@ -39,7 +39,8 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// The shape the issues ask for, plus context (config, curve, re-rank cases).
 pub fn quality_json(r: &ExperimentRecord) -> Value {
-    let baselines: Map<String, Value> = r.evaluation.baselines.iter().map(|(k, v)| (k.clone(), metrics_of(v))).collect();
+    let baselines: Map<String, Value> =
+        r.evaluation.baselines.iter().map(|(k, v)| (k.clone(), metrics_of(v))).collect();
     json!({
         "command": r.command,
         "device": r.device,

@@ -21,7 +21,12 @@ pub struct ModelScorer {
 
 impl ModelScorer {
     /// `model` must be on a non-autodiff device (call `.valid()` first).
-    pub fn new(model: SessionRankModel, features: ItemFeatures, device: &Device, name: impl Into<String>) -> Self {
+    pub fn new(
+        model: SessionRankModel,
+        features: ItemFeatures,
+        device: &Device,
+        name: impl Into<String>,
+    ) -> Self {
         let table = model.item_vectors(features);
         let max_len = model.session.positions.weight.dims()[0];
         Self { model, table, max_len, device: device.clone(), name: name.into() }
@@ -30,7 +35,10 @@ impl ModelScorer {
 
 /// A dataset prefix as the engine's events (catalog item `i` is table row `i + 1`).
 pub fn encode_prefix(prefix: &[Event]) -> Vec<EncodedEvent> {
-    prefix.iter().map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp }).collect()
+    prefix
+        .iter()
+        .map(|e| EncodedEvent { row: e.item + 1, kind: e.kind, timestamp: e.timestamp })
+        .collect()
 }
 
 impl Scorer for ModelScorer {
@@ -60,6 +68,9 @@ impl Scorer for ModelScorer {
     fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {
         let mut all = vec![0f32; self.n_items()];
         self.score_batch(&[prefix], &mut all);
-        candidates.iter().map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect()
+        candidates
+            .iter()
+            .map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY))
+            .collect()
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,7 +21,9 @@ use sessionrank_data::eval::evaluate_full;
 use sessionrank_data::{Dataset, RankingMetrics, TestCase};
 use sessionrank_model::{ItemFeatures, SessionRankModel};
 
-use crate::batch::{TrainBatch, length_bucketed_batches, make_batch, make_sampled_batch, training_sequences};
+use crate::batch::{
+    TrainBatch, length_bucketed_batches, make_batch, make_sampled_batch, training_sequences,
+};
 use crate::distill::{Teacher, kd_loss};
 use crate::{ModelScorer, Result, TrainConfig, TrainError};
 
@@ -118,14 +120,23 @@ pub fn learning_rate(config: &TrainConfig, step: usize, total_steps: usize) -> f
 ///
 /// The logits are computed only at positions that have a target (`[m, n_rows]`, not
 /// `[batch, len, n_rows]`): with 43k items that is the difference between 0.2 and 1 GB.
-pub fn batch_loss(model: &SessionRankModel, features: ItemFeatures, batch: &TrainBatch, label_smoothing: f64) -> Tensor<1> {
+pub fn batch_loss(
+    model: &SessionRankModel,
+    features: ItemFeatures,
+    batch: &TrainBatch,
+    label_smoothing: f64,
+) -> Tensor<1> {
     cross_entropy(batch_logits(model, features, batch), batch, label_smoothing)
 }
 
 /// Logits of the next item at every position of `batch` that has a target, over the step's
 /// item table (the catalog, or `batch.rows` of it with sampled softmax): `[m, n_rows]`.
 /// The distillation teacher calls this too, so both score exactly the same table.
-pub fn batch_logits(model: &SessionRankModel, features: ItemFeatures, batch: &TrainBatch) -> Tensor<2> {
+pub fn batch_logits(
+    model: &SessionRankModel,
+    features: ItemFeatures,
+    batch: &TrainBatch,
+) -> Tensor<2> {
     let features = match &batch.rows {
         Some(rows) => select_rows(features, rows.clone()),
         None => features,
@@ -167,7 +178,12 @@ pub fn catalog_features(encoder: &FeatureEncoder, device: &Device) -> ItemFeatur
 }
 
 /// Hide a random `share` of item ids (set to 0, "unknown") for one step.
-fn drop_ids(features: &ItemFeatures, share: f64, rng: &mut StdRng, device: &Device) -> ItemFeatures {
+fn drop_ids(
+    features: &ItemFeatures,
+    share: f64,
+    rng: &mut StdRng,
+    device: &Device,
+) -> ItemFeatures {
     if share <= 0.0 {
         return features.clone();
     }
@@ -182,20 +198,45 @@ fn drop_ids(features: &ItemFeatures, share: f64, rng: &mut StdRng, device: &Devi
 }
 
 /// Evaluate `model` (inference mode) on `cases` with the full-ranking protocol.
-pub fn evaluate_model(model: &SessionRankModel, encoder: &FeatureEncoder, cases: &[TestCase], exclude_history: bool, device: &Device) -> RankingMetrics {
-    let scorer = ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
+pub fn evaluate_model(
+    model: &SessionRankModel,
+    encoder: &FeatureEncoder,
+    cases: &[TestCase],
+    exclude_history: bool,
+    device: &Device,
+) -> RankingMetrics {
+    let scorer =
+        ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
     evaluate_full(&scorer, cases, encoder.n_items(), 256, exclude_history)
 }
 
 /// Train on `dataset`. `device` is the plain device (`Device::flex()`, `Device::wgpu(..)`);
 /// autodiff is added here. With `checkpoint_dir`, every epoch is checkpointed there and an
 /// interrupted run with the same config resumes where it stopped.
-pub fn train(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, device: &Device, checkpoint_dir: Option<&Path>) -> Result<TrainOutcome> {
-    train_with(dataset, encoder, config, device, TrainOptions { checkpoint_dir, ..TrainOptions::default() })
+pub fn train(
+    dataset: &Dataset,
+    encoder: &FeatureEncoder,
+    config: &TrainConfig,
+    device: &Device,
+    checkpoint_dir: Option<&Path>,
+) -> Result<TrainOutcome> {
+    train_with(
+        dataset,
+        encoder,
+        config,
+        device,
+        TrainOptions { checkpoint_dir, ..TrainOptions::default() },
+    )
 }
 
 /// [`train`] with a starting model and a progress callback.
-pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainConfig, device: &Device, options: TrainOptions<'_>) -> Result<TrainOutcome> {
+pub fn train_with(
+    dataset: &Dataset,
+    encoder: &FeatureEncoder,
+    config: &TrainConfig,
+    device: &Device,
+    options: TrainOptions<'_>,
+) -> Result<TrainOutcome> {
     let TrainOptions { checkpoint_dir, initial_model, on_progress } = options;
     let start = Instant::now();
     let ad = device.clone().autodiff();
@@ -215,7 +256,13 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         Some(d) => {
             d.validate()?;
             let t = Teacher::load(&d.teacher_dir, &dataset.catalog, &config.model, device)?;
-            tracing::info!(temperature = d.temperature, alpha = d.alpha, "distilling from teacher {} ({})", t.version(), d.teacher_dir.display());
+            tracing::info!(
+                temperature = d.temperature,
+                alpha = d.alpha,
+                "distilling from teacher {} ({})",
+                t.version(),
+                d.teacher_dir.display()
+            );
             Some(t)
         }
         None => None,
@@ -224,7 +271,10 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
     // Fixed validation subset (the same every epoch and on resume).
     let mut vrng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
     let valid: Vec<TestCase> = if dataset.valid.len() > config.valid_cases {
-        sample(&mut vrng, dataset.valid.len(), config.valid_cases).into_iter().map(|i| dataset.valid[i].clone()).collect()
+        sample(&mut vrng, dataset.valid.len(), config.valid_cases)
+            .into_iter()
+            .map(|i| dataset.valid[i].clone())
+            .collect()
     } else {
         dataset.valid.clone()
     };
@@ -232,9 +282,9 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
     let mut model = config.model.init(&ad);
     if let Some(initial) = initial_model {
         // Through a record: the weights move to the autodiff device as trainable parameters.
-        model = model
-            .try_load_record(initial.clone().into_record())
-            .map_err(|e| TrainError::Config(format!("the initial model does not fit the config: {e}")))?;
+        model = model.try_load_record(initial.clone().into_record()).map_err(|e| {
+            TrainError::Config(format!("the initial model does not fit the config: {e}"))
+        })?;
     }
     let mut optim: ModuleOptimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay)
@@ -263,10 +313,17 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         best = b;
     }
     let resumed_seconds = state.train_seconds;
-    let report = |state: &CheckpointState, epoch: usize, step: usize, steps: usize, loss: Option<f64>, kd_loss: Option<f64>| {
+    let report = |state: &CheckpointState,
+                  epoch: usize,
+                  step: usize,
+                  steps: usize,
+                  loss: Option<f64>,
+                  kd_loss: Option<f64>| {
         if let Some(f) = on_progress {
             let done = (epoch * steps_per_epoch + step) as f64 / run_steps.max(1) as f64;
-            let budget = config.time_budget_s.map_or(0.0, |b| (resumed_seconds + start.elapsed().as_secs_f64()) / (b.max(1) as f64));
+            let budget = config.time_budget_s.map_or(0.0, |b| {
+                (resumed_seconds + start.elapsed().as_secs_f64()) / (b.max(1) as f64)
+            });
             f(&TrainProgress {
                 epoch: epoch + 1,
                 max_epochs: config.max_epochs,
@@ -293,7 +350,15 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         let mut lr = 0.0;
         for (i, ids) in batches.iter().enumerate() {
             let batch = if config.negatives > 0 && config.negatives < encoder.n_items() {
-                make_sampled_batch(&seqs, ids, max_len, encoder.n_items() + 1, config.negatives, &mut rng, &ad)
+                make_sampled_batch(
+                    &seqs,
+                    ids,
+                    max_len,
+                    encoder.n_items() + 1,
+                    config.negatives,
+                    &mut rng,
+                    &ad,
+                )
             } else {
                 make_batch(&seqs, ids, max_len, &ad)
             };
@@ -325,7 +390,13 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
                 bar.set_message(format!("loss {v:.4}{kd_note}"));
                 report(&state, epoch, i + 1, batches.len(), Some(v), kd);
                 if bar.is_hidden() && i % 200 == 0 {
-                    tracing::info!("epoch {} step {}/{}: loss {v:.4}{kd_note}, {:.1} steps/s", epoch + 1, i, batches.len(), (i + 1) as f64 / epoch_start.elapsed().as_secs_f64());
+                    tracing::info!(
+                        "epoch {} step {}/{}: loss {v:.4}{kd_note}, {:.1} steps/s",
+                        epoch + 1,
+                        i,
+                        batches.len(),
+                        (i + 1) as f64 / epoch_start.elapsed().as_secs_f64()
+                    );
                 }
             }
             state.step += 1;
@@ -333,7 +404,8 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         }
         bar.finish_and_clear();
         let valid_model = model.valid();
-        let metrics = evaluate_model(&valid_model, encoder, &valid, config.exclude_history, &device.clone());
+        let metrics =
+            evaluate_model(&valid_model, encoder, &valid, config.exclude_history, &device.clone());
         let score = metrics.mrr_at_20;
         let log = EpochLog {
             epoch: epoch + 1,
@@ -348,7 +420,13 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
         let kd_note = log.train_kd_loss.map(|k| format!(" (kd {k:.4})")).unwrap_or_default();
         tracing::info!(
             "epoch {}: loss {:.4}{kd_note}, valid P@20 {:.2} MRR@20 {:.2} HR@10 {:.4} NDCG@10 {:.4} ({:.0} s)",
-            log.epoch, log.train_loss, metrics.p_at_20, metrics.mrr_at_20, metrics.hr_at_10, metrics.ndcg_at_10, log.seconds
+            log.epoch,
+            log.train_loss,
+            metrics.p_at_20,
+            metrics.mrr_at_20,
+            metrics.hr_at_10,
+            metrics.ndcg_at_10,
+            log.seconds
         );
         state.history.push(log);
         if score > state.best_score {
@@ -385,16 +463,27 @@ pub fn train_with(dataset: &Dataset, encoder: &FeatureEncoder, config: &TrainCon
 
 fn progress_bar(len: u64, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})",
+    ) {
         bar.set_style(style);
     }
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     bar
 }
 
-fn save_checkpoint(dir: &Path, state: &CheckpointState, model: &SessionRankModel, optim: &ModuleOptimizer, best: Option<&SessionRankModel>) -> Result<()> {
+fn save_checkpoint(
+    dir: &Path,
+    state: &CheckpointState,
+    model: &SessionRankModel,
+    optim: &ModuleOptimizer,
+    best: Option<&SessionRankModel>,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
-    let rec = |e: burn::store::RecordError| TrainError::Checkpoint { path: dir.display().to_string(), message: e.to_string() };
+    let rec = |e: burn::store::RecordError| TrainError::Checkpoint {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    };
     // Write everything under temporary names, then rename: a kill mid-save leaves the
     // previous checkpoint intact.
     let tmp = |name: &str| dir.join(format!("{name}.tmp"));
@@ -416,7 +505,13 @@ fn save_checkpoint(dir: &Path, state: &CheckpointState, model: &SessionRankModel
 
 type Resumed = (CheckpointState, SessionRankModel, ModuleOptimizer, Option<SessionRankModel>);
 
-fn resume(dir: &Path, fresh: &CheckpointState, model: SessionRankModel, optim: ModuleOptimizer, device: &Device) -> Result<Option<Resumed>> {
+fn resume(
+    dir: &Path,
+    fresh: &CheckpointState,
+    model: SessionRankModel,
+    optim: ModuleOptimizer,
+    device: &Device,
+) -> Result<Option<Resumed>> {
     let state_path = dir.join(STATE);
     if !state_path.exists() {
         return Ok(None);
@@ -448,7 +543,8 @@ fn resume(dir: &Path, fresh: &CheckpointState, model: SessionRankModel, optim: M
     let model = model.try_load_record(load(dir.join(MODEL))?).map_err(|e| err(e.to_string()))?;
     let optim = optim.load(dir.join(OPTIM)).map_err(|e| err(e.to_string()))?;
     let best = if dir.join(BEST).exists() {
-        let m = model.valid().try_load_record(load(dir.join(BEST))?).map_err(|e| err(e.to_string()))?;
+        let m =
+            model.valid().try_load_record(load(dir.join(BEST))?).map_err(|e| err(e.to_string()))?;
         Some(m)
     } else {
         None

@@ -49,7 +49,8 @@ pub struct RemapReport {
 /// Whether weights of a model with config `a` fit a model with config `b` once the
 /// catalog-dependent sizes (items, vocabulary, categories) are remapped.
 pub fn same_architecture(a: &ModelConfig, b: &ModelConfig) -> bool {
-    let strip = |c: &ModelConfig| ModelConfig { n_items: 0, vocab_size: 0, n_categories: 0, ..c.clone() };
+    let strip =
+        |c: &ModelConfig| ModelConfig { n_items: 0, vocab_size: 0, n_categories: 0, ..c.clone() };
     strip(a) == strip(b)
 }
 
@@ -66,17 +67,28 @@ pub fn remap_model(
     device: &Device,
 ) -> Result<(SessionRankModel, RemapReport)> {
     if !same_architecture(from_config, config) {
-        return Err(TrainError::Config("warm start: the old model has another architecture".into()));
+        return Err(TrainError::Config(
+            "warm start: the old model has another architecture".into(),
+        ));
     }
     if catalog.len() != encoder.n_items() || config.n_items != encoder.n_items() {
-        return Err(TrainError::Config("warm start: catalog, encoder and config disagree on the number of items".into()));
+        return Err(TrainError::Config(
+            "warm start: catalog, encoder and config disagree on the number of items".into(),
+        ));
     }
     // Row maps: new row → old row.
     let mut items = vec![Some(0)];
-    items.extend(catalog.items().iter().map(|it| from_encoder.item_row(&it.id).map(|r| r as usize)));
-    let old_categories: HashMap<&str, usize> = from_encoder.category_names().iter().enumerate().map(|(i, c)| (c.as_str(), i + 1)).collect();
+    items
+        .extend(catalog.items().iter().map(|it| from_encoder.item_row(&it.id).map(|r| r as usize)));
+    let old_categories: HashMap<&str, usize> = from_encoder
+        .category_names()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i + 1))
+        .collect();
     let mut categories = vec![Some(0)];
-    categories.extend(encoder.category_names().iter().map(|c| old_categories.get(c.as_str()).copied()));
+    categories
+        .extend(encoder.category_names().iter().map(|c| old_categories.get(c.as_str()).copied()));
     let old_vocab = from_encoder.tokenizer.vocab();
     let mut tokens = vec![None; config.vocab_size.max(1)];
     for (word, id) in encoder.tokenizer.vocab() {
@@ -88,9 +100,12 @@ pub fn remap_model(
     let fresh = config.init(device);
     let mut report = RemapReport::default();
     let mut warm = from.clone();
-    (warm.items.ids, report.items) = remap_table(from.items.ids.as_ref(), fresh.items.ids.as_ref(), &items)?;
-    (warm.items.categories, report.categories) = remap_table(from.items.categories.as_ref(), fresh.items.categories.as_ref(), &categories)?;
-    (warm.items.tokens, report.tokens) = remap_table(from.items.tokens.as_ref(), fresh.items.tokens.as_ref(), &tokens)?;
+    (warm.items.ids, report.items) =
+        remap_table(from.items.ids.as_ref(), fresh.items.ids.as_ref(), &items)?;
+    (warm.items.categories, report.categories) =
+        remap_table(from.items.categories.as_ref(), fresh.items.categories.as_ref(), &categories)?;
+    (warm.items.tokens, report.tokens) =
+        remap_table(from.items.tokens.as_ref(), fresh.items.tokens.as_ref(), &tokens)?;
     // Through a record: every tensor lands on `device`, with the fresh model's parameter ids.
     let model = fresh
         .try_load_record(warm.into_record())
@@ -99,7 +114,11 @@ pub fn remap_model(
 }
 
 /// A table of `fresh`'s shape whose row `r` is `old`'s row `map[r]` where that exists.
-fn remap_table(old: Option<&Embedding>, fresh: Option<&Embedding>, map: &[Option<usize>]) -> Result<(Option<Embedding>, TableRows)> {
+fn remap_table(
+    old: Option<&Embedding>,
+    fresh: Option<&Embedding>,
+    map: &[Option<usize>],
+) -> Result<(Option<Embedding>, TableRows)> {
     let (Some(old), Some(fresh)) = (old, fresh) else {
         return Ok((fresh.cloned(), TableRows::default()));
     };
@@ -107,7 +126,9 @@ fn remap_table(old: Option<&Embedding>, fresh: Option<&Embedding>, map: &[Option
     let [n_old, d] = old_w.dims();
     let [n_new, d_new] = fresh.weight.val().dims();
     if d != d_new || map.len() != n_new {
-        return Err(TrainError::Config(format!("warm start: table of {n_old}×{d} cannot be remapped to {n_new}×{d_new}")));
+        return Err(TrainError::Config(format!(
+            "warm start: table of {n_old}×{d} cannot be remapped to {n_new}×{d_new}"
+        )));
     }
     let device = old_w.device();
     let old_rows = read_f32(old_w)?;

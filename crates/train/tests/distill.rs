@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{rng_turn, slice};
 use burn::module::Module;
 use burn::tensor::Device;
+use common::{rng_turn, slice};
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
 use sessionrank_data::{Catalog, Dataset};
@@ -20,7 +20,13 @@ use sessionrank_train::trainer::catalog_features;
 use sessionrank_train::{DistillConfig, Teacher, TrainConfig, TrainError, train};
 
 fn tiny(d_model: usize, seed_layers: usize) -> ModelConfig {
-    ModelConfig::new(0, 0, 0).with_d_model(d_model).with_d_ff(2 * d_model).with_n_heads(2).with_n_layers(seed_layers).with_max_len(10).with_dropout(0.0)
+    ModelConfig::new(0, 0, 0)
+        .with_d_model(d_model)
+        .with_d_ff(2 * d_model)
+        .with_n_heads(2)
+        .with_n_layers(seed_layers)
+        .with_max_len(10)
+        .with_dropout(0.0)
 }
 
 /// The same 64 training sessions every time, over the full catalog.
@@ -30,12 +36,26 @@ fn fixed_batch(ds: &Dataset, max_len: usize, device: &Device) -> TrainBatch {
     make_batch(&seqs, &ids, max_len, device)
 }
 
-fn kd(student: &SessionRankModel, encoder: &FeatureEncoder, teacher: &Teacher, batch: &TrainBatch, device: &Device) -> f32 {
-    batch_kd_loss(student, catalog_features(encoder, device), teacher, batch, 2.0).into_scalar::<f32>()
+fn kd(
+    student: &SessionRankModel,
+    encoder: &FeatureEncoder,
+    teacher: &Teacher,
+    batch: &TrainBatch,
+    device: &Device,
+) -> f32 {
+    batch_kd_loss(student, catalog_features(encoder, device), teacher, batch, 2.0)
+        .into_scalar::<f32>()
 }
 
-fn write_bundle(ds: &Dataset, config: &ModelConfig, model: &SessionRankModel, encoder: &FeatureEncoder, dir: &Path) -> ModelBundle {
-    let bundle = bundle_for(ds, config, model, encoder, serde_json::json!({}), false).expect("bundle");
+fn write_bundle(
+    ds: &Dataset,
+    config: &ModelConfig,
+    model: &SessionRankModel,
+    encoder: &FeatureEncoder,
+    dir: &Path,
+) -> ModelBundle {
+    let bundle =
+        bundle_for(ds, config, model, encoder, serde_json::json!({}), false).expect("bundle");
     bundle.write_dir(dir).expect("write bundle");
     bundle
 }
@@ -49,8 +69,10 @@ fn kd_loss_is_zero_for_the_teacher_itself_and_positive_for_another_model() {
     let config = complete_config(tiny(16, 1), &encoder);
     device.seed(1);
     let teacher_model = config.init(&device);
-    let bundle = bundle_for(&ds, &config, &teacher_model, &encoder, serde_json::json!({}), false).expect("bundle");
-    let teacher = Teacher::from_bundle(&bundle, &ds.catalog, &config, &device).expect("teacher over the same catalog");
+    let bundle = bundle_for(&ds, &config, &teacher_model, &encoder, serde_json::json!({}), false)
+        .expect("bundle");
+    let teacher = Teacher::from_bundle(&bundle, &ds.catalog, &config, &device)
+        .expect("teacher over the same catalog");
     let batch = fixed_batch(&ds, config.max_len, &device);
 
     let same = kd(&teacher_model, &encoder, &teacher, &batch, &device);
@@ -70,7 +92,10 @@ fn a_distilled_student_moves_towards_its_teacher() {
     let tmp = tempfile::tempdir().expect("tmp");
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
 
-    let teacher_config = TrainConfig::new(complete_config(tiny(32, 1), &encoder)).with_max_epochs(1).with_valid_cases(200).with_time_budget_s(Some(30));
+    let teacher_config = TrainConfig::new(complete_config(tiny(32, 1), &encoder))
+        .with_max_epochs(1)
+        .with_valid_cases(200)
+        .with_time_budget_s(Some(30));
     let trained = train(&ds, &encoder, &teacher_config, &device, None).expect("train the teacher");
     let teacher_dir = tmp.path().join("teacher");
     write_bundle(&ds, &teacher_config.model, &trained.model, &encoder, &teacher_dir);
@@ -87,24 +112,36 @@ fn a_distilled_student_moves_towards_its_teacher() {
     let outcome = train(&ds, &encoder, &student_config, &device, None).expect("train the student");
     for log in &outcome.history {
         let kd = log.train_kd_loss.expect("the KD term is logged");
-        assert!(log.train_loss.is_finite() && kd.is_finite() && kd >= 0.0, "epoch {}: loss {} kd {kd}", log.epoch, log.train_loss);
+        assert!(
+            log.train_loss.is_finite() && kd.is_finite() && kd >= 0.0,
+            "epoch {}: loss {} kd {kd}",
+            log.epoch,
+            log.train_loss
+        );
     }
 
     // KL to the teacher over the full catalog on fixed sessions: the student before training
     // (same seed, same init) against the distilled student.
-    let teacher = Teacher::load(&teacher_dir, &ds.catalog, &student_model, &device).expect("load the teacher");
+    let teacher = Teacher::load(&teacher_dir, &ds.catalog, &student_model, &device)
+        .expect("load the teacher");
     let batch = fixed_batch(&ds, student_model.max_len, &device);
     let ad = device.clone().autodiff();
     ad.seed(student_config.seed);
     let before = student_model.init(&ad).valid();
     let kd_before = kd(&before, &encoder, &teacher, &batch, &device);
     let kd_after = kd(&outcome.model, &encoder, &teacher, &batch, &device);
-    let per_epoch: Vec<(f64, Option<f64>)> = outcome.history.iter().map(|l| (l.train_loss, l.train_kd_loss)).collect();
-    eprintln!("KL to the teacher: before {kd_before}, after {kd_after}; (loss, kd) per epoch {per_epoch:?}");
+    let per_epoch: Vec<(f64, Option<f64>)> =
+        outcome.history.iter().map(|l| (l.train_loss, l.train_kd_loss)).collect();
+    eprintln!(
+        "KL to the teacher: before {kd_before}, after {kd_after}; (loss, kd) per epoch {per_epoch:?}"
+    );
     if let [first, .., last] = per_epoch.as_slice() {
         assert!(last.1 < first.1, "the logged KD term falls from epoch to epoch: {per_epoch:?}");
     }
-    assert!(kd_after.is_finite() && kd_after < kd_before, "KL to the teacher: before {kd_before}, after {kd_after}");
+    assert!(
+        kd_after.is_finite() && kd_after < kd_before,
+        "KL to the teacher: before {kd_before}, after {kd_after}"
+    );
 }
 
 #[test]
@@ -129,15 +166,22 @@ fn a_teacher_over_another_item_index_is_refused() {
     let dir = tmp.path().join("teacher");
     write_bundle(&other, &config, &model, &encoder, &dir);
 
-    let err = Teacher::load(&dir, &ds.catalog, &config, &device).expect_err("another item index must be refused");
+    let err = Teacher::load(&dir, &ds.catalog, &config, &device)
+        .expect_err("another item index must be refused");
     let msg = err.to_string();
     assert!(matches!(err, TrainError::Teacher { .. }), "{msg}");
-    assert!(msg.contains("another item index") && msg.contains("5 of the student's"), "the error says why: {msg}");
+    assert!(
+        msg.contains("another item index") && msg.contains("5 of the student's"),
+        "the error says why: {msg}"
+    );
 
     // Through the trainer too, before any step is taken.
     let student_encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let student = TrainConfig::new(complete_config(tiny(16, 1), &student_encoder)).with_max_epochs(1).with_distill(Some(DistillConfig::new(dir.clone())));
-    let err = train(&ds, &student_encoder, &student, &device, None).expect_err("refused by the trainer");
+    let student = TrainConfig::new(complete_config(tiny(16, 1), &student_encoder))
+        .with_max_epochs(1)
+        .with_distill(Some(DistillConfig::new(dir.clone())));
+    let err =
+        train(&ds, &student_encoder, &student, &device, None).expect_err("refused by the trainer");
     assert!(matches!(err, TrainError::Teacher { .. }), "{err}");
 
     // A teacher that knows every item in another order is accepted (rows mapped by id).
@@ -151,5 +195,6 @@ fn a_teacher_over_another_item_index_is_refused() {
     let config = complete_config(tiny(16, 1), &encoder);
     let dir = tmp.path().join("reordered");
     write_bundle(&reordered, &config, &config.init(&device), &encoder, &dir);
-    Teacher::load(&dir, &ds.catalog, &config, &device).expect("a reordered index is mapped by item id");
+    Teacher::load(&dir, &ds.catalog, &config, &device)
+        .expect("a reordered index is mapped by item id");
 }

@@ -21,34 +21,66 @@ fn slice() -> Option<Dataset> {
 }
 
 fn small(model: ModelConfig) -> ModelConfig {
-    model.with_d_model(16).with_d_ff(32).with_n_heads(2).with_n_layers(1).with_max_len(10).with_dropout(0.0)
+    model
+        .with_d_model(16)
+        .with_d_ff(32)
+        .with_n_heads(2)
+        .with_n_layers(1)
+        .with_max_len(10)
+        .with_dropout(0.0)
 }
 
 #[test]
 fn bundle_round_trip_keeps_every_score() {
     let Some(ds) = slice() else { return };
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder)).with_max_epochs(1).with_valid_cases(200);
+    let config = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+        .with_max_epochs(1)
+        .with_valid_cases(200);
     let device = Device::flex();
     let outcome = train(&ds, &encoder, &config, &device, None).expect("train");
-    let bundle = bundle_for(&ds, &config.model, &outcome.model, &encoder, serde_json::json!({}), true).expect("bundle");
+    let bundle =
+        bundle_for(&ds, &config.model, &outcome.model, &encoder, serde_json::json!({}), true)
+            .expect("bundle");
     let dir = tempfile::tempdir().expect("tmp");
     bundle.write_dir(&dir.path().join("v1")).expect("write");
     let reread = ModelBundle::read_dir(&dir.path().join("v1")).expect("read");
     assert_eq!(reread.manifest.files, bundle.manifest.files);
     assert!(reread.files.contains_key("model.safetensors"));
 
-    let direct = ModelScorer::new(outcome.model.clone(), catalog_features(&encoder, &device), &device, "direct");
+    let direct = ModelScorer::new(
+        outcome.model.clone(),
+        catalog_features(&encoder, &device),
+        &device,
+        "direct",
+    );
     let a = Reranker::from_bundle(&bundle, &device).expect("engine");
     let b = Reranker::from_bundle(&reread, &device).expect("engine");
     let items = ds.catalog.items();
     for case in ds.test.iter().take(20) {
-        let session: Vec<SessionEvent> =
-            case.prefix.iter().map(|e| SessionEvent { item_id: items[e.item as usize].id.clone(), kind: e.kind, timestamp: e.timestamp, content: None, vector: None }).collect();
-        let cands_idx: Vec<u32> = (0..100u32).map(|i| (case.target + i * 37) % items.len() as u32).collect();
+        let session: Vec<SessionEvent> = case
+            .prefix
+            .iter()
+            .map(|e| SessionEvent {
+                item_id: items[e.item as usize].id.clone(),
+                kind: e.kind,
+                timestamp: e.timestamp,
+                content: None,
+                vector: None,
+            })
+            .collect();
+        let cands_idx: Vec<u32> =
+            (0..100u32).map(|i| (case.target + i * 37) % items.len() as u32).collect();
         let mut seen = std::collections::HashSet::new();
         let cands_idx: Vec<u32> = cands_idx.into_iter().filter(|c| seen.insert(*c)).collect();
-        let cands: Vec<Candidate> = cands_idx.iter().map(|&i| Candidate { item_id: items[i as usize].id.clone(), content: None, vector: None }).collect();
+        let cands: Vec<Candidate> = cands_idx
+            .iter()
+            .map(|&i| Candidate {
+                item_id: items[i as usize].id.clone(),
+                content: None,
+                vector: None,
+            })
+            .collect();
         let ra = a.rerank(&session, &cands).expect("rerank");
         let rb = b.rerank(&session, &cands).expect("rerank");
         assert_eq!(ra, rb, "a saved and re-read bundle scores bit-identically");
@@ -64,17 +96,32 @@ fn bundle_round_trip_keeps_every_score() {
 fn tiny_overfit_on_real_sessions() {
     let Some(mut ds) = slice() else { return };
     ds.train.truncate(40);
-    ds.valid = ds.train.iter().filter(|s| s.events.len() >= 2).map(|s| sessionrank_data::TestCase { prefix: s.events[..s.events.len() - 1].to_vec(), target: s.events[s.events.len() - 1].item }).collect();
+    ds.valid = ds
+        .train
+        .iter()
+        .filter(|s| s.events.len() >= 2)
+        .map(|s| sessionrank_data::TestCase {
+            prefix: s.events[..s.events.len() - 1].to_vec(),
+            target: s.events[s.events.len() - 1].item,
+        })
+        .collect();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)).with_d_model(32).with_d_ff(64), &encoder))
-        .with_max_epochs(150)
-        .with_patience(150)
-        .with_batch_size(8)
-        .with_lr(3e-3)
-        .with_weight_decay(0.0);
+    let config = TrainConfig::new(complete_config(
+        small(ModelConfig::new(0, 0, 0)).with_d_model(32).with_d_ff(64),
+        &encoder,
+    ))
+    .with_max_epochs(150)
+    .with_patience(150)
+    .with_batch_size(8)
+    .with_lr(3e-3)
+    .with_weight_decay(0.0);
     let outcome = train(&ds, &encoder, &config, &Device::flex(), None).expect("train");
     let last = outcome.history.last().expect("history");
-    assert!(last.valid.hr_at_10 >= 0.9, "memorised {:.2} of its own training sessions", last.valid.hr_at_10);
+    assert!(
+        last.valid.hr_at_10 >= 0.9,
+        "memorised {:.2} of its own training sessions",
+        last.valid.hr_at_10
+    );
     assert!(last.train_loss < outcome.history[0].train_loss / 3.0);
 }
 
@@ -83,20 +130,39 @@ fn an_interrupted_run_resumes_from_its_checkpoint() {
     let Some(mut ds) = slice() else { return };
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder)).with_valid_cases(100).with_patience(10);
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+        .with_valid_cases(100)
+        .with_patience(10);
     let dir = tempfile::tempdir().expect("tmp");
     // "Killed" after two epochs: the budget stops it, the checkpoint stays.
-    let first = train(&ds, &encoder, &base.clone().with_max_epochs(4).with_time_budget_s(Some(0)), &Device::flex(), Some(dir.path())).expect("train");
+    let first = train(
+        &ds,
+        &encoder,
+        &base.clone().with_max_epochs(4).with_time_budget_s(Some(0)),
+        &Device::flex(),
+        Some(dir.path()),
+    )
+    .expect("train");
     assert_eq!(first.history.len(), 1);
     // Resumed for more epochs with more patience: still the same experiment.
-    let resumed = train(&ds, &encoder, &base.clone().with_max_epochs(4).with_patience(12), &Device::flex(), Some(dir.path())).expect("resume");
+    let resumed = train(
+        &ds,
+        &encoder,
+        &base.clone().with_max_epochs(4).with_patience(12),
+        &Device::flex(),
+        Some(dir.path()),
+    )
+    .expect("resume");
     assert_eq!(resumed.history.len(), 4, "continues at epoch 2, not from scratch");
     assert_eq!(resumed.history[0].valid, first.history[0].valid);
     // A checkpoint of another experiment is refused, not silently mixed in.
     let other = base.clone().with_max_epochs(4).with_lr(0.5);
     assert!(train(&ds, &encoder, &other, &Device::flex(), Some(dir.path())).is_err());
     let other_schedule = base.with_max_epochs(4).with_schedule_epochs(Some(40));
-    assert!(train(&ds, &encoder, &other_schedule, &Device::flex(), Some(dir.path())).is_err(), "another learning-rate schedule is another run");
+    assert!(
+        train(&ds, &encoder, &other_schedule, &Device::flex(), Some(dir.path())).is_err(),
+        "another learning-rate schedule is another run"
+    );
 }
 
 #[test]
@@ -113,12 +179,20 @@ fn a_longer_schedule_stops_with_the_rate_still_high() {
     let Some(mut ds) = slice() else { return };
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder)).with_valid_cases(100).with_patience(10).with_max_epochs(2);
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+        .with_valid_cases(100)
+        .with_patience(10)
+        .with_max_epochs(2);
     let own = train(&ds, &encoder, &base.clone(), &Device::flex(), None).expect("train");
-    let long = train(&ds, &encoder, &base.with_schedule_epochs(Some(8)), &Device::flex(), None).expect("train");
+    let long = train(&ds, &encoder, &base.with_schedule_epochs(Some(8)), &Device::flex(), None)
+        .expect("train");
     assert_eq!((own.history.len(), long.history.len()), (2, 2), "both stop after --epochs");
     let last_lr = |o: &sessionrank_train::TrainOutcome| o.history.last().expect("history").lr;
     // Its own schedule ends near 5% of the peak; a fourth of an 8-epoch one is still near it.
     assert!(last_lr(&own) < 0.2e-3, "own schedule ends low: {}", last_lr(&own));
-    assert!(last_lr(&long) > 0.7e-3, "2 epochs of an 8-epoch schedule end high: {}", last_lr(&long));
+    assert!(
+        last_lr(&long) > 0.7e-3,
+        "2 epochs of an 8-epoch schedule end high: {}",
+        last_lr(&long)
+    );
 }

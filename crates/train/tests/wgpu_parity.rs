@@ -13,9 +13,16 @@ use sessionrank_train::pipeline::{FeatureOptions, build_encoder, complete_config
 use sessionrank_train::trainer::{batch_loss, catalog_features};
 
 /// Loss before and after one optimiser step, on `device`, from the weights in `record`.
-fn step(device: &Device, config: &ModelConfig, record: &[u8], ds: &sessionrank_data::Dataset, encoder: &sessionrank_core::FeatureEncoder) -> (f32, f32) {
+fn step(
+    device: &Device,
+    config: &ModelConfig,
+    record: &[u8],
+    ds: &sessionrank_data::Dataset,
+    encoder: &sessionrank_core::FeatureEncoder,
+) -> (f32, f32) {
     let ad = device.clone().autodiff();
-    let model = sessionrank_core::reranker::load_weights(config.init(&ad), record).expect("weights");
+    let model =
+        sessionrank_core::reranker::load_weights(config.init(&ad), record).expect("weights");
     let seqs = training_sequences(&ds.train, config.max_len);
     let ids: Vec<usize> = (0..32).collect();
     let batch = make_batch(&seqs, &ids, config.max_len, &ad);
@@ -42,7 +49,15 @@ fn one_training_step_matches_between_wgpu_and_flex() {
     let mut ds = import_diginetica_slice(&dir).expect("import").dataset;
     ds.train.truncate(64);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = complete_config(ModelConfig::new(0, 0, 0).with_d_model(32).with_d_ff(64).with_n_layers(1).with_max_len(10).with_dropout(0.0), &encoder);
+    let config = complete_config(
+        ModelConfig::new(0, 0, 0)
+            .with_d_model(32)
+            .with_d_ff(64)
+            .with_n_layers(1)
+            .with_max_len(10)
+            .with_dropout(0.0),
+        &encoder,
+    );
     let flex = Device::flex();
     flex.seed(3);
     let init = config.init(&flex);

@@ -44,7 +44,8 @@ impl Choice {
         if options.is_undefined() || options.is_null() {
             return Ok(Self::Auto);
         }
-        let v = js_sys::Reflect::get(options, &"backend".into()).map_err(|e| Error::input("options", describe(&e)))?;
+        let v = js_sys::Reflect::get(options, &"backend".into())
+            .map_err(|e| Error::input("options", describe(&e)))?;
         match v.as_string().as_deref() {
             None if v.is_undefined() || v.is_null() => Ok(Self::Auto),
             Some("auto") => Ok(Self::Auto),
@@ -89,7 +90,13 @@ pub struct Warmup {
 
 impl Warmup {
     pub fn cpu(reason: impl Into<String>) -> Self {
-        Self { backend: Backend::Cpu.as_str(), calls: 0, cpu_ms: None, webgpu_ms: None, reason: Some(reason.into()) }
+        Self {
+            backend: Backend::Cpu.as_str(),
+            calls: 0,
+            cpu_ms: None,
+            webgpu_ms: None,
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -126,7 +133,9 @@ impl Engines {
                 }
                 (Warmup::cpu("this build has no WebGPU backend (sessionrank_webgpu.js has)"), None)
             }
-            _ => (Warmup::cpu("the backend choice has not run yet"), Some((bundle.clone(), choice))),
+            _ => {
+                (Warmup::cpu("the backend choice has not run yet"), Some((bundle.clone(), choice)))
+            }
         };
         Ok(Rc::new(Self {
             cpu,
@@ -193,7 +202,11 @@ impl Engines {
     }
 
     /// Read a prepared call back from `backend` (the test hook can make a WebGPU one fail).
-    pub async fn read_back(&self, backend: Backend, p: &PendingRanking) -> Result<(Vec<f32>, Vec<f32>), CoreError> {
+    pub async fn read_back(
+        &self,
+        backend: Backend,
+        p: &PendingRanking,
+    ) -> Result<(Vec<f32>, Vec<f32>), CoreError> {
         if backend == Backend::WebGpu && self.fail_next_gpu_call.replace(false) {
             return Err(CoreError::Device("simulated WebGPU device loss (test hook)".into()));
         }
@@ -228,26 +241,46 @@ impl Engines {
 
 /// The WebGPU engine and the race (WebGPU build).
 #[cfg(feature = "webgpu")]
-async fn choose_gpu(cpu: &Engine, bundle: &ModelBundle, choice: Choice) -> Result<(Option<Rc<Engine>>, Warmup)> {
+async fn choose_gpu(
+    cpu: &Engine,
+    bundle: &ModelBundle,
+    choice: Choice,
+) -> Result<(Option<Rc<Engine>>, Warmup)> {
     crate::gpu::choose(cpu, bundle, choice).await
 }
 
 /// The CPU-only build never has a pending choice ([`Engines::new`]).
 #[cfg(not(feature = "webgpu"))]
-async fn choose_gpu(_: &Engine, _: &ModelBundle, _: Choice) -> Result<(Option<Rc<Engine>>, Warmup)> {
+async fn choose_gpu(
+    _: &Engine,
+    _: &ModelBundle,
+    _: Choice,
+) -> Result<(Option<Rc<Engine>>, Warmup)> {
     Ok((None, Warmup::cpu("this build has no WebGPU backend (sessionrank_webgpu.js has)")))
 }
 
 /// Scores and item table, read back without blocking (the only readback WebGPU allows).
 pub async fn read_back(p: &PendingRanking) -> Result<(Vec<f32>, Vec<f32>), CoreError> {
-    let read = |d: burn::tensor::TensorData| d.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")));
-    let scores = p.scores.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    let table = p.table.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
+    let read = |d: burn::tensor::TensorData| {
+        d.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")))
+    };
+    let scores = p
+        .scores
+        .clone()
+        .into_data_async()
+        .await
+        .map_err(|e| CoreError::Device(format!("{e:?}")))?;
+    let table =
+        p.table.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
     Ok((read(scores)?, read(table)?))
 }
 
 /// One whole call on `engine` (prepare, readback, finish): what the warm-up times.
-pub async fn score(engine: &Engine, session: &[sessionrank_core::SessionEvent], candidates: &[sessionrank_core::Candidate]) -> Result<Ranking, CoreError> {
+pub async fn score(
+    engine: &Engine,
+    session: &[sessionrank_core::SessionEvent],
+    candidates: &[sessionrank_core::Candidate],
+) -> Result<Ranking, CoreError> {
     match engine.prepare(session, candidates)? {
         Prepared::Upstream(r) => Ok(r),
         Prepared::Pending(p) => {

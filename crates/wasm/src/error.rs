@@ -112,15 +112,25 @@ impl From<CoreError> for Error {
         let message = e.to_string();
         match e {
             CoreError::Tokenizer(_) => Self::new(ErrorCode::Tokenizer, message),
-            CoreError::InvalidFile { file, .. } => Self::new(ErrorCode::InvalidFile, message).with("file", file),
-            CoreError::ChecksumMismatch { file, .. } => Self::new(ErrorCode::ChecksumMismatch, message).with("file", file),
-            CoreError::MissingFile(file) => Self::new(ErrorCode::MissingFile, message).with("file", file),
-            CoreError::UnsupportedFormat { found, supported } => Self::new(ErrorCode::UnsupportedFormat, message)
-                .with("found", found)
-                .with("supported", supported),
+            CoreError::InvalidFile { file, .. } => {
+                Self::new(ErrorCode::InvalidFile, message).with("file", file)
+            }
+            CoreError::ChecksumMismatch { file, .. } => {
+                Self::new(ErrorCode::ChecksumMismatch, message).with("file", file)
+            }
+            CoreError::MissingFile(file) => {
+                Self::new(ErrorCode::MissingFile, message).with("file", file)
+            }
+            CoreError::UnsupportedFormat { found, supported } => {
+                Self::new(ErrorCode::UnsupportedFormat, message)
+                    .with("found", found)
+                    .with("supported", supported)
+            }
             CoreError::Weights(_) => Self::new(ErrorCode::Weights, message),
             CoreError::InvalidConfig(_) => Self::new(ErrorCode::InvalidConfig, message),
-            CoreError::InvalidInput { field, .. } => Self::new(ErrorCode::InvalidInput, message).with("field", field),
+            CoreError::InvalidInput { field, .. } => {
+                Self::new(ErrorCode::InvalidInput, message).with("field", field)
+            }
             CoreError::Device(_) => Self::new(ErrorCode::Device, message),
             // No file system in the browser; kept total for future variants.
             other => Self::new(ErrorCode::Device, other.to_string()),

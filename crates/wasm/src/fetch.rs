@@ -36,9 +36,10 @@ pub fn resolve(url: &str, base: Option<&str>) -> Result<String> {
         Some(b) => Url::new_with_base(url, b),
         None => Url::new(url),
     };
-    parsed
-        .map(|u| u.href())
-        .map_err(|e| Error::new(ErrorCode::InvalidInput, format!("not a valid URL: {url} ({})", describe(&e))).with("field", "manifestUrl"))
+    parsed.map(|u| u.href()).map_err(|e| {
+        Error::new(ErrorCode::InvalidInput, format!("not a valid URL: {url} ({})", describe(&e)))
+            .with("field", "manifestUrl")
+    })
 }
 
 /// Start a GET request; the promise is awaited by [`bytes`]. Starting all requests before
@@ -47,19 +48,26 @@ pub fn start(url: &str) -> Result<Promise> {
     match scope() {
         Some(Scope::Window(w)) => Ok(w.fetch_with_str(url)),
         Some(Scope::Worker(w)) => Ok(w.fetch_with_str(url)),
-        None => Err(Error::new(ErrorCode::Network, "no fetch in this JavaScript environment").with("url", url)),
+        None => Err(Error::new(ErrorCode::Network, "no fetch in this JavaScript environment")
+            .with("url", url)),
     }
 }
 
 /// The body of a started request; non-2xx answers and network failures are typed errors.
 pub async fn bytes(url: &str, request: Promise) -> Result<Vec<u8>> {
-    let network = |e: wasm_bindgen::JsValue| Error::new(ErrorCode::Network, format!("{url}: {}", describe(&e))).with("url", url);
-    let response: Response = JsFuture::from(request).await.map_err(network)?.dyn_into().map_err(network)?;
+    let network = |e: wasm_bindgen::JsValue| {
+        Error::new(ErrorCode::Network, format!("{url}: {}", describe(&e))).with("url", url)
+    };
+    let response: Response =
+        JsFuture::from(request).await.map_err(network)?.dyn_into().map_err(network)?;
     if !response.ok() {
         let status = response.status();
-        return Err(Error::new(ErrorCode::HttpStatus, format!("{url}: HTTP {status} {}", response.status_text()))
-            .with("url", url)
-            .with("status", status));
+        return Err(Error::new(
+            ErrorCode::HttpStatus,
+            format!("{url}: HTTP {status} {}", response.status_text()),
+        )
+        .with("url", url)
+        .with("status", status));
     }
     let body = JsFuture::from(response.array_buffer().map_err(network)?).await.map_err(network)?;
     Ok(Uint8Array::new(&body).to_vec())

@@ -66,11 +66,18 @@ pub async fn device() -> Result<Device, String> {
 /// Build the WebGPU engine from `bundle` and race it against `cpu`. `Auto` keeps the faster
 /// (and the CPU on any WebGPU failure, with the reason); `WebGpu` keeps WebGPU whenever it
 /// works and is a `device` error when it does not.
-pub async fn choose(cpu: &Engine, bundle: &ModelBundle, choice: Choice) -> Result<(Option<Rc<Engine>>, Warmup)> {
+pub async fn choose(
+    cpu: &Engine,
+    bundle: &ModelBundle,
+    choice: Choice,
+) -> Result<(Option<Rc<Engine>>, Warmup)> {
     let forced = choice == Choice::WebGpu;
     let give_up = |why: String| -> Result<(Option<Rc<Engine>>, Warmup)> {
         if forced {
-            Err(Error::new(ErrorCode::Device, format!("backend \"webgpu\" is not available: {why}")))
+            Err(Error::new(
+                ErrorCode::Device,
+                format!("backend \"webgpu\" is not available: {why}"),
+            ))
         } else {
             Ok((None, Warmup::cpu(why)))
         }
@@ -92,13 +99,28 @@ pub async fn choose(cpu: &Engine, bundle: &ModelBundle, choice: Choice) -> Resul
     let cpu_ms = time(cpu, &session, &candidates).await.ok();
     let gpu_wins = forced || cpu_ms.is_none_or(|c| webgpu_ms < c);
     let backend = if gpu_wins { Backend::WebGpu } else { Backend::Cpu };
-    let reason = (!gpu_wins).then(|| format!("the CPU was faster in the warm-up ({:.2} ms vs {webgpu_ms:.2} ms per call)", cpu_ms.unwrap_or(0.0)));
-    let report = Warmup { backend: backend.as_str(), calls: WARMUP_CALLS, cpu_ms, webgpu_ms: Some(webgpu_ms), reason };
+    let reason = (!gpu_wins).then(|| {
+        format!(
+            "the CPU was faster in the warm-up ({:.2} ms vs {webgpu_ms:.2} ms per call)",
+            cpu_ms.unwrap_or(0.0)
+        )
+    });
+    let report = Warmup {
+        backend: backend.as_str(),
+        calls: WARMUP_CALLS,
+        cpu_ms,
+        webgpu_ms: Some(webgpu_ms),
+        reason,
+    };
     Ok((gpu_wins.then(|| Rc::new(gpu)), report))
 }
 
 /// Median wall time of [`WARMUP_CALLS`] calls, after one untimed call.
-async fn time(engine: &Engine, session: &[SessionEvent], candidates: &[Candidate]) -> Result<f64, sessionrank_core::CoreError> {
+async fn time(
+    engine: &Engine,
+    session: &[SessionEvent],
+    candidates: &[Candidate],
+) -> Result<f64, sessionrank_core::CoreError> {
     score(engine, session, candidates).await?;
     let mut ms = Vec::with_capacity(WARMUP_CALLS);
     for _ in 0..WARMUP_CALLS {
@@ -114,7 +136,9 @@ async fn time(engine: &Engine, session: &[SessionEvent], candidates: &[Candidate
 /// (how a page passes items to a browser bundle). Built through serde so fields the engine's
 /// types gain later keep their defaults.
 fn warmup_inputs(d: usize) -> (Vec<SessionEvent>, Vec<Candidate>) {
-    let vector = |i: usize| -> Vec<f32> { (0..d).map(|j| (((i * 31 + j * 17) % 13) as f32 / 13.0 - 0.5) * 0.2).collect() };
+    let vector = |i: usize| -> Vec<f32> {
+        (0..d).map(|j| (((i * 31 + j * 17) % 13) as f32 / 13.0 - 0.5) * 0.2).collect()
+    };
     let session = (0..50)
         .filter_map(|k| {
             let e = json!({ "item_id": format!("warmup-{}", k % 25), "kind": "view", "timestamp": 1_700_000_000 + 20 * k, "vector": vector(k % 25) });
@@ -122,7 +146,12 @@ fn warmup_inputs(d: usize) -> (Vec<SessionEvent>, Vec<Candidate>) {
         })
         .collect();
     let candidates = (0..100)
-        .filter_map(|k| serde_json::from_value(json!({ "item_id": format!("warmup-{}", 100 + k), "vector": vector(100 + k) })).ok())
+        .filter_map(|k| {
+            serde_json::from_value(
+                json!({ "item_id": format!("warmup-{}", 100 + k), "vector": vector(100 + k) }),
+            )
+            .ok()
+        })
         .collect();
     (session, candidates)
 }
@@ -130,7 +159,9 @@ fn warmup_inputs(d: usize) -> (Vec<SessionEvent>, Vec<Candidate>) {
 /// Resolve after `ms` milliseconds (`setTimeout` of the page or worker).
 async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
         match set_timeout {
             Some(f) => {
                 let _ = f.call2(&JsValue::NULL, &resolve, &ms.into());

@@ -4,16 +4,16 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
 use sessionrank_core::BundleKind;
+use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
 use sessionrank_core::reranker::upstream;
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
+use crate::backend::{Choice, Engines};
 use crate::error::{Error, ErrorCode, Result, describe};
 use crate::storage::{Backing, SessionStore};
 use crate::vectors::VectorCache;
-use crate::backend::{Choice, Engines};
 use crate::{fetch, shapes};
 
 /// Options of `load` / `fromBytes`.
@@ -30,7 +30,8 @@ impl Options {
         if v.is_undefined() || v.is_null() {
             return Ok(Self { persist: true, backend: Choice::Auto });
         }
-        let storage = js_sys::Reflect::get(v, &"storage".into()).map_err(|e| Error::input("options", describe(&e)))?;
+        let storage = js_sys::Reflect::get(v, &"storage".into())
+            .map_err(|e| Error::input("options", describe(&e)))?;
         let persist = match storage.as_string().as_deref() {
             None if storage.is_undefined() => true,
             Some("session") => true,
@@ -102,7 +103,10 @@ impl Reranker {
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
         manifest: &[u8],
-        #[wasm_bindgen(unchecked_param_type = "Map<string, Uint8Array | ArrayBuffer> | Record<string, Uint8Array | ArrayBuffer>")] files: JsValue,
+        #[wasm_bindgen(
+            unchecked_param_type = "Map<string, Uint8Array | ArrayBuffer> | Record<string, Uint8Array | ArrayBuffer>"
+        )]
+        files: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "RerankerOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
         let options = Options::parse(&options)?;
@@ -117,7 +121,11 @@ impl Reranker {
         let bundle = ModelBundle::from_parts(manifest, files)?;
         let engines = Engines::new(&bundle, options.backend)?;
         let session = SessionStore::open(&engines.cpu().manifest().model_version, options.persist);
-        Ok(Self { engines, session: RefCell::new(session), vectors: RefCell::new(VectorCache::default()) })
+        Ok(Self {
+            engines,
+            session: RefCell::new(session),
+            vectors: RefCell::new(VectorCache::default()),
+        })
     }
 
     /// Record what the shopper did: `{itemId, kind?, timestamp?, content?}`. `kind` is
@@ -126,11 +134,17 @@ impl Reranker {
     /// `content` describes an item the bundle may not know (`{text, category, price |
     /// priceLevel}`); an unknown item without content counts with the generic "unknown item"
     /// vector. A rejected event leaves the session unchanged.
-    pub fn observe(&self, #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue) -> Result<(), JsValue> {
+    pub fn observe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue,
+    ) -> Result<(), JsValue> {
         let mut event = shapes::event(event, js_sys::Date::now())?;
         if let Some(v) = &event.vector {
             // Checked now: a bad vector must not sit in the session and fail every re-rank.
-            sessionrank_core::reranker::validate_vector(v, self.engines.cpu().model_dim(), || "event.vector".into()).map_err(Error::from)?;
+            sessionrank_core::reranker::validate_vector(v, self.engines.cpu().model_dim(), || {
+                "event.vector".into()
+            })
+            .map_err(Error::from)?;
         }
         self.vectors.borrow().fill_event(&mut event);
         // `prepare` is synchronous and never holds this borrow across an await.
@@ -147,7 +161,10 @@ impl Reranker {
     /// Candidates the bundle does not know are scored from their `content`; without content
     /// they get the generic "unknown item" vector (and usually sink below known items).
     #[wasm_bindgen(unchecked_return_type = "Ranking")]
-    pub async fn rerank(&self, #[wasm_bindgen(unchecked_param_type = "CandidateInput[]")] candidates: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn rerank(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "CandidateInput[]")] candidates: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let t0 = now_ms();
         let mut candidates = shapes::candidates(&candidates)?;
         // Remember the page's vectors (a click on a listed item then knows its vector), and
@@ -302,7 +319,8 @@ fn file_map(files: &JsValue) -> Result<BTreeMap<String, Vec<u8>>> {
     };
     let mut out = BTreeMap::new();
     for (key, value) in entries {
-        let name = key.as_string().ok_or_else(|| Error::input("files", "file names must be strings"))?;
+        let name =
+            key.as_string().ok_or_else(|| Error::input("files", "file names must be strings"))?;
         if name == MANIFEST {
             continue;
         }
@@ -311,12 +329,17 @@ fn file_map(files: &JsValue) -> Result<BTreeMap<String, Vec<u8>>> {
         } else if value.is_instance_of::<js_sys::ArrayBuffer>() {
             js_sys::Uint8Array::new(&value).to_vec()
         } else {
-            return Err(Error::input(format!("files[{name:?}]"), "expected a Uint8Array or an ArrayBuffer"));
+            return Err(Error::input(
+                format!("files[{name:?}]"),
+                "expected a Uint8Array or an ArrayBuffer",
+            ));
         };
         out.insert(name, bytes);
     }
     if out.is_empty() {
-        return Err(Error::new(ErrorCode::MissingFile, "no bundle files were given").with("file", WEIGHTS));
+        return Err(
+            Error::new(ErrorCode::MissingFile, "no bundle files were given").with("file", WEIGHTS)
+        );
     }
     Ok(out)
 }

@@ -25,8 +25,15 @@ impl Id {
     fn into_string(self, field: &str) -> Result<String> {
         let s = match self {
             Id::Text(s) => s,
-            Id::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15 => format!("{}", n as i64),
-            Id::Number(n) => return Err(Error::input(field, format!("an item id must be a string or an integer, got {n}"))),
+            Id::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                format!("{}", n as i64)
+            }
+            Id::Number(n) => {
+                return Err(Error::input(
+                    field,
+                    format!("an item id must be a string or an integer, got {n}"),
+                ));
+            }
         };
         if s.trim().is_empty() {
             return Err(Error::input(field, "empty item id"));
@@ -60,13 +67,19 @@ impl Content {
         let price_level = match (self.price_level, self.price) {
             (Some(level), _) => {
                 if !level.is_finite() || level < 0.0 || level.fract() != 0.0 {
-                    return Err(Error::input(format!("{field}.priceLevel"), format!("must be an integer >= 0, got {level}")));
+                    return Err(Error::input(
+                        format!("{field}.priceLevel"),
+                        format!("must be an integer >= 0, got {level}"),
+                    ));
                 }
                 Some(level.min(f64::from(sessionrank_core::features::MAX_PRICE_LEVEL)) as u8)
             }
             (None, Some(price)) => {
                 let f = format!("{field}.price");
-                Some(ItemContent::price_level_of(price, &f).map_err(|e| Error::input(f, strip_field(&e.to_string())))?)
+                Some(
+                    ItemContent::price_level_of(price, &f)
+                        .map_err(|e| Error::input(f, strip_field(&e.to_string())))?,
+                )
             }
             (None, None) => None,
         };
@@ -110,15 +123,22 @@ pub fn event(value: JsValue, now_ms: f64) -> Result<SessionEvent> {
     let item_id = e.item_id.into_string("event.itemId")?;
     let kind = match e.kind.as_deref() {
         None => EventKind::View,
-        Some(k) => EventKind::parse(k)
-            .ok_or_else(|| Error::input("event.kind", format!("unknown kind {k:?} (click, view, add_to_cart or purchase)")))?,
+        Some(k) => EventKind::parse(k).ok_or_else(|| {
+            Error::input(
+                "event.kind",
+                format!("unknown kind {k:?} (click, view, add_to_cart or purchase)"),
+            )
+        })?,
     };
     let timestamp = if unknown_time {
         None
     } else {
         let ms = e.timestamp.unwrap_or(now_ms);
         if !ms.is_finite() || ms < 0.0 {
-            return Err(Error::input("event.timestamp", format!("must be milliseconds since the epoch, got {ms}")));
+            return Err(Error::input(
+                "event.timestamp",
+                format!("must be milliseconds since the epoch, got {ms}"),
+            ));
         }
         Some((ms / 1000.0).floor() as i64)
     };
@@ -198,10 +218,15 @@ fn property(v: &JsValue, key: &'static str) -> JsValue {
 /// converted, so an absurd list costs nothing. (Empty lists and duplicate ids are rejected
 /// by the engine itself, with the same field names.)
 pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
-    let array = value.dyn_ref::<js_sys::Array>().ok_or_else(|| Error::input("candidates", "expected an array"))?;
+    let array = value
+        .dyn_ref::<js_sys::Array>()
+        .ok_or_else(|| Error::input("candidates", "expected an array"))?;
     let n = array.length() as usize;
     if n > MAX_CANDIDATES {
-        return Err(Error::input("candidates", format!("{n} candidates, at most {MAX_CANDIDATES} are accepted")));
+        return Err(Error::input(
+            "candidates",
+            format!("{n} candidates, at most {MAX_CANDIDATES} are accepted"),
+        ));
     }
     let mut out = Vec::with_capacity(n);
     // Properties are read one by one rather than through serde: serde_wasm_bindgen walks
@@ -210,7 +235,11 @@ pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
     for (i, v) in array.iter().enumerate() {
         let field = || format!("candidates[{i}]");
         let c = if v.is_string() || v.as_f64().is_some() {
-            Candidate { item_id: id_of(&v, || format!("candidates[{i}].itemId"))?, content: None, vector: None }
+            Candidate {
+                item_id: id_of(&v, || format!("candidates[{i}].itemId"))?,
+                content: None,
+                vector: None,
+            }
         } else if v.is_object() {
             let mut id = property(&v, "itemId");
             if id.is_undefined() {
@@ -225,12 +254,16 @@ pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
             let content = if c.is_undefined() || c.is_null() {
                 None
             } else {
-                let c: Content = serde_wasm_bindgen::from_value(c).map_err(|e| Error::input(format!("{}.content", field()), e))?;
+                let c: Content = serde_wasm_bindgen::from_value(c)
+                    .map_err(|e| Error::input(format!("{}.content", field()), e))?;
                 Some(c.into_core(&format!("{}.content", field()))?)
             };
             Candidate { item_id, content, vector }
         } else {
-            return Err(Error::input(field(), "expected an item id or {itemId, vector?, content?}"));
+            return Err(Error::input(
+                field(),
+                "expected an item id or {itemId, vector?, content?}",
+            ));
         };
         out.push(c);
     }
@@ -268,7 +301,12 @@ impl<'a> From<&'a SessionEvent> for EventOut<'a> {
             EventKind::AddToCart => "add_to_cart",
             EventKind::Purchase => "purchase",
         };
-        Self { item_id: &e.item_id, kind, timestamp: e.timestamp.map(|s| s as f64 * 1000.0), vector: e.vector.as_deref() }
+        Self {
+            item_id: &e.item_id,
+            kind,
+            timestamp: e.timestamp.map(|s| s as f64 * 1000.0),
+            vector: e.vector.as_deref(),
+        }
     }
 }
 
@@ -321,7 +359,11 @@ impl RankingOut {
                 item_id: i.item_id,
                 score: i.score,
                 upstream_rank: i.upstream_rank,
-                because: i.because.into_iter().map(|b| BecauseOut { item_id: b.item_id, weight: b.weight }).collect(),
+                because: i
+                    .because
+                    .into_iter()
+                    .map(|b| BecauseOut { item_id: b.item_id, weight: b.weight })
+                    .collect(),
             })
             .collect();
         Self { items, personalised: r.personalised, reason: r.reason, backend, millis, timings }
@@ -330,6 +372,7 @@ impl RankingOut {
 
 /// Serialize to plain JS objects and arrays (`null` for `None`).
 pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Error::new(crate::error::ErrorCode::Device, format!("could not build the result: {e}")))
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| {
+        Error::new(crate::error::ErrorCode::Device, format!("could not build the result: {e}"))
+    })
 }

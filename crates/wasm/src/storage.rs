@@ -5,8 +5,8 @@
 //! none (a worker, a sandboxed iframe, storage disabled) or writing fails (quota), the store
 //! keeps working in memory and [`SessionStore::backing`] says `"memory"`.
 
-use sessionrank_core::SessionEvent;
 use serde::{Deserialize, Serialize};
+use sessionrank_core::SessionEvent;
 use wasm_bindgen::JsCast;
 use web_sys::Storage;
 
@@ -99,9 +99,10 @@ impl SessionStore {
     /// for the rest of this page's life.
     fn save(&mut self) {
         let Some(s) = &self.storage else { return };
-        let ok = serde_json::to_string(&Stored { layout: STORED_LAYOUT, events: self.events.clone() })
-            .ok()
-            .is_some_and(|json| s.set_item(&self.key, &json).is_ok());
+        let ok =
+            serde_json::to_string(&Stored { layout: STORED_LAYOUT, events: self.events.clone() })
+                .ok()
+                .is_some_and(|json| s.set_item(&self.key, &json).is_ok());
         if !ok {
             self.storage = None;
         }

@@ -39,7 +39,11 @@ impl VectorCache {
     /// Attach the remembered vector to an event that has none.
     pub fn fill_event(&self, event: &mut SessionEvent) {
         if event.vector.is_none() {
-            event.vector = self.vectors.get(&event.item_id).filter(|v| v.iter().all(|x| x.is_finite())).cloned();
+            event.vector = self
+                .vectors
+                .get(&event.item_id)
+                .filter(|v| v.iter().all(|x| x.is_finite()))
+                .cloned();
         }
     }
 

@@ -12,9 +12,11 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
+const MANIFEST: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
 const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/weights.bpk");
-const CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
+const CATEGORIES: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
 
 fn load(backend: Option<&str>) -> Result<Reranker, JsValue> {
     let files = Map::new();
@@ -24,7 +26,9 @@ fn load(backend: Option<&str>) -> Result<Reranker, JsValue> {
         Some(b) => json!({ "storage": "memory", "backend": b }),
         None => json!({ "storage": "memory" }),
     };
-    let options = serde::Serialize::serialize(&options, &serde_wasm_bindgen::Serializer::json_compatible()).expect("json → js");
+    let options =
+        serde::Serialize::serialize(&options, &serde_wasm_bindgen::Serializer::json_compatible())
+            .expect("json → js");
     Reranker::from_bytes(MANIFEST, files.into(), options)
 }
 
@@ -39,7 +43,10 @@ async fn auto_and_cpu_are_the_cpu_here() {
         let report = r.ready().await.expect("ready");
         assert_eq!(r.backend(), "cpu");
         assert_eq!(get(&report, "backend").as_string().as_deref(), Some("cpu"));
-        assert!(get(&report, "reason").as_string().is_some(), "{backend:?}: the report says why not WebGPU");
+        assert!(
+            get(&report, "reason").as_string().is_some(),
+            "{backend:?}: the report says why not WebGPU"
+        );
     }
 }
 

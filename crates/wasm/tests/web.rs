@@ -18,16 +18,21 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
+const MANIFEST: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
 const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/weights.bpk");
-const CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
+const CATEGORIES: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
 /// The full bundle's manifest: this package must refuse it (it has no tokenizer).
 const FULL_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/manifest.json");
 const PARITY: &str = include_str!("../../../tests/fixtures/parity.json");
 // The distilled Diginetica student as it ships (docs/distill.md), with its native golden scores.
-const STUDENT_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/manifest.json");
-const STUDENT_WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/weights.bpk");
-const STUDENT_CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/student-diginetica-browser/categories.json");
+const STUDENT_MANIFEST: &[u8] =
+    include_bytes!("../../../tests/fixtures/student-diginetica-browser/manifest.json");
+const STUDENT_WEIGHTS: &[u8] =
+    include_bytes!("../../../tests/fixtures/student-diginetica-browser/weights.bpk");
+const STUDENT_CATEGORIES: &[u8] =
+    include_bytes!("../../../tests/fixtures/student-diginetica-browser/categories.json");
 const STUDENT_PARITY: &str = include_str!("../../../tests/fixtures/parity-student.json");
 
 /// Where scripts/test-browser copies the fixture bundles (the test server serves the crate dir).
@@ -82,7 +87,8 @@ struct BecauseOut {
 }
 
 fn js(v: &Value) -> JsValue {
-    serde::Serialize::serialize(v, &serde_wasm_bindgen::Serializer::json_compatible()).expect("json → js")
+    serde::Serialize::serialize(v, &serde_wasm_bindgen::Serializer::json_compatible())
+        .expect("json → js")
 }
 
 fn memory() -> JsValue {
@@ -97,7 +103,8 @@ fn files(weights: &[u8], categories: &[u8]) -> JsValue {
 }
 
 fn engine() -> Reranker {
-    Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), memory()).expect("fixture bundle loads")
+    Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), memory())
+        .expect("fixture bundle loads")
 }
 
 /// The JS shape of an engine event (timestamps: seconds → Date.now() milliseconds).
@@ -108,7 +115,8 @@ fn event_js(e: &SessionEvent) -> JsValue {
         None => Value::Null,
     };
     if let Some(c) = &e.content {
-        v["content"] = json!({ "text": c.text, "category": c.category, "priceLevel": c.price_level });
+        v["content"] =
+            json!({ "text": c.text, "category": c.category, "priceLevel": c.price_level });
     }
     if let Some(vector) = &e.vector {
         v["vector"] = json!(vector);
@@ -136,7 +144,12 @@ fn candidates_js(cs: &[Candidate]) -> JsValue {
     let array = js_sys::Array::from(&list);
     for (i, c) in cs.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         if let Some(vector) = &c.vector {
-            Reflect::set(&array.get(i as u32), &"vector".into(), &js_sys::Float32Array::from(vector.as_slice())).expect("set");
+            Reflect::set(
+                &array.get(i as u32),
+                &"vector".into(),
+                &js_sys::Float32Array::from(vector.as_slice()),
+            )
+            .expect("set");
         }
     }
     list
@@ -179,14 +192,20 @@ async fn play(r: &Reranker, case: &Case) -> RankingOut {
 fn check_parity(case: &Case, got: &RankingOut, tolerance: f32) -> f32 {
     assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
     assert_eq!(got.items.len(), case.candidates.len(), "{}", case.name);
-    let by_id: HashMap<&str, f32> = got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
+    let by_id: HashMap<&str, f32> =
+        got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
     let mut worst = 0.0f32;
     for (c, want) in case.candidates.iter().zip(&case.expected.scores) {
         let score = by_id.get(c.item_id.as_str()).copied().expect("every candidate comes back");
         worst = worst.max((score - want).abs());
     }
     let top10: Vec<&str> = got.items.iter().take(10).map(|i| i.item_id.as_str()).collect();
-    assert_eq!(top10, case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(), "{}: top-10 order", case.name);
+    assert_eq!(
+        top10,
+        case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{}: top-10 order",
+        case.name
+    );
     assert!(worst <= tolerance, "{}: max |diff| {worst} > {tolerance}", case.name);
     worst
 }
@@ -208,21 +227,30 @@ async fn browser_scores_equal_the_native_golden_scores() {
 #[wasm_bindgen_test]
 async fn the_distilled_student_loads_and_scores_like_the_native_engine() {
     let golden: Golden = serde_json::from_str(STUDENT_PARITY).expect("parity-student.json");
-    let r = Reranker::from_bytes(STUDENT_MANIFEST, files(STUDENT_WEIGHTS, STUDENT_CATEGORIES), memory()).expect("the student's browser bundle loads");
+    let r = Reranker::from_bytes(
+        STUDENT_MANIFEST,
+        files(STUDENT_WEIGHTS, STUDENT_CATEGORIES),
+        memory(),
+    )
+    .expect("the student's browser bundle loads");
     let mut worst = 0.0f32;
     for case in &golden.cases {
         let got = play(&r, case).await;
         worst = worst.max(check_parity(case, &got, golden.tolerance));
     }
-    console_log!("student parity: {} cases, {} weight bytes, max |diff| = {worst:e}", golden.cases.len(), STUDENT_WEIGHTS.len());
+    console_log!(
+        "student parity: {} cases, {} weight bytes, max |diff| = {worst:e}",
+        golden.cases.len(),
+        STUDENT_WEIGHTS.len()
+    );
 }
 
 #[wasm_bindgen_test]
 async fn load_observe_rerank_end_to_end() {
     let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
-    let r = Reranker::load(SERVED_MANIFEST.into(), memory())
-        .await
-        .unwrap_or_else(|e| panic!("load {SERVED_MANIFEST} (scripts/test-browser copies it there): {e:?}"));
+    let r = Reranker::load(SERVED_MANIFEST.into(), memory()).await.unwrap_or_else(|e| {
+        panic!("load {SERVED_MANIFEST} (scripts/test-browser copies it there): {e:?}")
+    });
     let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
     let got = play(&r, case).await;
     check_parity(case, &got, golden.tolerance);
@@ -239,10 +267,16 @@ async fn load_observe_rerank_end_to_end() {
 
 #[wasm_bindgen_test]
 async fn http_404_and_network_failures_are_typed_errors() {
-    let e = Reranker::load("/tests/served/no-such-bundle/manifest.json".into(), memory()).await.err().expect("404 rejects");
+    let e = Reranker::load("/tests/served/no-such-bundle/manifest.json".into(), memory())
+        .await
+        .err()
+        .expect("404 rejects");
     assert_eq!(code(&e), "http_status");
     assert_eq!(prop(&e, "status").as_f64(), Some(404.0));
-    let e = Reranker::load("http://127.0.0.1:9/manifest.json".into(), memory()).await.err().expect("refused connection rejects");
+    let e = Reranker::load("http://127.0.0.1:9/manifest.json".into(), memory())
+        .await
+        .err()
+        .expect("refused connection rejects");
     assert_eq!(code(&e), "network");
     let e = Reranker::load("http://[bad".into(), memory()).await.err().expect("bad URL rejects");
     assert_eq!(code(&e), "invalid_input");
@@ -262,7 +296,8 @@ fn truncated_or_tampered_weights_are_rejected() {
 
     // A truncated file whose manifest was re-hashed to match still fails as a decode error.
     let mut m = manifest_json();
-    m["files"]["weights.bpk"] = json!({ "sha256": sha256_hex(truncated), "bytes": truncated.len() });
+    m["files"]["weights.bpk"] =
+        json!({ "sha256": sha256_hex(truncated), "bytes": truncated.len() });
     let m = serde_json::to_vec(&m).expect("json");
     assert_eq!(code(&load_err(&m, truncated, CATEGORIES)), "weights");
 }
@@ -285,7 +320,9 @@ fn wrong_checksum_other_format_and_missing_files_are_rejected() {
 
     let only_weights = Map::new();
     only_weights.set(&"weights.bpk".into(), &Uint8Array::from(WEIGHTS));
-    let e = Reranker::from_bytes(MANIFEST, only_weights.into(), memory()).err().expect("missing files reject");
+    let e = Reranker::from_bytes(MANIFEST, only_weights.into(), memory())
+        .err()
+        .expect("missing files reject");
     assert_eq!(code(&e), "missing_file");
 
     // A plain object works like a Map.
@@ -299,31 +336,51 @@ fn wrong_checksum_other_format_and_missing_files_are_rejected() {
 /// has no tokenizer, and the full bundle's megabytes are what the browser bundle avoids.
 #[wasm_bindgen_test]
 async fn a_full_bundle_is_refused_with_a_pointer_to_its_browser_bundle() {
-    let e = Reranker::from_bytes(FULL_MANIFEST, files(WEIGHTS, CATEGORIES), memory()).err().expect("full bundle rejects");
+    let e = Reranker::from_bytes(FULL_MANIFEST, files(WEIGHTS, CATEGORIES), memory())
+        .err()
+        .expect("full bundle rejects");
     assert_eq!(code(&e), "unsupported_format");
     assert_eq!(prop(&e, "found").as_string().as_deref(), Some("full"));
     assert_eq!(prop(&e, "supported").as_string().as_deref(), Some("browser"));
-    let e = Reranker::load(SERVED_FULL_MANIFEST.into(), memory()).await.err().expect("full bundle rejects over HTTP too");
+    let e = Reranker::load(SERVED_FULL_MANIFEST.into(), memory())
+        .await
+        .err()
+        .expect("full bundle rejects over HTTP too");
     assert_eq!(code(&e), "unsupported_format");
 }
 
 #[wasm_bindgen_test]
 async fn bad_vectors_are_typed_errors() {
     let r = engine();
-    let d = serde_json::from_slice::<Value>(MANIFEST).expect("manifest")["config"]["d_model"].as_u64().expect("d_model") as usize;
+    let d = serde_json::from_slice::<Value>(MANIFEST).expect("manifest")["config"]["d_model"]
+        .as_u64()
+        .expect("d_model") as usize;
     r.observe(js(&json!({ "itemId": "6", "vector": vec![0.1; d] }))).expect("observe");
-    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.5, 0.5] }])).await, "candidates[1].vector");
-    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": "fast" }])).await, "candidates[1].vector");
+    assert_eq!(
+        rerank_field(&r, json!(["9", { "itemId": "12", "vector": [0.5, 0.5] }])).await,
+        "candidates[1].vector"
+    );
+    assert_eq!(
+        rerank_field(&r, json!(["9", { "itemId": "12", "vector": "fast" }])).await,
+        "candidates[1].vector"
+    );
     let mut with_text = vec![json!(0.1); d];
     with_text[1] = json!("x");
-    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "12", "vector": with_text }])).await, "candidates[1].vector[1]");
+    assert_eq!(
+        rerank_field(&r, json!(["9", { "itemId": "12", "vector": with_text }])).await,
+        "candidates[1].vector[1]"
+    );
     let list = js(&json!(["9", { "itemId": "12", "vector": vec![0.1; d] }]));
-    let vector = Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
+    let vector =
+        Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
     vector.unchecked_ref::<js_sys::Array>().set(3, JsValue::from_f64(f64::NAN)); // in place (Array::from copies)
     let e = r.rerank(list).await.err().expect("NaN in a vector rejects");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].vector[3]"));
     // An event's vector is checked when it is observed; the session keeps only good events.
-    let e = r.observe(js(&json!({ "itemId": "7", "vector": [1.0] }))).err().expect("short vector rejects");
+    let e = r
+        .observe(js(&json!({ "itemId": "7", "vector": [1.0] })))
+        .err()
+        .expect("short vector rejects");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("event.vector"));
     assert_eq!(r.session_length(), 1);
 }
@@ -339,8 +396,10 @@ async fn vectors_of_listed_items_reach_the_events_that_name_them() {
     ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
     let clicked = &case.candidates[7];
     r.observe(js(&json!({ "itemId": clicked.item_id, "kind": "click" }))).expect("observe by id");
-    let events: Vec<Value> = serde_wasm_bindgen::from_value(r.session().expect("session")).expect("events");
-    let kept: Vec<f32> = serde_json::from_value(events[1]["vector"].clone()).expect("the event got the listed vector");
+    let events: Vec<Value> =
+        serde_wasm_bindgen::from_value(r.session().expect("session")).expect("events");
+    let kept: Vec<f32> = serde_json::from_value(events[1]["vector"].clone())
+        .expect("the event got the listed vector");
     assert_eq!(Some(&kept), clicked.vector.as_ref());
     // A later call with bare ids scores like the call with vectors.
     let with = ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
@@ -372,12 +431,16 @@ async fn bad_candidate_lists_are_typed_errors() {
 
     // NaN and negative prices (NaN cannot be written in JSON: set it from JS).
     let list = js(&json!(["9", { "itemId": "new", "content": { "text": "w2408", "price": 0 } }]));
-    let content = Reflect::get(&js_sys::Array::from(&list).get(1), &"content".into()).expect("content");
+    let content =
+        Reflect::get(&js_sys::Array::from(&list).get(1), &"content".into()).expect("content");
     Reflect::set(&content, &"price".into(), &JsValue::from_f64(f64::NAN)).expect("set");
     let e = r.rerank(list).await.err().expect("NaN price rejects");
     assert_eq!(code(&e), "invalid_input");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].content.price"));
-    assert_eq!(rerank_field(&r, json!(["9", { "itemId": "new", "content": { "price": -3 } }])).await, "candidates[1].content.price");
+    assert_eq!(
+        rerank_field(&r, json!(["9", { "itemId": "new", "content": { "price": -3 } }])).await,
+        "candidates[1].content.price"
+    );
 
     // The session survived all of that.
     assert_eq!(r.session_length(), 1);
@@ -414,8 +477,12 @@ async fn unknown_ids_and_empty_sessions_have_documented_fallbacks() {
     assert_eq!(got.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), ["9", "12", "19"]);
 
     // Unknown ids in the session and the list: content when given, else the generic vector.
-    r.observe(js(&json!({ "itemId": "never-seen", "kind": "click" }))).expect("unknown id without content");
-    r.observe(js(&json!({ "itemId": 6, "kind": "add_to_cart", "timestamp": 1_700_000_000_000.0_f64 }))).expect("numeric id");
+    r.observe(js(&json!({ "itemId": "never-seen", "kind": "click" })))
+        .expect("unknown id without content");
+    r.observe(js(
+        &json!({ "itemId": 6, "kind": "add_to_cart", "timestamp": 1_700_000_000_000.0_f64 }),
+    ))
+    .expect("numeric id");
     let got = ranking(
         r.rerank(js(&json!(["9", "also-unknown", { "itemId": "new", "content": { "text": "w2408 w26881", "category": 1053, "price": 129.9 } }])))
             .await
@@ -428,27 +495,35 @@ async fn unknown_ids_and_empty_sessions_have_documented_fallbacks() {
 
 #[wasm_bindgen_test]
 async fn the_session_persists_in_session_storage_per_model_version() {
-    let storage = web_sys::window().and_then(|w| w.session_storage().ok().flatten()).expect("sessionStorage");
-    let a = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
+    let storage =
+        web_sys::window().and_then(|w| w.session_storage().ok().flatten()).expect("sessionStorage");
+    let a = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED)
+        .expect("load");
     a.reset();
     assert_eq!(a.storage(), "sessionStorage");
     a.observe(js(&json!({ "itemId": "6" }))).expect("observe");
-    a.observe(js(&json!({ "itemId": "9", "kind": "purchase", "timestamp": 1_700_000_000_000.0_f64 }))).expect("observe");
+    a.observe(js(
+        &json!({ "itemId": "9", "kind": "purchase", "timestamp": 1_700_000_000_000.0_f64 }),
+    ))
+    .expect("observe");
     let key = a.storage_key();
     assert!(key.contains(&a.model_version()));
     assert!(storage.get_item(&key).ok().flatten().is_some());
 
     // A "reload": a new instance of the same model version sees the session.
-    let b = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
+    let b = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED)
+        .expect("load");
     assert_eq!(b.session_length(), 2);
-    let events: Vec<Value> = serde_wasm_bindgen::from_value(b.session().expect("session")).expect("events");
+    let events: Vec<Value> =
+        serde_wasm_bindgen::from_value(b.session().expect("session")).expect("events");
     assert_eq!(events[1]["kind"], "purchase");
     assert_eq!(events[1]["timestamp"].as_f64(), Some(1_700_000_000_000.0));
     assert!(ranking(b.rerank(js(&json!(["12", "19"]))).await.expect("rerank")).personalised);
 
     // Corrupt storage is ignored, not fatal.
     storage.set_item(&key, "{garbage").expect("set");
-    let c = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED).expect("load");
+    let c = Reranker::from_bytes(MANIFEST, files(WEIGHTS, CATEGORIES), JsValue::UNDEFINED)
+        .expect("load");
     assert_eq!(c.session_length(), 0);
 
     b.reset();
@@ -474,14 +549,22 @@ fn cold_start_profile() {
         t = now;
     };
     let map: std::collections::BTreeMap<String, Vec<u8>> =
-        [("weights.bpk", WEIGHTS), ("categories.json", CATEGORIES)].into_iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+        [("weights.bpk", WEIGHTS), ("categories.json", CATEGORIES)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect();
     lap("copy bytes");
     let bundle = ModelBundle::from_parts(MANIFEST, map).expect("bundle");
     lap("sha256 of every file + manifest");
     let categories = bundle.categories().expect("categories");
     lap("parse categories.json");
     let c = &bundle.manifest.config;
-    let encoder = FeatureEncoder::for_browser(categories, bundle.manifest.features.max_tokens, c.max_len, c.max_candidates);
+    let encoder = FeatureEncoder::for_browser(
+        categories,
+        bundle.manifest.features.max_tokens,
+        c.max_len,
+        c.max_candidates,
+    );
     lap("feature encoder");
     let model = c.init(&Device::flex());
     lap("init model (random weights)");
@@ -496,7 +579,8 @@ fn timestamps_default_to_now_and_null_means_unknown() {
     let before = js_sys::Date::now();
     r.observe(js(&json!({ "itemId": "6" }))).expect("no timestamp");
     r.observe(js(&json!({ "itemId": "9", "timestamp": null }))).expect("null timestamp");
-    let events: Vec<Value> = serde_wasm_bindgen::from_value(r.session().expect("session")).expect("events");
+    let events: Vec<Value> =
+        serde_wasm_bindgen::from_value(r.session().expect("session")).expect("events");
     let t = events[0]["timestamp"].as_f64().expect("stamped with the call time");
     assert!(t >= (before / 1000.0).floor() * 1000.0 && t <= js_sys::Date::now());
     assert!(events[1]["timestamp"].is_null());

@@ -19,9 +19,11 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
+const MANIFEST: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/manifest.json");
 const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/weights.bpk");
-const CATEGORIES: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
+const CATEGORIES: &[u8] =
+    include_bytes!("../../../tests/fixtures/bundle-slice-browser/categories.json");
 const PARITY: &str = include_str!("../../../tests/fixtures/parity.json");
 
 /// Where scripts/test-browser copies the fixture bundle (the test server serves the crate dir).
@@ -77,7 +79,8 @@ struct Report {
 }
 
 fn js(v: &Value) -> JsValue {
-    serde::Serialize::serialize(v, &serde_wasm_bindgen::Serializer::json_compatible()).expect("json → js")
+    serde::Serialize::serialize(v, &serde_wasm_bindgen::Serializer::json_compatible())
+        .expect("json → js")
 }
 
 fn options(backend: &str) -> JsValue {
@@ -97,9 +100,13 @@ fn golden() -> Golden {
 
 /// A Reranker on WebGPU (`backend: "webgpu"`: an error where WebGPU is unusable).
 async fn on_webgpu() -> Reranker {
-    let r = Reranker::from_bytes(MANIFEST, files(), options("webgpu")).expect("fixture bundle loads");
+    let r =
+        Reranker::from_bytes(MANIFEST, files(), options("webgpu")).expect("fixture bundle loads");
     let report: Report = serde_wasm_bindgen::from_value(r.ready().await.unwrap_or_else(|e| {
-        panic!("no WebGPU here (Chromium needs --enable-unsafe-webgpu, see webdriver.json): {}", describe(&e))
+        panic!(
+            "no WebGPU here (Chromium needs --enable-unsafe-webgpu, see webdriver.json): {}",
+            describe(&e)
+        )
     }))
     .expect("report shape");
     assert_eq!(report.backend, "webgpu", "{report:?}");
@@ -108,7 +115,9 @@ async fn on_webgpu() -> Reranker {
 }
 
 fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// `observe`'s shape of a golden event: the engine's seconds become `Date.now()` milliseconds.
@@ -137,21 +146,34 @@ async fn rerank(r: &Reranker, case: &Case) -> RankingOut {
 fn check_parity(case: &Case, got: &RankingOut, tolerance: f32) -> f32 {
     assert_eq!(got.personalised, case.expected.personalised, "{}: {:?}", case.name, got.reason);
     assert_eq!(got.items.len(), case.candidates.len(), "{}", case.name);
-    let by_id: HashMap<&str, f32> = got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
+    let by_id: HashMap<&str, f32> =
+        got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
     let mut worst = 0.0f32;
     for (c, want) in case.candidates.iter().zip(&case.expected.scores) {
-        let id = c.get("item_id").or_else(|| c.get("itemId")).and_then(Value::as_str).expect("candidate id");
+        let id = c
+            .get("item_id")
+            .or_else(|| c.get("itemId"))
+            .and_then(Value::as_str)
+            .expect("candidate id");
         let score = by_id.get(id).copied().expect("every candidate comes back");
         worst = worst.max((score - want).abs());
     }
     let top10: Vec<&str> = got.items.iter().take(10).map(|i| i.item_id.as_str()).collect();
-    assert_eq!(top10, case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(), "{}: top-10 order", case.name);
+    assert_eq!(
+        top10,
+        case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(),
+        "{}: top-10 order",
+        case.name
+    );
     assert!(worst <= tolerance, "{}: max |diff| {worst} > {tolerance}", case.name);
     worst
 }
 
 fn code(e: &JsValue) -> String {
-    Reflect::get(e, &"code".into()).ok().and_then(|c| c.as_string()).expect("a SessionrankError code")
+    Reflect::get(e, &"code".into())
+        .ok()
+        .and_then(|c| c.as_string())
+        .expect("a SessionrankError code")
 }
 
 #[wasm_bindgen_test]
@@ -169,15 +191,21 @@ async fn webgpu_scores_equal_the_native_golden_scores() {
 
 #[wasm_bindgen_test]
 async fn auto_chooses_a_valid_backend_and_reports_the_warm_up() {
-    let r = Reranker::load(SERVED_MANIFEST.into(), options("auto"))
-        .await
-        .unwrap_or_else(|e| panic!("load {SERVED_MANIFEST} (scripts/test-browser copies it there): {}", describe(&e)));
-    let report: Report = serde_wasm_bindgen::from_value(r.warmup().expect("warmup")).expect("report shape");
+    let r = Reranker::load(SERVED_MANIFEST.into(), options("auto")).await.unwrap_or_else(|e| {
+        panic!("load {SERVED_MANIFEST} (scripts/test-browser copies it there): {}", describe(&e))
+    });
+    let report: Report =
+        serde_wasm_bindgen::from_value(r.warmup().expect("warmup")).expect("report shape");
     console_log!("auto: {report:?}");
     assert!(report.backend == "cpu" || report.backend == "webgpu", "{report:?}");
     assert_eq!(r.backend(), report.backend);
     // WebGPU exists here, so both backends were timed.
-    assert!(report.calls > 0 && report.cpu_ms.is_some_and(|m| m >= 0.0) && report.webgpu_ms.is_some_and(|m| m > 0.0), "{report:?}");
+    assert!(
+        report.calls > 0
+            && report.cpu_ms.is_some_and(|m| m >= 0.0)
+            && report.webgpu_ms.is_some_and(|m| m > 0.0),
+        "{report:?}"
+    );
     assert_eq!(report.reason.is_some(), report.backend == "cpu", "{report:?}");
     // Whatever won scores like the native engine.
     let golden = golden();
@@ -199,7 +227,11 @@ async fn a_webgpu_failure_falls_back_to_the_cpu_with_the_session_intact() {
     r.fail_next_gpu_call();
     let fallen = rerank(&r, case).await;
     assert_eq!(fallen.backend, "cpu");
-    assert!(fallen.reason.as_deref().is_some_and(|m| m.contains("WebGPU failed")), "{:?}", fallen.reason);
+    assert!(
+        fallen.reason.as_deref().is_some_and(|m| m.contains("WebGPU failed")),
+        "{:?}",
+        fallen.reason
+    );
     // The same session, now scored on the CPU: still personalised, still the native scores.
     assert_eq!(r.session_length(), events);
     check_parity(case, &fallen, golden.tolerance);
@@ -208,7 +240,8 @@ async fn a_webgpu_failure_falls_back_to_the_cpu_with_the_session_intact() {
     let after = rerank(&r, case).await;
     assert_eq!((after.backend.as_str(), after.reason.as_deref()), ("cpu", None));
     assert_eq!(r.backend(), "cpu");
-    let report: Report = serde_wasm_bindgen::from_value(r.warmup().expect("warmup")).expect("report shape");
+    let report: Report =
+        serde_wasm_bindgen::from_value(r.warmup().expect("warmup")).expect("report shape");
     assert_eq!(report.backend, "cpu");
     assert!(report.reason.as_deref().is_some_and(|m| m.contains("WebGPU failed")), "{report:?}");
 }
@@ -217,5 +250,8 @@ async fn a_webgpu_failure_falls_back_to_the_cpu_with_the_session_intact() {
 fn an_unknown_backend_option_is_a_typed_error() {
     let e = Reranker::from_bytes(MANIFEST, files(), options("gpu")).err().expect("refused");
     assert_eq!(code(&e), "invalid_input");
-    assert_eq!(Reflect::get(&e, &"field".into()).ok().and_then(|f| f.as_string()).as_deref(), Some("options.backend"));
+    assert_eq!(
+        Reflect::get(&e, &"field".into()).ok().and_then(|f| f.as_string()).as_deref(),
+        Some("options.backend")
+    );
 }

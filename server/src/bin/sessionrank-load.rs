@@ -88,7 +88,10 @@ fn batches(dataset: &Dataset, batch: usize, max_events: usize) -> anyhow::Result
         }
     }
     anyhow::ensure!(!events.is_empty(), "the dataset has no events");
-    events.chunks(batch).map(|c| Ok(Bytes::from(serde_json::to_vec(&json!({"events": c}))?))).collect()
+    events
+        .chunks(batch)
+        .map(|c| Ok(Bytes::from(serde_json::to_vec(&json!({"events": c}))?)))
+        .collect()
 }
 
 async fn put_items(client: &mut Client, dataset: &Dataset) -> anyhow::Result<()> {
@@ -96,7 +99,12 @@ async fn put_items(client: &mut Client, dataset: &Dataset) -> anyhow::Result<()>
         let items: Vec<_> =
             chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
         let r = client.json("PUT", "/v1/items", &json!({"items": items}), None).await?;
-        anyhow::ensure!(r.status == 200, "PUT /v1/items: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        anyhow::ensure!(
+            r.status == 200,
+            "PUT /v1/items: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
     }
     Ok(())
 }
@@ -112,27 +120,43 @@ struct Totals {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let addr = loopback_addr(&args.url)?;
-    anyhow::ensure!(args.batch > 0 && args.connections > 0, "--batch and --connections must be positive");
+    anyhow::ensure!(
+        args.batch > 0 && args.connections > 0,
+        "--batch and --connections must be positive"
+    );
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let dataset = import_named(&args.dataset, &data_dir).with_context(|| format!("importing {}", args.dataset))?.dataset;
+    let dataset = import_named(&args.dataset, &data_dir)
+        .with_context(|| format!("importing {}", args.dataset))?
+        .dataset;
     let bodies = Arc::new(batches(&dataset, args.batch, args.max_events)?);
-    eprintln!("{} requests of up to {} events prepared from {}", bodies.len(), args.batch, args.dataset);
+    eprintln!(
+        "{} requests of up to {} events prepared from {}",
+        bodies.len(),
+        args.batch,
+        args.dataset
+    );
     if args.put_items {
         let mut c = Client::connect(addr).await?;
         put_items(&mut c, &dataset).await?;
         eprintln!("{} items uploaded", dataset.catalog.len());
     }
-    let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let totals = Arc::new(Totals::default());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     // Per connection: one request every `interval` keeps the total at `rate` events/s.
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 * args.connections as f64 / args.rate as f64));
+    let interval = (args.rate > 0).then(|| {
+        Duration::from_secs_f64(args.batch as f64 * args.connections as f64 / args.rate as f64)
+    });
     let mut workers = Vec::new();
     let once = args.once;
     for w in 0..args.connections {
-        let (bodies, next, totals, run_id) = (bodies.clone(), next.clone(), totals.clone(), run_id.clone());
+        let (bodies, next, totals, run_id) =
+            (bodies.clone(), next.clone(), totals.clone(), run_id.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies_ms: Vec<f32> = Vec::new();
             let mut client: Option<Client> = None;
@@ -163,18 +187,30 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let Some(c) = client.as_mut() else { continue };
                 let sent = Instant::now();
-                let r = c.send("POST", "/v1/events", &[("content-type", "application/json"), ("idempotency-key", &key)], body.clone()).await;
+                let r = c
+                    .send(
+                        "POST",
+                        "/v1/events",
+                        &[("content-type", "application/json"), ("idempotency-key", &key)],
+                        body.clone(),
+                    )
+                    .await;
                 latencies_ms.push(sent.elapsed().as_secs_f32() * 1000.0);
                 totals.requests.fetch_add(1, Ordering::Relaxed);
                 match r {
                     Ok(reply) if reply.status == 200 => {
-                        let accepted = reply.json().ok().and_then(|v| v["accepted"].as_u64()).unwrap_or(0);
+                        let accepted =
+                            reply.json().ok().and_then(|v| v["accepted"].as_u64()).unwrap_or(0);
                         totals.events.fetch_add(accepted, Ordering::Relaxed);
                     }
                     Ok(reply) => {
                         totals.errors.fetch_add(1, Ordering::Relaxed);
                         if totals.errors.load(Ordering::Relaxed) <= 3 {
-                            eprintln!("HTTP {}: {}", reply.status, String::from_utf8_lossy(&reply.body));
+                            eprintln!(
+                                "HTTP {}: {}",
+                                reply.status,
+                                String::from_utf8_lossy(&reply.body)
+                            );
                         }
                     }
                     Err(e) => {
@@ -193,7 +229,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_by(f32::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
     let events = totals.events.load(Ordering::Relaxed);
     let command: Vec<String> = std::env::args().collect();
     let report = json!({

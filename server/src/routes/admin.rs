@@ -52,7 +52,10 @@ pub async fn job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// `POST /admin/models/{version}/activate`: make a published version live.
-pub async fn activate(State(state): State<AppState>, Path(version): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn activate(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> ApiResult<Json<Value>> {
     let model = publish::activate(&state, &version).await?;
     Ok(Json(json!({"model_version": model.version(), "manifest": model.manifest()})))
 }

@@ -68,13 +68,22 @@ struct CandidateItem {
     vector: Option<Vec<f32>>,
 }
 
-pub async fn popular(State(state): State<AppState>, query: Result<Query<CandidatesQuery>, QueryRejection>) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(Some("query".into()), e.body_text()))?;
+pub async fn popular(
+    State(state): State<AppState>,
+    query: Result<Query<CandidatesQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(Some("query".into()), e.body_text()))?;
     let limit = match query.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(raw) => match raw.trim().parse::<usize>() {
             Ok(n) if (1..=MAX_CANDIDATES).contains(&n) => n,
-            _ => return Err(ApiError::invalid("limit", format!("`{raw}` is not a whole number from 1 to {MAX_CANDIDATES}"))),
+            _ => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("`{raw}` is not a whole number from 1 to {MAX_CANDIDATES}"),
+                ));
+            }
         },
     };
     let mut items: Vec<CandidateItem> = state
@@ -82,26 +91,48 @@ pub async fn popular(State(state): State<AppState>, query: Result<Query<Candidat
         .popular_items(limit)
         .await?
         .into_iter()
-        .map(|(it, n)| CandidateItem { id: it.id, text: it.text, category: it.category, price_level: it.price_level, events: n, vector: None })
+        .map(|(it, n)| CandidateItem {
+            id: it.id,
+            text: it.text,
+            category: it.category,
+            price_level: it.price_level,
+            events: n,
+            vector: None,
+        })
         .collect();
     let mut model_version = None;
     if let Some(model) = state.models.current() {
         let inputs: Vec<(String, Option<ItemContent>)> = items
             .iter()
-            .map(|it| (it.id.clone(), Some(ItemContent { text: it.text.clone(), category: it.category.clone(), price_level: it.price_level })))
+            .map(|it| {
+                (
+                    it.id.clone(),
+                    Some(ItemContent {
+                        text: it.text.clone(),
+                        category: it.category.clone(),
+                        price_level: it.price_level,
+                    }),
+                )
+            })
             .collect();
         let version = model.version().to_string();
-        match tokio::task::spawn_blocking(move || model.item_vectors(&inputs)).await.map_err(ApiError::internal)? {
+        match tokio::task::spawn_blocking(move || model.item_vectors(&inputs))
+            .await
+            .map_err(ApiError::internal)?
+        {
             Ok(vectors) => {
                 for (item, vector) in items.iter_mut().zip(vectors) {
                     item.vector = vector;
                 }
                 model_version = Some(version);
             }
-            Err(e) => tracing::error!("candidates without vectors: the live model {version} cannot encode them: {e:#}"),
+            Err(e) => tracing::error!(
+                "candidates without vectors: the live model {version} cannot encode them: {e:#}"
+            ),
         }
     }
-    let mut response = Json(CandidatePage { source: "popularity", model_version, items }).into_response();
+    let mut response =
+        Json(CandidatePage { source: "popularity", model_version, items }).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(ONE_MINUTE));
     Ok(response)
 }

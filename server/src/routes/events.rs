@@ -66,7 +66,12 @@ pub fn check_id(value: &str, field: impl FnOnce() -> String) -> ApiResult<()> {
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
-    let bad = || ApiError::bad_request(Some("Idempotency-Key".into()), "must be 1 to 255 visible ASCII characters");
+    let bad = || {
+        ApiError::bad_request(
+            Some("Idempotency-Key".into()),
+            "must be 1 to 255 visible ASCII characters",
+        )
+    };
     let s = v.to_str().map_err(|_| bad())?;
     if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
@@ -74,7 +79,11 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(s.to_string()))
 }
 
-pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult<Response> {
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
     let batch: Batch = parse_json(&body)?;
     let max = state.config.max_events_per_request;
@@ -82,19 +91,36 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, JsonBody(
         return Err(ApiError::invalid("events", "the batch is empty"));
     }
     if batch.events.len() > max {
-        return Err(ApiError::invalid("events", format!("{} events; at most {max} per request", batch.events.len())));
+        return Err(ApiError::invalid(
+            "events",
+            format!("{} events; at most {max} per request", batch.events.len()),
+        ));
     }
     let mut events = Vec::with_capacity(batch.events.len());
     for (i, e) in batch.events.into_iter().enumerate() {
         check_id(&e.session_id, || format!("events[{i}].session_id"))?;
         check_id(&e.item_id, || format!("events[{i}].item_id"))?;
         let kind = EventKind::parse(&e.kind).ok_or_else(|| {
-            ApiError::invalid(format!("events[{i}].type"), format!("unknown event type `{}` (expected view, click, add_to_cart or purchase)", e.kind))
+            ApiError::invalid(
+                format!("events[{i}].type"),
+                format!(
+                    "unknown event type `{}` (expected view, click, add_to_cart or purchase)",
+                    e.kind
+                ),
+            )
         })?;
         if !(0..MAX_TIMESTAMP).contains(&e.timestamp) {
-            return Err(ApiError::invalid(format!("events[{i}].timestamp"), "must be seconds since the Unix epoch"));
+            return Err(ApiError::invalid(
+                format!("events[{i}].timestamp"),
+                "must be seconds since the Unix epoch",
+            ));
         }
-        events.push(NewEvent { session_id: e.session_id, item_id: e.item_id, kind, timestamp: e.timestamp });
+        events.push(NewEvent {
+            session_id: e.session_id,
+            item_id: e.item_id,
+            kind,
+            timestamp: e.timestamp,
+        });
     }
     check_items_exist(&state, &events).await?;
 
@@ -108,7 +134,10 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, JsonBody(
         }
         Ingested::Replayed { request_sha256: first, response } => {
             if first != request_sha256 {
-                return Err(ApiError::invalid("Idempotency-Key", "this key was used for a request with another body"));
+                return Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    "this key was used for a request with another body",
+                ));
             }
             state.metrics.batch_replayed();
             let mut r = json_text(response).into_response();
@@ -128,8 +157,15 @@ async fn check_items_exist(state: &AppState, events: &[NewEvent]) -> ApiResult<(
     unknown.dedup();
     let found = state.store.existing_items(&unknown).await?;
     state.items.extend(found.iter().cloned());
-    if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| unknown.contains(&e.item_id.as_str()) && !found.contains(&e.item_id)) {
-        return Err(ApiError::invalid(format!("events[{i}].item_id"), format!("unknown item `{}`: add it with PUT /v1/items first", e.item_id)));
+    if let Some((i, e)) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| unknown.contains(&e.item_id.as_str()) && !found.contains(&e.item_id))
+    {
+        return Err(ApiError::invalid(
+            format!("events[{i}].item_id"),
+            format!("unknown item `{}`: add it with PUT /v1/items first", e.item_id),
+        ));
     }
     Ok(())
 }

@@ -16,7 +16,11 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ok", "model_version": model})).into_response(),
         Err(e) => {
             tracing::error!("health check: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "model_version": model}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "model_version": model})),
+            )
+                .into_response()
         }
     }
 }
@@ -24,7 +28,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let model = state.models.current_version();
     let running = state.jobs.running();
-    let text = state.metrics.render(model.as_deref(), running.as_ref().map(|(id, p)| (id.as_str(), *p)));
+    let text =
+        state.metrics.render(model.as_deref(), running.as_ref().map(|(id, p)| (id.as_str(), *p)));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

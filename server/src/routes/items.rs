@@ -16,8 +16,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use sessionrank_core::{CoreError, ItemContent};
 use sessionrank_core::features::MAX_PRICE_LEVEL;
+use sessionrank_core::{CoreError, ItemContent};
 use sessionrank_data::Item;
 
 use super::events::check_id;
@@ -53,49 +53,84 @@ struct ItemIn {
 fn number_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| serde::de::Error::custom("not a finite number")),
-        Some(Value::String(s)) => s.trim().parse::<f64>().map(Some).map_err(|_| serde::de::Error::custom(format!("`{s}` is not a number"))),
+        Some(Value::Number(n)) => {
+            n.as_f64().map(Some).ok_or_else(|| serde::de::Error::custom("not a finite number"))
+        }
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a number"))),
         Some(other) => Err(serde::de::Error::custom(format!("expected a number, got {other}"))),
     }
 }
 
-pub async fn upsert(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+pub async fn upsert(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
     let req: Upsert = parse_json(&body)?;
     let max = state.config.max_items_per_request;
     if req.items.is_empty() {
         return Err(ApiError::invalid("items", "no items"));
     }
     if req.items.len() > max {
-        return Err(ApiError::invalid("items", format!("{} items; at most {max} per request", req.items.len())));
+        return Err(ApiError::invalid(
+            "items",
+            format!("{} items; at most {max} per request", req.items.len()),
+        ));
     }
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(req.items.len());
     let mut items = Vec::with_capacity(req.items.len());
     for (i, it) in req.items.iter().enumerate() {
         check_id(&it.id, || format!("items[{i}].id"))?;
         if let Some(first) = seen.insert(it.id.as_str(), i) {
-            return Err(ApiError::invalid(format!("items[{i}].id"), format!("duplicate of items[{first}]")));
+            return Err(ApiError::invalid(
+                format!("items[{i}].id"),
+                format!("duplicate of items[{first}]"),
+            ));
         }
         if it.text.len() > MAX_TEXT_LEN {
-            return Err(ApiError::invalid(format!("items[{i}].text"), format!("longer than {MAX_TEXT_LEN} bytes")));
+            return Err(ApiError::invalid(
+                format!("items[{i}].text"),
+                format!("longer than {MAX_TEXT_LEN} bytes"),
+            ));
         }
         if let Some(c) = &it.category {
             check_id(c, || format!("items[{i}].category"))?;
         }
         let price_level = match (it.price, it.price_level) {
-            (Some(_), Some(_)) => return Err(ApiError::invalid(format!("items[{i}].price_level"), "give price or price_level, not both")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    format!("items[{i}].price_level"),
+                    "give price or price_level, not both",
+                ));
+            }
             (Some(p), None) => {
                 let field = format!("items[{i}].price");
                 match ItemContent::price_level_of(p, &field) {
                     Ok(level) => Some(level),
-                    Err(CoreError::InvalidInput { field, message }) => return Err(ApiError::invalid(field, message)),
+                    Err(CoreError::InvalidInput { field, message }) => {
+                        return Err(ApiError::invalid(field, message));
+                    }
                     Err(other) => return Err(ApiError::invalid(field, other.to_string())),
                 }
             }
             (None, Some(l)) if (0..=MAX_PRICE_LEVEL as i64).contains(&l) => Some(l as u8),
-            (None, Some(_)) => return Err(ApiError::invalid(format!("items[{i}].price_level"), format!("must be 0..={MAX_PRICE_LEVEL}"))),
+            (None, Some(_)) => {
+                return Err(ApiError::invalid(
+                    format!("items[{i}].price_level"),
+                    format!("must be 0..={MAX_PRICE_LEVEL}"),
+                ));
+            }
             (None, None) => None,
         };
-        items.push(Item { id: it.id.clone(), text: it.text.clone(), category: it.category.clone(), price_level });
+        items.push(Item {
+            id: it.id.clone(),
+            text: it.text.clone(),
+            category: it.category.clone(),
+            price_level,
+        });
     }
     state.store.upsert_items(&items).await?;
     state.items.extend(items.iter().map(|it| it.id.clone()));

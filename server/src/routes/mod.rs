@@ -59,16 +59,22 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
-    let router = api.merge(admin).route_layer(from_fn_with_state(state.clone(), crate::metrics::track));
+    let router =
+        api.merge(admin).route_layer(from_fn_with_state(state.clone(), crate::metrics::track));
     let router = match state.config.web_dir.clone().filter(|d| d.is_dir()) {
-        Some(dir) => router.fallback_service(ServeDir::new(dir).fallback(axum::routing::any(not_found).with_state(state.clone()))),
+        Some(dir) => router.fallback_service(
+            ServeDir::new(dir).fallback(axum::routing::any(not_found).with_state(state.clone())),
+        ),
         None => router.fallback(not_found),
     };
     let timeout = state.config.request_timeout;
     router
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(GlobalConcurrencyLimitLayer::new(state.config.concurrency_limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout.max(Duration::from_millis(1))))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout.max(Duration::from_millis(1)),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
         .layer(CatchPanicLayer::new())
@@ -87,15 +93,20 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if mime != "application/json" && !mime.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType);
         }
         match Bytes::from_request(req, state).await {
             Ok(bytes) => Ok(Self(bytes)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge { limit: state.config.body_limit }),
-            Err(rejection) => Err(ApiError::bad_request(Some("body".into()), rejection.body_text())),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge { limit: state.config.body_limit })
+            }
+            Err(rejection) => {
+                Err(ApiError::bad_request(Some("body".into()), rejection.body_text()))
+            }
         }
     }
 }
@@ -110,23 +121,34 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         let message = inner.to_string();
         let field = field_of(&path, &message);
         match inner.classify() {
-            serde_json::error::Category::Data => ApiError::invalid(field.unwrap_or_else(|| "body".into()), message),
-            _ => ApiError::bad_request(field.or_else(|| Some("body".into())), format!("malformed JSON: {message}")),
+            serde_json::error::Category::Data => {
+                ApiError::invalid(field.unwrap_or_else(|| "body".into()), message)
+            }
+            _ => ApiError::bad_request(
+                field.or_else(|| Some("body".into())),
+                format!("malformed JSON: {message}"),
+            ),
         }
     })?;
-    de.end().map_err(|e| ApiError::bad_request(Some("body".into()), format!("malformed JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(Some("body".into()), format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
 /// The path of the value at fault. serde reports a missing or unknown field at the object
 /// that should (not) hold it; the field's own name reads better.
 fn field_of(path: &str, message: &str) -> Option<String> {
-    let named = ["missing field `", "unknown field `"].iter().find_map(|p| message.strip_prefix(p)).and_then(|rest| rest.split('`').next());
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
     match (path, named) {
         (".", Some(name)) => Some(name.to_string()),
         (".", None) => None,
         // An unknown field's path already ends with it; a missing field's does not.
-        (p, Some(name)) if !p.ends_with(&format!(".{name}")) && p != name => Some(format!("{p}.{name}")),
+        (p, Some(name)) if !p.ends_with(&format!(".{name}")) && p != name => {
+            Some(format!("{p}.{name}"))
+        }
         (p, _) => Some(p.to_string()),
     }
 }
@@ -137,11 +159,20 @@ mod tests {
 
     #[test]
     fn fields_are_named() {
-        assert_eq!(field_of("events[2]", "missing field `timestamp` at line 1 column 9").as_deref(), Some("events[2].timestamp"));
+        assert_eq!(
+            field_of("events[2]", "missing field `timestamp` at line 1 column 9").as_deref(),
+            Some("events[2].timestamp")
+        );
         assert_eq!(field_of(".", "missing field `events`").as_deref(), Some("events"));
         assert_eq!(field_of("items[0].price", "invalid type").as_deref(), Some("items[0].price"));
         assert_eq!(field_of(".", "expected value"), None);
-        assert_eq!(field_of("events[0].colour", "unknown field `colour`, expected one of …").as_deref(), Some("events[0].colour"));
-        assert_eq!(field_of("event", "unknown field `event`, expected `events`").as_deref(), Some("event"));
+        assert_eq!(
+            field_of("events[0].colour", "unknown field `colour`, expected one of …").as_deref(),
+            Some("events[0].colour")
+        );
+        assert_eq!(
+            field_of("event", "unknown field `event`, expected `events`").as_deref(),
+            Some("event")
+        );
     }
 }

@@ -55,33 +55,73 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 /// `GET /v1/models/current`: the live full manifest.
 pub async fn current(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let model = state.models.current().ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
-    Ok(cached(&headers, model.full.manifest_bytes.clone(), "application/json", &model.full.manifest_sha256, "no-cache"))
+    let model = state
+        .models
+        .current()
+        .ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
+    Ok(cached(
+        &headers,
+        model.full.manifest_bytes.clone(),
+        "application/json",
+        &model.full.manifest_sha256,
+        "no-cache",
+    ))
 }
 
 /// `GET /v1/models/current/browser`: the live browser manifest.
-pub async fn current_browser(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let model = state.models.current().ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
-    Ok(cached(&headers, model.browser.manifest_bytes.clone(), "application/json", &model.browser.manifest_sha256, "no-cache"))
+pub async fn current_browser(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let model = state
+        .models
+        .current()
+        .ok_or_else(|| ApiError::NotFound("no model has been published yet".into()))?;
+    Ok(cached(
+        &headers,
+        model.browser.manifest_bytes.clone(),
+        "application/json",
+        &model.browser.manifest_sha256,
+        "no-cache",
+    ))
 }
 
 /// `GET /v1/models/{version}/{file}`: a file of the full bundle.
-pub async fn file(State(state): State<AppState>, Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn file(
+    State(state): State<AppState>,
+    Path((version, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let model = state.models.get(&state.store, &version).await?;
     serve_file(&model.full, &format!("model {version}"), &file, &headers)
 }
 
 /// `GET /v1/models/{version}/browser/{file}`: a file of the browser bundle.
-pub async fn browser_file(State(state): State<AppState>, Path((version, file)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn browser_file(
+    State(state): State<AppState>,
+    Path((version, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let model = state.models.get(&state.store, &version).await?;
     serve_file(&model.browser, &format!("the browser bundle of model {version}"), &file, &headers)
 }
 
 /// One immutable file of a bundle, or 404 for a name its manifest does not list.
-fn serve_file(bundle: &ServedFiles, what: &str, file: &str, headers: &HeaderMap) -> ApiResult<Response> {
+fn serve_file(
+    bundle: &ServedFiles,
+    what: &str,
+    file: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let not_found = || ApiError::NotFound(format!("{what} has no file `{file}`"));
     if file == MANIFEST {
-        return Ok(cached(headers, bundle.manifest_bytes.clone(), "application/json", &bundle.manifest_sha256, IMMUTABLE));
+        return Ok(cached(
+            headers,
+            bundle.manifest_bytes.clone(),
+            "application/json",
+            &bundle.manifest_sha256,
+            IMMUTABLE,
+        ));
     }
     let entry = bundle.manifest.files.get(file).ok_or_else(not_found)?;
     let bytes = bundle.files.get(file).ok_or_else(not_found)?.clone();
@@ -93,7 +133,13 @@ fn content_type(file: &str) -> &'static str {
 }
 
 /// A response with `ETag` and `Cache-Control`, or a 304 when `If-None-Match` matches.
-pub fn cached(headers: &HeaderMap, body: bytes::Bytes, content_type: &'static str, sha256: &str, cache_control: &'static str) -> Response {
+pub fn cached(
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+    content_type: &'static str,
+    sha256: &str,
+    cache_control: &'static str,
+) -> Response {
     let etag = format!("\"{sha256}\"");
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
@@ -102,7 +148,11 @@ pub fn cached(headers: &HeaderMap, body: bytes::Bytes, content_type: &'static st
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag);
-    let mut response = if matches { StatusCode::NOT_MODIFIED.into_response() } else { Response::new(Body::from(body)) };
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Response::new(Body::from(body))
+    };
     let h = response.headers_mut();
     if !matches {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -144,7 +194,8 @@ pub async fn vectors(
     query: Result<Query<VectorsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(Some("ids".into()), e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(Some("ids".into()), e.body_text()))?;
     let raw = query.ids.ok_or_else(|| ApiError::invalid("ids", "give ids=a,b,c"))?;
     let mut ids: Vec<String> = Vec::new();
     for id in raw.split(',').map(str::trim) {
@@ -156,38 +207,59 @@ pub async fn vectors(
         }
     }
     if ids.len() > MAX_CANDIDATES {
-        return Err(ApiError::invalid("ids", format!("{} ids; at most {MAX_CANDIDATES} per request", ids.len())));
+        return Err(ApiError::invalid(
+            "ids",
+            format!("{} ids; at most {MAX_CANDIDATES} per request", ids.len()),
+        ));
     }
     let model = state.models.get(&state.store, &version).await?;
     // Content for every id the catalog has; the model ignores it for the ids it knows.
-    let mut stored = state.store.items_by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    let mut stored =
+        state.store.items_by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     let items: Vec<(String, Option<ItemContent>)> = ids
         .into_iter()
         .map(|id| {
-            let content = stored.remove(&id).map(|it| ItemContent { text: it.text, category: it.category, price_level: it.price_level });
+            let content = stored.remove(&id).map(|it| ItemContent {
+                text: it.text,
+                category: it.category,
+                price_level: it.price_level,
+            });
             (id, content)
         })
         .collect();
-    let (body, immutable) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, bool)> {
-        let computed = model.item_vectors(&items)?;
-        let engine = model.engine()?;
-        let mut answer = Vectors { model_version: model.version(), dim: engine.model_dim(), vectors: Vec::new(), from_content: Vec::new(), missing: Vec::new() };
-        for ((id, _), vector) in items.into_iter().zip(computed) {
-            match vector {
-                None => answer.missing.push(id),
-                Some(vector) => {
-                    if engine.encoder().item_row(&id).is_none() {
-                        answer.from_content.push(id.clone());
+    let (body, immutable) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, bool)> {
+            let computed = model.item_vectors(&items)?;
+            let engine = model.engine()?;
+            let mut answer = Vectors {
+                model_version: model.version(),
+                dim: engine.model_dim(),
+                vectors: Vec::new(),
+                from_content: Vec::new(),
+                missing: Vec::new(),
+            };
+            for ((id, _), vector) in items.into_iter().zip(computed) {
+                match vector {
+                    None => answer.missing.push(id),
+                    Some(vector) => {
+                        if engine.encoder().item_row(&id).is_none() {
+                            answer.from_content.push(id.clone());
+                        }
+                        answer.vectors.push(ItemVector { item_id: id, vector });
                     }
-                    answer.vectors.push(ItemVector { item_id: id, vector });
                 }
             }
-        }
-        let immutable = answer.from_content.is_empty() && answer.missing.is_empty();
-        Ok((serde_json::to_vec(&answer)?, immutable))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+            let immutable = answer.from_content.is_empty() && answer.missing.is_empty();
+            Ok((serde_json::to_vec(&answer)?, immutable))
+        })
+        .await
+        .map_err(ApiError::internal)??;
     let sha = sessionrank_core::bundle::sha256_hex(&body);
-    Ok(cached(&headers, body.into(), "application/json", &sha, if immutable { IMMUTABLE } else { ONE_MINUTE }))
+    Ok(cached(
+        &headers,
+        body.into(),
+        "application/json",
+        &sha,
+        if immutable { IMMUTABLE } else { ONE_MINUTE },
+    ))
 }

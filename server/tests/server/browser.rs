@@ -35,20 +35,26 @@ use crate::common::*;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-
-
 /// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1)
 /// but cannot.
 fn browser_available() -> bool {
     let required = std::env::var("SESSIONRANK_BROWSER_TESTS").is_ok_and(|v| v == "1");
     let pkg = repo().join("web/pkg/sessionrank_bg.wasm");
-    let missing: Vec<String> =
-        [pkg.as_path(), Path::new(CHROMEDRIVER)].iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    let missing: Vec<String> = [pkg.as_path(), Path::new(CHROMEDRIVER)]
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
     if missing.is_empty() {
         return true;
     }
-    assert!(!required, "SESSIONRANK_BROWSER_TESTS=1 but missing: {missing:?} (run scripts/build-wasm; apt install chromium chromium-driver)");
-    eprintln!("skipping the browser test: missing {missing:?} (scripts/test builds and installs them)");
+    assert!(
+        !required,
+        "SESSIONRANK_BROWSER_TESTS=1 but missing: {missing:?} (run scripts/build-wasm; apt install chromium chromium-driver)"
+    );
+    eprintln!(
+        "skipping the browser test: missing {missing:?} (scripts/test builds and installs them)"
+    );
     false
 }
 
@@ -83,8 +89,11 @@ impl Browser {
             assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not come up");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let caps: Value = serde_json::from_str(&std::fs::read_to_string(repo().join("crates/wasm/webdriver.json")).expect("webdriver.json"))
-            .expect("webdriver.json parses");
+        let caps: Value = serde_json::from_str(
+            &std::fs::read_to_string(repo().join("crates/wasm/webdriver.json"))
+                .expect("webdriver.json"),
+        )
+        .expect("webdriver.json parses");
         let mut always = json!({"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"}});
         for (k, v) in caps.as_object().expect("object") {
             always[k] = v.clone();
@@ -100,7 +109,12 @@ impl Browser {
     async fn call(&self, method: &str, path: &str, body: Value) -> Value {
         // A fresh connection per command: chromedriver may close idle keep-alive connections.
         let mut c = Client::connect(self.addr).await.expect("connect to chromedriver");
-        let r = if method == "GET" { c.get(path).await } else { c.json(method, path, &body, None).await }.expect("webdriver call");
+        let r = if method == "GET" {
+            c.get(path).await
+        } else {
+            c.json(method, path, &body, None).await
+        }
+        .expect("webdriver call");
         let v: Value = r.json().expect("webdriver answers JSON");
         assert_eq!(r.status, 200, "{method} {path}: {v}");
         v["value"].clone()
@@ -126,8 +140,12 @@ impl Browser {
             if !v.is_null() {
                 return v;
             }
-            let status = self.js("return document.getElementById('status')?.textContent ?? ''").await;
-            assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}; status: {status}");
+            let status =
+                self.js("return document.getElementById('status')?.textContent ?? ''").await;
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}; status: {status}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -143,12 +161,21 @@ impl Browser {
     /// returns that state.
     async fn open_page(&self, url: &str) -> String {
         self.goto(url).await;
-        let state = self.wait_for("document.body.dataset.state !== 'loading' && document.body.dataset.state", url).await;
+        let state = self
+            .wait_for(
+                "document.body.dataset.state !== 'loading' && document.body.dataset.state",
+                url,
+            )
+            .await;
         state.as_str().expect("state").to_string()
     }
 
     async fn status(&self) -> String {
-        self.js("return document.getElementById('status').textContent").await.as_str().unwrap_or_default().to_string()
+        self.js("return document.getElementById('status').textContent")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn renders(&self) -> u64 {
@@ -164,7 +191,12 @@ impl Browser {
     /// Console messages at level SEVERE since the last call.
     async fn console_errors(&self) -> Vec<String> {
         let v = self.cmd("POST", "/se/log", json!({"type": "browser"})).await;
-        v.as_array().expect("log entries").iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].to_string()).collect()
+        v.as_array()
+            .expect("log entries")
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].to_string())
+            .collect()
     }
 
     async fn screenshot(&self) -> Vec<u8> {
@@ -222,13 +254,18 @@ impl Site {
         for d in ["demo", "storefront", "pkg"] {
             copy_dir(&repo().join("web").join(d), &web.path().join(d));
         }
-        let bundle = ModelBundle::read_dir(&repo().join("tests/fixtures/bundle-slice")).expect("the committed bundle reads");
+        let bundle = ModelBundle::read_dir(&repo().join("tests/fixtures/bundle-slice"))
+            .expect("the committed bundle reads");
         let browser = bundle.browser().expect("the committed bundle's browser bundle");
         let mut broken = browser.clone();
         let weights = broken.files.get_mut("weights.bpk").expect("weights file");
         weights.truncate(weights.len() / 2);
         std::fs::create_dir_all(web.path().join("broken-model")).expect("mkdir");
-        std::fs::write(web.path().join("broken-model/manifest.json"), browser.manifest_json().expect("manifest")).expect("write");
+        std::fs::write(
+            web.path().join("broken-model/manifest.json"),
+            browser.manifest_json().expect("manifest"),
+        )
+        .expect("write");
         for (name, bytes) in &broken.files {
             std::fs::write(web.path().join("broken-model").join(name), bytes).expect("write");
         }
@@ -246,19 +283,35 @@ impl Site {
         }));
 
         // The bundled real sample: catalog, then its sessions (popularity = upstream order).
-        let data = import_named("diginetica-slice", &repo().join("tests/data")).expect("the bundled sample imports").dataset;
+        let data = import_named("diginetica-slice", &repo().join("tests/data"))
+            .expect("the bundled sample imports")
+            .dataset;
         let mut c = Client::connect(addr).await.expect("connect");
         put_catalog(&mut c, &data.catalog).await;
         for chunk in training_events(&data, 3000).chunks(1000) {
-            let r = c.json("POST", "/v1/events", &json!({"events": chunk}), None).await.expect("POST events");
+            let r = c
+                .json("POST", "/v1/events", &json!({"events": chunk}), None)
+                .await
+                .expect("POST events");
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         }
-        Self { url: format!("http://{addr}"), bundle, _dirs: (web, data_dir), stop: Some(stop), server: Some(server) }
+        Self {
+            url: format!("http://{addr}"),
+            bundle,
+            _dirs: (web, data_dir),
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
     async fn candidates(&self, limit: usize) -> Vec<Value> {
         let addr = self.url.trim_start_matches("http://").parse().expect("addr");
-        let r = Client::connect(addr).await.expect("connect").get(&format!("/v1/candidates?limit={limit}")).await.expect("candidates");
+        let r = Client::connect(addr)
+            .await
+            .expect("connect")
+            .get(&format!("/v1/candidates?limit={limit}"))
+            .await
+            .expect("candidates");
         r.json().expect("json")["items"].as_array().expect("items").clone()
     }
 
@@ -325,7 +378,11 @@ async fn click_at(b: &Browser, list: &str, position: usize, button: &str) -> Str
     let order = b.order(list).await;
     let id = order[position].clone();
     b.click(&format!("{list} > li[data-item-id=\"{id}\"] {button}")).await;
-    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "the re-render after a click").await;
+    b.wait_for(
+        &format!("Number(document.body.dataset.renders) > {before}"),
+        "the re-render after a click",
+    )
+    .await;
     id
 }
 
@@ -335,9 +392,20 @@ async fn assert_browser_bundle_only(site: &Site) {
     let addr = site.url.trim_start_matches("http://").parse().expect("addr");
     let r = Client::connect(addr).await.expect("connect").get("/metrics").await.expect("metrics");
     let text = String::from_utf8_lossy(&r.body).into_owned();
-    let served = |route: &str| text.lines().any(|l| l.starts_with("sessionrank_http_requests_total{") && l.contains(&format!("route=\"{route}\",status=\"200\"")));
-    assert!(served("/v1/models/{version}/browser/{file}"), "the browser bundle was downloaded:\n{text}");
-    assert!(!text.contains("route=\"/v1/models/{version}/{file}\""), "no full-bundle file was downloaded:\n{text}");
+    let served = |route: &str| {
+        text.lines().any(|l| {
+            l.starts_with("sessionrank_http_requests_total{")
+                && l.contains(&format!("route=\"{route}\",status=\"200\""))
+        })
+    };
+    assert!(
+        served("/v1/models/{version}/browser/{file}"),
+        "the browser bundle was downloaded:\n{text}"
+    );
+    assert!(
+        !text.contains("route=\"/v1/models/{version}/{file}\""),
+        "no full-bundle file was downloaded:\n{text}"
+    );
 }
 
 fn save_screenshot(png: &[u8], name: &str) -> PathBuf {
@@ -358,11 +426,20 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
     let site = Site::start().await;
     let b = Browser::start().await;
     let candidates = site.candidates(60).await;
-    let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+    let upstream: Vec<String> =
+        candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
 
-    assert_eq!(b.open_page(&format!("{}/demo/", site.url)).await, "ready", "status: {}", b.status().await);
+    assert_eq!(
+        b.open_page(&format!("{}/demo/", site.url)).await,
+        "ready",
+        "status: {}",
+        b.status().await
+    );
     assert_eq!(b.order("#grid").await, upstream, "before any click: upstream order");
-    assert_eq!(b.js("return document.getElementById('model-version').textContent").await, site.bundle.manifest.model_version.as_str());
+    assert_eq!(
+        b.js("return document.getElementById('model-version').textContent").await,
+        site.bundle.manifest.model_version.as_str()
+    );
 
     // Three products, picked from the list as it stands at each click; the last one to the cart.
     let first = click_at(&b, "#grid", 4, "button[data-action=open]").await;
@@ -373,8 +450,17 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
         "return [...document.querySelectorAll('#session-events > li')].map(li => ({itemId: li.dataset.itemId, kind: li.dataset.kind, timestamp: Number(li.dataset.timestamp)}))",
     )
     .await;
-    let ids: Vec<&str> = events.as_array().expect("events").iter().map(|e| e["itemId"].as_str().expect("id")).collect();
-    assert_eq!(ids, [first.as_str(), second.as_str(), third.as_str()], "the session panel lists the three actions");
+    let ids: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["itemId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [first.as_str(), second.as_str(), third.as_str()],
+        "the session panel lists the three actions"
+    );
     assert_eq!(events[2]["kind"], "add_to_cart");
 
     let visible = b.order("#grid").await;
@@ -382,11 +468,18 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
     assert_eq!(visible, native, "the page shows the native engine's order for the same session");
     assert_browser_bundle_only(&site).await;
     assert_ne!(visible, upstream, "three clicks changed the order");
-    let because = b.js("return document.querySelectorAll('#grid .because').length").await.as_u64().unwrap_or(0);
+    let because = b
+        .js("return document.querySelectorAll('#grid .because').length")
+        .await
+        .as_u64()
+        .unwrap_or(0);
     assert!(because > 0, "re-ranked items say why");
     let latency = b.js("return document.getElementById('latency').textContent").await;
     assert!(latency.as_str().is_some_and(|t| t.ends_with(" ms)")), "latency shown: {latency}");
-    assert_eq!(b.js("return document.getElementById('backend').textContent").await, "CPU (WebAssembly)");
+    assert_eq!(
+        b.js("return document.getElementById('backend').textContent").await,
+        "CPU (WebAssembly)"
+    );
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     let shot = save_screenshot(&b.screenshot().await, "demo.png");
@@ -404,17 +497,28 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
 
     // The session survives a reload (sessionStorage) and the page re-ranks it at once.
     b.goto(&format!("{}/demo/", site.url)).await;
-    b.wait_for("document.getElementById('grid').dataset.order === 'personalised'", "the restored session's ranking").await;
+    b.wait_for(
+        "document.getElementById('grid').dataset.order === 'personalised'",
+        "the restored session's ranking",
+    )
+    .await;
     assert_eq!(b.order("#grid").await, native, "after a reload");
 
     // Tampered weights: upstream order, and the page says personalisation is off.
     b.js("sessionStorage.clear(); return null").await;
-    assert_eq!(b.open_page(&format!("{}/demo/?model=/broken-model/manifest.json", site.url)).await, "degraded");
+    assert_eq!(
+        b.open_page(&format!("{}/demo/?model=/broken-model/manifest.json", site.url)).await,
+        "degraded"
+    );
     let status = b.status().await;
-    assert!(status.contains("Personalisation is off") && status.contains("checksum_mismatch"), "{status}");
+    assert!(
+        status.contains("Personalisation is off") && status.contains("checksum_mismatch"),
+        "{status}"
+    );
     assert_eq!(b.order("#grid").await, upstream);
     // Clicking still works and keeps the order.
-    b.click(&format!("#grid > li[data-item-id=\"{}\"] button[data-action=open]", upstream[3])).await;
+    b.click(&format!("#grid > li[data-item-id=\"{}\"] button[data-action=open]", upstream[3]))
+        .await;
     assert_eq!(b.order("#grid").await, upstream);
     save_screenshot(&b.screenshot().await, "demo-degraded.png");
 
@@ -430,9 +534,15 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     let site = Site::start().await;
     let b = Browser::start().await;
     let candidates = site.candidates(40).await;
-    let upstream: Vec<String> = candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+    let upstream: Vec<String> =
+        candidates.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
 
-    assert_eq!(b.open_page(&format!("{}/storefront/", site.url)).await, "ready", "status: {}", b.status().await);
+    assert_eq!(
+        b.open_page(&format!("{}/storefront/", site.url)).await,
+        "ready",
+        "status: {}",
+        b.status().await
+    );
     assert_eq!(b.order("#products").await, upstream);
     for position in [4, 9, 2] {
         click_at(&b, "#products", position, "button").await;
@@ -440,7 +550,12 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     let key = format!("sessionrank:session:{}:worker", site.bundle.manifest.model_version);
     let events = b.js(&format!("return JSON.parse(sessionStorage.getItem('{key}'))")).await;
     assert_eq!(events.as_array().map(Vec::len), Some(3), "{events}");
-    assert!(events.as_array().expect("events").iter().all(|e| e["vector"].as_array().is_some_and(|v| v.len() == site.bundle.manifest.config.d_model)), "stored events keep their vectors: {events}");
+    assert!(
+        events.as_array().expect("events").iter().all(|e| e["vector"]
+            .as_array()
+            .is_some_and(|v| v.len() == site.bundle.manifest.config.d_model)),
+        "stored events keep their vectors: {events}"
+    );
     assert_eq!(b.order("#products").await, site.native_order(&events, &candidates));
     assert_browser_bundle_only(&site).await;
     let errors = b.console_errors().await;
@@ -448,7 +563,10 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     save_screenshot(&b.screenshot().await, "storefront.png");
 
     b.js("sessionStorage.clear(); return null").await;
-    assert_eq!(b.open_page(&format!("{}/storefront/?model=/broken-model/manifest.json", site.url)).await, "degraded");
+    assert_eq!(
+        b.open_page(&format!("{}/storefront/?model=/broken-model/manifest.json", site.url)).await,
+        "degraded"
+    );
     let status = b.status().await;
     assert!(status.contains("Personalisation is off"), "{status}");
     assert_eq!(b.order("#products").await, upstream);

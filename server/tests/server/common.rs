@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
+use burn::tensor::Device;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use burn::tensor::Device;
 use sessionrank_core::ModelBundle;
 use sessionrank_data::{Catalog, Dataset, EventKind, Item};
-use sessionrank_server::client::Client;
 use sessionrank_model::ModelConfig;
-use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
+use sessionrank_server::client::Client;
 use sessionrank_server::config::{RetrainConfig, TrainDevice};
 use sessionrank_server::{AppState, Config};
+use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -32,9 +32,22 @@ pub fn tiny_bundle(version: &str) -> ModelBundle {
             price_level: Some((i % 8) as u8),
         });
     }
-    let dataset = Dataset { name: "test".into(), catalog, train: Vec::new(), valid: Vec::new(), test: Vec::new() };
-    let base = ModelConfig::new(0, 0, 0).with_d_model(16).with_n_layers(1).with_n_heads(2).with_d_ff(64).with_max_len(20);
-    let encoder = build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates).expect("encoder");
+    let dataset = Dataset {
+        name: "test".into(),
+        catalog,
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+    };
+    let base = ModelConfig::new(0, 0, 0)
+        .with_d_model(16)
+        .with_n_layers(1)
+        .with_n_heads(2)
+        .with_d_ff(64)
+        .with_max_len(20);
+    let encoder =
+        build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)
+            .expect("encoder");
     let config = complete_config(base, &encoder);
     let model = config.init(&Device::flex());
     let bundle = bundle_for(&dataset, &config, &model, &encoder, json!({}), false).expect("bundle");
@@ -89,7 +102,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -102,12 +116,22 @@ impl Resp {
     }
 }
 
-pub async fn call(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Resp {
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Resp {
     let mut req = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = app.clone().oneshot(req.body(body.into()).expect("request builds")).await.expect("infallible");
+    let resp = app
+        .clone()
+        .oneshot(req.body(body.into()).expect("request builds"))
+        .await
+        .expect("infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body reads").to_bytes();
@@ -191,7 +215,8 @@ pub async fn put_catalog(c: &mut Client, catalog: &Catalog) {
     for chunk in catalog.items().chunks(2000) {
         let items: Vec<Value> =
             chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
-        let r = c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
+        let r =
+            c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
 }
@@ -214,7 +239,10 @@ pub fn training_events(data: &Dataset, sessions: usize) -> Vec<Value> {
 /// package's directory): a compile-time path would go stale when checkouts share a build cache.
 pub fn repo() -> PathBuf {
     let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+    cwd.ancestors()
+        .find(|d| d.join("Trunk.toml").is_file())
+        .map(Path::to_path_buf)
+        .expect("run inside the repository")
 }
 
 /// The committed real sample (`tests/data`: the Diginetica metadata slice), so the tests that

@@ -24,7 +24,11 @@ async fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> (Child
 }
 
 /// [`start`] with a TOML configuration file.
-async fn start_with(data_dir: &std::path::Path, database_url: Option<&str>, config: Option<&std::path::Path>) -> (Child, SocketAddr) {
+async fn start_with(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    config: Option<&std::path::Path>,
+) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionrank"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
     if let Some(path) = config {
@@ -98,11 +102,19 @@ pub async fn kill_during_ingest_loses_no_acknowledged_event(database_url: Option
 
     let (mut child, addr) = start(dir.path(), database_url.as_deref()).await;
     let mut c = Client::connect(addr).await.expect("connect after restart");
-    let stats = c.json("GET", "/admin/stats", &json!(null), Some(TOKEN)).await.expect("stats").json().expect("json");
+    let stats = c
+        .json("GET", "/admin/stats", &json!(null), Some(TOKEN))
+        .await
+        .expect("stats")
+        .json()
+        .expect("json");
     let stored = stats["events"].as_u64().expect("events");
     eprintln!("acknowledged {acked} events before SIGKILL; {stored} stored after restart");
     assert!(stored >= acked, "lost acknowledged events: {acked} acknowledged, {stored} stored");
-    assert!(stored - acked <= (WORKERS * BATCH) as u64, "more unacknowledged events than were in flight");
+    assert!(
+        stored - acked <= (WORKERS * BATCH) as u64,
+        "more unacknowledged events than were in flight"
+    );
     assert_eq!(stored % BATCH as u64, 0, "a batch was stored in part");
     child.start_kill().expect("SIGKILL");
     let _ = child.wait().await;
@@ -147,8 +159,17 @@ async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files()
     // A live model from a quick job.
     let (mut child, addr) = start_with(&data_dir, None, Some(&quick)).await;
     let mut c = Client::connect(addr).await.expect("connect");
-    assert_eq!(c.json("PUT", "/v1/items", &items_json(100), None).await.expect("items").status, 200);
-    assert_eq!(c.json("POST", "/v1/events", &events_json(1500, 100, 0), None).await.expect("events").status, 200);
+    assert_eq!(
+        c.json("PUT", "/v1/items", &items_json(100), None).await.expect("items").status,
+        200
+    );
+    assert_eq!(
+        c.json("POST", "/v1/events", &events_json(1500, 100, 0), None)
+            .await
+            .expect("events")
+            .status,
+        200
+    );
     let id = start_retrain(&mut c).await;
     let start = std::time::Instant::now();
     let job = loop {
@@ -173,12 +194,17 @@ async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files()
         let job = admin_get(&mut c, &format!("/admin/jobs/{id}")).await;
         assert_eq!(job["state"], "running", "{job}");
         // Progress moves inside the training stage: a finished epoch with validation metrics.
-        if job["stage"] == "training" && job["metrics"]["training"]["last_epoch"]["valid"]["mrr_at_20"].is_number() {
+        if job["stage"] == "training"
+            && job["metrics"]["training"]["last_epoch"]["valid"]["mrr_at_20"].is_number()
+        {
             assert!(job["progress"].as_f64().is_some_and(|p| p > 0.1 && p < 0.8), "{job}");
-            let metrics = String::from_utf8_lossy(&c.get("/metrics").await.expect("metrics").body).into_owned();
+            let metrics = String::from_utf8_lossy(&c.get("/metrics").await.expect("metrics").body)
+                .into_owned();
             let gauge = metrics
                 .lines()
-                .find_map(|l| l.strip_prefix(&format!("sessionrank_training_progress{{job=\"{id}\"}} ")))
+                .find_map(|l| {
+                    l.strip_prefix(&format!("sessionrank_training_progress{{job=\"{id}\"}} "))
+                })
                 .and_then(|v| v.parse::<f64>().ok());
             assert!(gauge.is_some_and(|g| g > 0.1), "the progress gauge moves: {metrics}");
             break;
@@ -199,11 +225,15 @@ async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files()
     assert_eq!(job["published"], false);
     // Only complete bundles: the live one and the pointer, each bundle verifying.
     let models = data_dir.join("models");
-    let mut entries: Vec<String> = std::fs::read_dir(&models).expect("models dir").filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect();
+    let mut entries: Vec<String> = std::fs::read_dir(&models)
+        .expect("models dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
     entries.sort();
     assert_eq!(entries, vec![live.clone(), "current".to_string()], "no partial files");
     sessionrank_core::ModelBundle::read_dir(&models.join(&live)).expect("the live bundle verifies");
-    sessionrank_core::ModelBundle::read_dir(&models.join(&live).join("browser")).expect("and its browser bundle");
+    sessionrank_core::ModelBundle::read_dir(&models.join(&live).join("browser"))
+        .expect("and its browser bundle");
     let list = c.get("/v1/models").await.expect("models").json().expect("json");
     assert_eq!(list["versions"].as_array().map(Vec::len), Some(1), "{list}");
     child.start_kill().expect("SIGKILL");

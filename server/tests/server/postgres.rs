@@ -14,7 +14,9 @@ const ENV: &str = "SESSIONRANK_TEST_POSTGRES_URL";
 /// A URL whose connections use a fresh schema, or `None` (skip) without the variable.
 async fn fresh_url(test: &str) -> Option<String> {
     let Some(base) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped {test}: set {ENV} (scripts/postgres-test-setup.sh prints one) to run the PostgreSQL tests");
+        eprintln!(
+            "skipped {test}: set {ENV} (scripts/postgres-test-setup.sh prints one) to run the PostgreSQL tests"
+        );
         return None;
     };
     let schema = format!("t_{}_{:x}", test, rand_suffix());
@@ -25,11 +27,17 @@ async fn fresh_url(test: &str) -> Option<String> {
 }
 
 fn rand_suffix() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     t ^ (std::process::id() as u64) << 32
 }
 
-async fn pg_state(test: &str, configure: impl FnOnce(&mut sessionrank_server::Config)) -> Option<(tempfile::TempDir, AppState)> {
+async fn pg_state(
+    test: &str,
+    configure: impl FnOnce(&mut sessionrank_server::Config),
+) -> Option<(tempfile::TempDir, AppState)> {
     let url = fresh_url(test).await?;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path());

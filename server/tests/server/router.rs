@@ -8,7 +8,9 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::bundle::sha256_hex;
 use sessionrank_core::reranker::read_f32;
-use sessionrank_core::{BundleKind, Candidate, ItemContent, ModelBundle, Prepared, Reranker, SessionEvent};
+use sessionrank_core::{
+    BundleKind, Candidate, ItemContent, ModelBundle, Prepared, Reranker, SessionEvent,
+};
 use sessionrank_data::EventKind;
 use sessionrank_server::app;
 use sessionrank_server::publish::publish;
@@ -52,14 +54,20 @@ pub async fn events_are_stored_once_per_idempotency_key(state: AppState) {
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(text.contains("sessionrank_events_ingested_total{type=\"view\"} 20"), "{text}");
     assert!(text.contains("sessionrank_event_batches_replayed_total 1"), "{text}");
-    assert!(text.contains("sessionrank_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/events\"}"), "{text}");
+    assert!(
+        text.contains(
+            "sessionrank_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/events\"}"
+        ),
+        "{text}"
+    );
 }
 
 pub async fn bad_events_are_rejected_naming_the_field_and_store_nothing(state: AppState) {
     let app = app(state);
     send_json(&app, "PUT", "/v1/items", &items_json(10)).await;
     let ok = |over: Value| {
-        let mut e = json!({"session_id": "s", "item_id": "i1", "type": "view", "timestamp": 1_700_000_000});
+        let mut e =
+            json!({"session_id": "s", "item_id": "i1", "type": "view", "timestamp": 1_700_000_000});
         if let (Some(e), Some(over)) = (e.as_object_mut(), over.as_object()) {
             for (k, v) in over {
                 if v.is_null() {
@@ -72,14 +80,46 @@ pub async fn bad_events_are_rejected_naming_the_field_and_store_nothing(state: A
         e
     };
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"events": [ok(json!({})), ok(json!({"type": "like"}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[1].type"),
-        (json!({"events": [ok(json!({})), ok(json!({})), ok(json!({"item_id": "nope"}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[2].item_id"),
-        (json!({"events": [ok(json!({"timestamp": "yesterday"}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].timestamp"),
-        (json!({"events": [ok(json!({"timestamp": 1_700_000_000_000i64}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].timestamp"),
-        (json!({"events": [ok(json!({"timestamp": null}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].timestamp"),
-        (json!({"events": [ok(json!({"session_id": 7}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].session_id"),
-        (json!({"events": [ok(json!({"session_id": " "}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].session_id"),
-        (json!({"events": [ok(json!({"colour": "red"}))]}), StatusCode::UNPROCESSABLE_ENTITY, "events[0].colour"),
+        (
+            json!({"events": [ok(json!({})), ok(json!({"type": "like"}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[1].type",
+        ),
+        (
+            json!({"events": [ok(json!({})), ok(json!({})), ok(json!({"item_id": "nope"}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[2].item_id",
+        ),
+        (
+            json!({"events": [ok(json!({"timestamp": "yesterday"}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].timestamp",
+        ),
+        (
+            json!({"events": [ok(json!({"timestamp": 1_700_000_000_000i64}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].timestamp",
+        ),
+        (
+            json!({"events": [ok(json!({"timestamp": null}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].timestamp",
+        ),
+        (
+            json!({"events": [ok(json!({"session_id": 7}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].session_id",
+        ),
+        (
+            json!({"events": [ok(json!({"session_id": " "}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].session_id",
+        ),
+        (
+            json!({"events": [ok(json!({"colour": "red"}))]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "events[0].colour",
+        ),
         (json!({"events": []}), StatusCode::UNPROCESSABLE_ENTITY, "events"),
         (json!({"event": []}), StatusCode::UNPROCESSABLE_ENTITY, "event"),
         (json!("a string"), StatusCode::UNPROCESSABLE_ENTITY, "body"),
@@ -91,14 +131,28 @@ pub async fn bad_events_are_rejected_naming_the_field_and_store_nothing(state: A
         assert!(r.json()["error"].as_str().is_some_and(|e| !e.is_empty()));
     }
     // Malformed JSON: 400 naming where it broke.
-    let r = call(&app, "POST", "/v1/events", &[("content-type", "application/json")], "{\"events\": [{\"session_id\": \"s\",").await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/events",
+        &[("content-type", "application/json")],
+        "{\"events\": [{\"session_id\": \"s\",",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["error"].as_str().is_some_and(|e| e.starts_with("malformed JSON")));
     // Not JSON at all.
     let r = call(&app, "POST", "/v1/events", &[("content-type", "text/plain")], "hello").await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A bad idempotency key.
-    let r = call(&app, "POST", "/v1/events", &[("content-type", "application/json"), ("idempotency-key", "has space")], events_json(1, 10, 0).to_string()).await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/events",
+        &[("content-type", "application/json"), ("idempotency-key", "has space")],
+        events_json(1, 10, 0).to_string(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.field(), "Idempotency-Key");
     assert_eq!(stats(&app).await["events"], 0, "nothing partial was stored");
@@ -107,17 +161,53 @@ pub async fn bad_events_are_rejected_naming_the_field_and_store_nothing(state: A
 pub async fn items_are_validated_and_upserted(state: AppState) {
     let app = app(state);
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"items": [{"id": "a", "price": "NaN"}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price"),
-        (json!({"items": [{"id": "a", "price": 1.0}, {"id": "b", "price": -3.5}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[1].price"),
-        (json!({"items": [{"id": "a", "price": "inf"}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price"),
-        (json!({"items": [{"id": "a", "price": "cheap"}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price"),
-        (json!({"items": [{"id": "a", "price": true}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price"),
-        (json!({"items": [{"id": "a", "price_level": 16}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price_level"),
-        (json!({"items": [{"id": "a", "price": 3, "price_level": 2}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].price_level"),
+        (
+            json!({"items": [{"id": "a", "price": "NaN"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price",
+        ),
+        (
+            json!({"items": [{"id": "a", "price": 1.0}, {"id": "b", "price": -3.5}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[1].price",
+        ),
+        (
+            json!({"items": [{"id": "a", "price": "inf"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price",
+        ),
+        (
+            json!({"items": [{"id": "a", "price": "cheap"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price",
+        ),
+        (
+            json!({"items": [{"id": "a", "price": true}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price",
+        ),
+        (
+            json!({"items": [{"id": "a", "price_level": 16}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price_level",
+        ),
+        (
+            json!({"items": [{"id": "a", "price": 3, "price_level": 2}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].price_level",
+        ),
         (json!({"items": [{"id": ""}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].id"),
-        (json!({"items": [{"id": "a"}, {"id": "a"}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[1].id"),
+        (
+            json!({"items": [{"id": "a"}, {"id": "a"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[1].id",
+        ),
         (json!({"items": [{"text": "no id"}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].id"),
-        (json!({"items": [{"id": "a", "text": 5}]}), StatusCode::UNPROCESSABLE_ENTITY, "items[0].text"),
+        (
+            json!({"items": [{"id": "a", "text": 5}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].text",
+        ),
         (json!({"items": []}), StatusCode::UNPROCESSABLE_ENTITY, "items"),
     ];
     for (body, status, field) in cases {
@@ -126,7 +216,14 @@ pub async fn items_are_validated_and_upserted(state: AppState) {
         assert_eq!(r.field(), field, "{body} → {}", String::from_utf8_lossy(&r.body));
     }
     // A NaN literal is not JSON: 400, still naming the field.
-    let r = call(&app, "PUT", "/v1/items", &[("content-type", "application/json")], r#"{"items": [{"id": "a", "price": NaN}]}"#).await;
+    let r = call(
+        &app,
+        "PUT",
+        "/v1/items",
+        &[("content-type", "application/json")],
+        r#"{"items": [{"id": "a", "price": NaN}]}"#,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.field(), "items[0].price");
     assert_eq!(stats(&app).await["items"], 0, "nothing partial was stored");
@@ -134,7 +231,13 @@ pub async fn items_are_validated_and_upserted(state: AppState) {
     let r = send_json(&app, "PUT", "/v1/items", &json!({"items": [{"id": "a", "text": "red shoe", "category": "shoes", "price": "59.90"}, {"id": "b"}]})).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.json(), json!({"upserted": 2}));
-    let r = send_json(&app, "PUT", "/v1/items", &json!({"items": [{"id": "a", "text": "blue shoe", "price": 0}]})).await;
+    let r = send_json(
+        &app,
+        "PUT",
+        "/v1/items",
+        &json!({"items": [{"id": "a", "text": "blue shoe", "price": 0}]}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(stats(&app).await["items"], 2, "an update does not add an item");
 }
@@ -155,14 +258,23 @@ pub async fn candidates_are_the_most_interacted_items_first(state: AppState) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
     let body = r.json();
-    let ids: Vec<&str> = body["items"].as_array().expect("items").iter().map(|it| it["id"].as_str().expect("id")).collect();
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|it| it["id"].as_str().expect("id"))
+        .collect();
     assert_eq!(ids, ["i3", "i1", "i5", "i0", "i2"], "by event count, then catalog order");
     assert_eq!(body["items"][0]["events"], 3);
     assert_eq!(body["items"][0]["category"], "c3");
     assert_eq!(body["items"][0]["text"], "item 3 colour 3");
     assert_eq!(body["source"], "popularity");
     let r = call(&app, "GET", "/v1/candidates", &[], "").await;
-    assert_eq!(r.json()["items"].as_array().expect("items").len(), 6, "default limit covers the whole small catalog");
+    assert_eq!(
+        r.json()["items"].as_array().expect("items").len(),
+        6,
+        "default limit covers the whole small catalog"
+    );
 
     for bad in ["0", "1001", "ten", "-1"] {
         let r = call(&app, "GET", &format!("/v1/candidates?limit={bad}"), &[], "").await;
@@ -174,7 +286,10 @@ pub async fn candidates_are_the_most_interacted_items_first(state: AppState) {
     // No live model: the page is served all the same, without vectors.
     let body = call(&app, "GET", "/v1/candidates?limit=2", &[], "").await.json();
     assert_eq!(body["model_version"], Value::Null);
-    assert!(body["items"].as_array().expect("items").iter().all(|it| it.get("vector").is_none()), "{body}");
+    assert!(
+        body["items"].as_array().expect("items").iter().all(|it| it.get("vector").is_none()),
+        "{body}"
+    );
 }
 
 /// The candidates' vectors are the live model's, as the native engine computes them in a
@@ -184,8 +299,14 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
     let router = app(state.clone());
     let bundle = tiny_bundle("20260101-000000-00000001");
     publish(&state, bundle.clone(), true).await.expect("publish");
-    assert_eq!(send_json(&router, "PUT", "/v1/items", &items_json(35)).await.status, StatusCode::OK);
-    assert_eq!(send_json(&router, "POST", "/v1/events", &events_json(20, 35, 0)).await.status, StatusCode::OK);
+    assert_eq!(
+        send_json(&router, "PUT", "/v1/items", &items_json(35)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send_json(&router, "POST", "/v1/events", &events_json(20, 35, 0)).await.status,
+        StatusCode::OK
+    );
 
     let r = call(&router, "GET", "/v1/candidates?limit=35", &[], "").await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -196,7 +317,14 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
     let d = bundle.manifest.config.d_model;
     let served: Vec<Vec<f32>> = items
         .iter()
-        .map(|it| it["vector"].as_array().expect("every candidate has a vector").iter().map(|x| x.as_f64().expect("number") as f32).collect())
+        .map(|it| {
+            it["vector"]
+                .as_array()
+                .expect("every candidate has a vector")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect()
+        })
         .collect();
     assert!(served.iter().all(|v| v.len() == d), "vectors of length d_model = {d}");
 
@@ -215,40 +343,88 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
             vector: None,
         })
         .collect();
-    let session = [SessionEvent { item_id: candidates[0].item_id.clone(), kind: EventKind::View, timestamp: Some(1_700_000_000), content: None, vector: None }];
-    let Prepared::Pending(pending) = engine.prepare(&session, &candidates).expect("prepare") else { panic!("a session with an event is scored") };
+    let session = [SessionEvent {
+        item_id: candidates[0].item_id.clone(),
+        kind: EventKind::View,
+        timestamp: Some(1_700_000_000),
+        content: None,
+        vector: None,
+    }];
+    let Prepared::Pending(pending) = engine.prepare(&session, &candidates).expect("prepare") else {
+        panic!("a session with an event is scored")
+    };
     let table = read_f32(pending.table).expect("table");
     assert_eq!(table.len(), (candidates.len() + 1) * d);
     for (i, v) in served.iter().enumerate() {
         let native = &table[(i + 1) * d..(i + 2) * d];
         let worst = v.iter().zip(native).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-6, "candidate {i} ({}): served vector differs from the engine's by {worst}", candidates[i].item_id);
+        assert!(
+            worst <= 1e-6,
+            "candidate {i} ({}): served vector differs from the engine's by {worst}",
+            candidates[i].item_id
+        );
     }
-    let new_items: Vec<&str> = candidates.iter().map(|c| c.item_id.as_str()).filter(|id| id[1..].parse::<usize>().is_ok_and(|n| n >= 30)).collect();
+    let new_items: Vec<&str> = candidates
+        .iter()
+        .map(|c| c.item_id.as_str())
+        .filter(|id| id[1..].parse::<usize>().is_ok_and(|n| n >= 30))
+        .collect();
     assert_eq!(new_items.len(), 5, "the page holds the items the model has not seen");
 
     // The vectors route: one code path, the same numbers; new items come from the catalog.
     let ids: Vec<&str> = candidates.iter().map(|c| c.item_id.as_str()).collect();
-    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={}", ids.join(",")), &[], "").await;
+    let r = call(
+        &router,
+        "GET",
+        &format!("/v1/models/20260101-000000-00000001/vectors?ids={}", ids.join(",")),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.header("cache-control"), Some("public, max-age=60"), "new items depend on the catalog");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=60"),
+        "new items depend on the catalog"
+    );
     let v = r.json();
-    let mut from_content: Vec<&str> = v["from_content"].as_array().expect("from_content").iter().map(|x| x.as_str().expect("id")).collect();
+    let mut from_content: Vec<&str> = v["from_content"]
+        .as_array()
+        .expect("from_content")
+        .iter()
+        .map(|x| x.as_str().expect("id"))
+        .collect();
     from_content.sort();
     let mut expected = new_items.clone();
     expected.sort();
     assert_eq!(from_content, expected);
     assert_eq!(v["missing"], json!([]));
     for (entry, page_vector) in v["vectors"].as_array().expect("vectors").iter().zip(&served) {
-        let vector: Vec<f32> = entry["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().expect("number") as f32).collect();
+        let vector: Vec<f32> = entry["vector"]
+            .as_array()
+            .expect("vector")
+            .iter()
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect();
         assert_eq!(&vector, page_vector, "{}", entry["item_id"]);
     }
 
     // A browser-bundle engine given those vectors ranks like the full one.
-    let browser = Reranker::from_bundle(&bundle.browser().expect("browser bundle"), &Device::flex()).expect("browser engine");
-    let with_vectors: Vec<Candidate> = candidates.iter().zip(&served).map(|(c, v)| Candidate { item_id: c.item_id.clone(), content: None, vector: Some(v.clone()) }).collect();
+    let browser =
+        Reranker::from_bundle(&bundle.browser().expect("browser bundle"), &Device::flex())
+            .expect("browser engine");
+    let with_vectors: Vec<Candidate> = candidates
+        .iter()
+        .zip(&served)
+        .map(|(c, v)| Candidate {
+            item_id: c.item_id.clone(),
+            content: None,
+            vector: Some(v.clone()),
+        })
+        .collect();
     let session_v = [SessionEvent { vector: Some(served[0].clone()), ..session[0].clone() }];
-    let order = |r: sessionrank_core::Ranking| r.items.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
+    let order =
+        |r: sessionrank_core::Ranking| r.items.into_iter().map(|i| i.item_id).collect::<Vec<_>>();
     assert_eq!(
         order(browser.rerank(&session_v, &with_vectors).expect("browser rerank")),
         order(engine.rerank(&session, &candidates).expect("native rerank")),
@@ -265,30 +441,48 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
 /// a version written before browser bundles existed gets one when it is loaded.
 pub async fn browser_bundles_are_published_and_served(state: AppState) {
     let router = app(state.clone());
-    assert_eq!(call(&router, "GET", "/v1/models/current/browser", &[], "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&router, "GET", "/v1/models/current/browser", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
     let bundle = tiny_bundle("20260101-000000-00000001");
     publish(&state, bundle.clone(), true).await.expect("publish");
     let version_dir = state.models.dir().join("20260101-000000-00000001");
-    assert!(version_dir.join("browser/manifest.json").is_file(), "browser/ is written with the version");
-    assert!(std::fs::read_dir(&version_dir).expect("lists").all(|e| !e.expect("entry").file_name().to_string_lossy().starts_with('.')), "no temporary files");
+    assert!(
+        version_dir.join("browser/manifest.json").is_file(),
+        "browser/ is written with the version"
+    );
+    assert!(
+        std::fs::read_dir(&version_dir).expect("lists").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "no temporary files"
+    );
 
     let current = call(&router, "GET", "/v1/models/current/browser", &[], "").await;
     assert_eq!(current.status, StatusCode::OK, "{:?}", current.body);
     assert_eq!(current.header("cache-control"), Some("no-cache"));
     let etag = current.header("etag").expect("etag").to_string();
     assert_eq!(etag, format!("\"{}\"", sha256_hex(&current.body)));
-    let r = call(&router, "GET", "/v1/models/current/browser", &[("if-none-match", &etag)], "").await;
+    let r =
+        call(&router, "GET", "/v1/models/current/browser", &[("if-none-match", &etag)], "").await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     assert!(r.body.is_empty());
     let manifest = current.json();
     assert_eq!(manifest["kind"], "browser");
     assert_eq!(manifest["model_version"], "20260101-000000-00000001");
-    let names: Vec<&str> = manifest["files"].as_object().expect("files").keys().map(String::as_str).collect();
+    let names: Vec<&str> =
+        manifest["files"].as_object().expect("files").keys().map(String::as_str).collect();
     assert_eq!(names, ["categories.json", "weights.bpk"], "no items.json, no tokenizer.json");
 
     let base = "/v1/models/20260101-000000-00000001/browser";
     let r = call(&router, "GET", &format!("{base}/manifest.json"), &[], "").await;
-    assert_eq!((r.status, r.header("cache-control")), (StatusCode::OK, Some("public, max-age=31536000, immutable")));
+    assert_eq!(
+        (r.status, r.header("cache-control")),
+        (StatusCode::OK, Some("public, max-age=31536000, immutable"))
+    );
     assert_eq!(r.body, current.body, "the live browser manifest is the version's");
     let mut files = std::collections::BTreeMap::new();
     for (name, entry) in manifest["files"].as_object().expect("files") {
@@ -299,27 +493,61 @@ pub async fn browser_bundles_are_published_and_served(state: AppState) {
         assert_eq!(r.header("etag"), Some(format!("\"{sha}\"").as_str()));
         assert_eq!(sha256_hex(&r.body), sha, "{name} matches its manifest");
         assert_eq!(entry["bytes"].as_u64(), Some(r.body.len() as u64));
-        let r304 = call(&router, "GET", &format!("{base}/{name}"), &[("if-none-match", &format!("\"{sha}\""))], "").await;
+        let r304 = call(
+            &router,
+            "GET",
+            &format!("{base}/{name}"),
+            &[("if-none-match", &format!("\"{sha}\""))],
+            "",
+        )
+        .await;
         assert_eq!(r304.status, StatusCode::NOT_MODIFIED, "{name}");
         files.insert(name.clone(), r.body.to_vec());
     }
-    let downloaded = ModelBundle::from_parts(&current.body, files).expect("the downloaded browser bundle verifies");
+    let downloaded = ModelBundle::from_parts(&current.body, files)
+        .expect("the downloaded browser bundle verifies");
     assert_eq!(downloaded.manifest.kind, BundleKind::Browser);
     Reranker::from_bundle(&downloaded, &Device::flex()).expect("an engine loads it");
     let full_weights = bundle.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
-    assert!(downloaded.files.get("weights.bpk").map(Vec::len).unwrap_or(usize::MAX) < full_weights, "the browser weights are smaller");
-    for name in ["items.json", "tokenizer.json", "model.safetensors", "secret.txt", "..%2Fitems.json", "..%2F..%2Fsessionrank.db"] {
-        assert_eq!(call(&router, "GET", &format!("{base}/{name}"), &[], "").await.status, StatusCode::NOT_FOUND, "{name}");
+    assert!(
+        downloaded.files.get("weights.bpk").map(Vec::len).unwrap_or(usize::MAX) < full_weights,
+        "the browser weights are smaller"
+    );
+    for name in [
+        "items.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "secret.txt",
+        "..%2Fitems.json",
+        "..%2F..%2Fsessionrank.db",
+    ] {
+        assert_eq!(
+            call(&router, "GET", &format!("{base}/{name}"), &[], "").await.status,
+            StatusCode::NOT_FOUND,
+            "{name}"
+        );
     }
-    assert_eq!(call(&router, "GET", "/v1/models/nope/browser/manifest.json", &[], "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&router, "GET", "/v1/models/nope/browser/manifest.json", &[], "").await.status,
+        StatusCode::NOT_FOUND
+    );
     // The full bundle is still served beside it.
-    assert_eq!(call(&router, "GET", "/v1/models/20260101-000000-00000001/items.json", &[], "").await.status, StatusCode::OK);
-    assert_eq!(call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"], "20260101-000000-00000001");
+    assert_eq!(
+        call(&router, "GET", "/v1/models/20260101-000000-00000001/items.json", &[], "")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"],
+        "20260101-000000-00000001"
+    );
 
     // A version directory from before browser bundles: loading derives the same bundle and
     // writes it.
     std::fs::remove_dir_all(version_dir.join("browser")).expect("remove browser/");
-    let loaded = sessionrank_server::publish::LoadedModel::load(&version_dir).expect("an old version loads");
+    let loaded =
+        sessionrank_server::publish::LoadedModel::load(&version_dir).expect("an old version loads");
     // Byte for byte: instances sharing a models directory may each derive it, and a URL that
     // names a version must always answer the same bytes (ModelBundle::browser is documented
     // as deterministic).
@@ -329,7 +557,8 @@ pub async fn browser_bundles_are_published_and_served(state: AppState) {
         "the browser bundle derived again is the published one, byte for byte"
     );
     assert!(version_dir.join("browser/manifest.json").is_file(), "and written");
-    ModelBundle::read_dir(&version_dir.join("browser")).expect("the written browser bundle verifies");
+    ModelBundle::read_dir(&version_dir.join("browser"))
+        .expect("the written browser bundle verifies");
 }
 
 pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
@@ -358,7 +587,14 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
         assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
         assert_eq!(r.header("etag"), Some(format!("\"{}\"", entry.sha256).as_str()));
         assert_eq!(sessionrank_core::bundle::sha256_hex(&r.body), entry.sha256);
-        let r = call(&router, "GET", &uri, &[("if-none-match", &format!("W/\"x\", \"{}\"", entry.sha256))], "").await;
+        let r = call(
+            &router,
+            "GET",
+            &uri,
+            &[("if-none-match", &format!("W/\"x\", \"{}\"", entry.sha256))],
+            "",
+        )
+        .await;
         assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{uri}");
     }
     for uri in [
@@ -373,13 +609,27 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
     // Vectors for a page of candidates, versioned; immutable when the model knows every id.
     let items = v1.items().expect("items").items;
     let known = format!("{},{}", items[0].id, items[5].id);
-    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={known}"), &[], "").await;
+    let r = call(
+        &router,
+        "GET",
+        &format!("/v1/models/20260101-000000-00000001/vectors?ids={known}"),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
     assert_eq!(r.json()["missing"], json!([]));
     // An id neither the model nor the catalog knows is missing, and the answer may change.
     let ids = format!("{},{},unknown-item,{}", items[0].id, items[5].id, items[0].id);
-    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={ids}"), &[], "").await;
+    let r = call(
+        &router,
+        "GET",
+        &format!("/v1/models/20260101-000000-00000001/vectors?ids={ids}"),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
     let v = r.json();
@@ -390,31 +640,78 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
     assert_eq!(vectors.len(), 2);
     assert_eq!(vectors[0]["item_id"], items[0].id.as_str());
     assert_eq!(vectors[0]["vector"].as_array().map(Vec::len), Some(v1.manifest.config.d_model));
-    assert!(vectors[0]["vector"].as_array().is_some_and(|a| a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))));
+    assert!(
+        vectors[0]["vector"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite)))
+    );
     let etag = r.header("etag").expect("etag").to_string();
-    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={ids}"), &[("if-none-match", &etag)], "").await;
+    let r = call(
+        &router,
+        "GET",
+        &format!("/v1/models/20260101-000000-00000001/vectors?ids={ids}"),
+        &[("if-none-match", &etag)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     for bad in ["", "?ids=", "?ids=a,,b"] {
-        let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors{bad}"), &[], "").await;
+        let r = call(
+            &router,
+            "GET",
+            &format!("/v1/models/20260101-000000-00000001/vectors{bad}"),
+            &[],
+            "",
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
         assert_eq!(r.field(), "ids");
     }
     let many: Vec<String> = (0..1001).map(|i| format!("x{i}")).collect();
-    let r = call(&router, "GET", &format!("/v1/models/20260101-000000-00000001/vectors?ids={}", many.join(",")), &[], "").await;
+    let r = call(
+        &router,
+        "GET",
+        &format!("/v1/models/20260101-000000-00000001/vectors?ids={}", many.join(",")),
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Two more versions; keep_versions = 2 removes the oldest non-live one.
     publish(&state, renamed(&fixture, "20260102-000000-00000002"), true).await.expect("publish v2");
     let r = admin(&router, "POST", "/admin/models/20260101-000000-00000001/activate").await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"], "20260101-000000-00000001");
-    assert_eq!(std::fs::read_to_string(state.models.dir().join("current")).expect("pointer file").trim(), "20260101-000000-00000001");
-    publish(&state, renamed(&fixture, "20260103-000000-00000003"), false).await.expect("publish v3 without activating");
-    assert_eq!(call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"], "20260101-000000-00000001");
+    assert_eq!(
+        call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"],
+        "20260101-000000-00000001"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.models.dir().join("current")).expect("pointer file").trim(),
+        "20260101-000000-00000001"
+    );
+    publish(&state, renamed(&fixture, "20260103-000000-00000003"), false)
+        .await
+        .expect("publish v3 without activating");
+    assert_eq!(
+        call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"],
+        "20260101-000000-00000001"
+    );
     // Live v1 + newest v3 are kept; v2 is gone from disk and from the API.
-    assert_eq!(models_dir_entries(&state), vec!["20260101-000000-00000001", "20260103-000000-00000003", "current"]);
-    assert_eq!(call(&router, "GET", "/v1/models/20260102-000000-00000002/manifest.json", &[], "").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(admin(&router, "POST", "/admin/models/20260102-000000-00000002/activate").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        models_dir_entries(&state),
+        vec!["20260101-000000-00000001", "20260103-000000-00000003", "current"]
+    );
+    assert_eq!(
+        call(&router, "GET", "/v1/models/20260102-000000-00000002/manifest.json", &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin(&router, "POST", "/admin/models/20260102-000000-00000002/activate").await.status,
+        StatusCode::NOT_FOUND
+    );
     let list = call(&router, "GET", "/v1/models", &[], "").await.json();
     assert_eq!(list["current"], "20260101-000000-00000001");
     assert_eq!(list["versions"].as_array().map(Vec::len), Some(2));
@@ -433,13 +730,23 @@ pub async fn failed_retraining_leaves_the_live_model(state: AppState) {
     assert_eq!(r.header("location"), Some(format!("/admin/jobs/{id}").as_str()));
     let job = wait_for_job(&router, &id, Duration::from_secs(60)).await;
     assert_eq!(job["state"], "failed", "{job}");
-    assert!(job["reason"].as_str().is_some_and(|r| r.contains("injected failure after epoch 1")), "{job}");
+    assert!(
+        job["reason"].as_str().is_some_and(|r| r.contains("injected failure after epoch 1")),
+        "{job}"
+    );
     assert_eq!(job["published"], false);
-    assert_eq!(call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"], "20260101-000000-00000001");
+    assert_eq!(
+        call(&router, "GET", "/v1/models/current", &[], "").await.json()["model_version"],
+        "20260101-000000-00000001"
+    );
     assert_eq!(models_dir_entries(&state), before, "no partial files");
-    let text = String::from_utf8_lossy(&call(&router, "GET", "/metrics", &[], "").await.body).into_owned();
+    let text =
+        String::from_utf8_lossy(&call(&router, "GET", "/metrics", &[], "").await.body).into_owned();
     assert!(text.contains("sessionrank_retrain_jobs_total{outcome=\"failed\"} 1"), "{text}");
-    assert!(text.contains("sessionrank_model_info{version=\"20260101-000000-00000001\"} 1"), "{text}");
+    assert!(
+        text.contains("sessionrank_model_info{version=\"20260101-000000-00000001\"} 1"),
+        "{text}"
+    );
 }
 
 // --- SQLite ---------------------------------------------------------------------------------
@@ -504,7 +811,10 @@ async fn oversize_bodies_are_413_with_a_json_error() {
     assert_eq!(r.field(), "body");
     assert_eq!(stats(&app).await["events"], 0);
     // Under the limit it goes through.
-    assert_eq!(send_json(&app, "POST", "/v1/events", &events_json(2, 10, 0)).await.status, StatusCode::OK);
+    assert_eq!(
+        send_json(&app, "POST", "/v1/events", &events_json(2, 10, 0)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -517,8 +827,12 @@ async fn too_many_events_per_request_are_refused() {
     assert_eq!(r.field(), "events");
 }
 
-const ADMIN_ROUTES: [(&str, &str); 4] =
-    [("POST", "/admin/retrain"), ("GET", "/admin/jobs/job-1"), ("POST", "/admin/models/20260101-000000-00000001/activate"), ("GET", "/admin/stats")];
+const ADMIN_ROUTES: [(&str, &str); 4] = [
+    ("POST", "/admin/retrain"),
+    ("GET", "/admin/jobs/job-1"),
+    ("POST", "/admin/models/20260101-000000-00000001/activate"),
+    ("GET", "/admin/stats"),
+];
 
 #[tokio::test]
 async fn admin_routes_need_the_bearer_token() {
@@ -528,7 +842,13 @@ async fn admin_routes_need_the_bearer_token() {
     let short = "Bearer t".to_string();
     let basic = format!("Basic {TOKEN}");
     for (method, uri) in ADMIN_ROUTES {
-        for headers in [vec![], vec![("authorization", wrong.as_str())], vec![("authorization", short.as_str())], vec![("authorization", basic.as_str())], vec![("authorization", "Bearer")]] {
+        for headers in [
+            vec![],
+            vec![("authorization", wrong.as_str())],
+            vec![("authorization", short.as_str())],
+            vec![("authorization", basic.as_str())],
+            vec![("authorization", "Bearer")],
+        ] {
             let r = call(&app, method, uri, &headers, "").await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri} {headers:?}");
             assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -537,7 +857,10 @@ async fn admin_routes_need_the_bearer_token() {
     }
     // With the token the routes answer (404 for the unknown job and version).
     assert_eq!(admin(&app, "GET", "/admin/jobs/job-1").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(admin(&app, "POST", "/admin/models/20260101-000000-00000001/activate").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin(&app, "POST", "/admin/models/20260101-000000-00000001/activate").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(admin(&app, "GET", "/admin/stats").await.status, StatusCode::OK);
 }
 
@@ -549,7 +872,9 @@ async fn admin_api_is_disabled_without_a_token() {
         for headers in [vec![], vec![("authorization", "Bearer anything")]] {
             let r = call(&app, method, uri, &headers, "").await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri}");
-            assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("SESSIONRANK_ADMIN_TOKEN")));
+            assert!(
+                r.json()["error"].as_str().is_some_and(|e| e.contains("SESSIONRANK_ADMIN_TOKEN"))
+            );
         }
     }
 }
@@ -568,7 +893,23 @@ async fn health_metrics_openapi_and_unknown_routes() {
     assert_eq!(r.status, StatusCode::OK);
     let spec = r.json();
     assert_eq!(spec["openapi"], "3.0.3");
-    for path in ["/v1/events", "/v1/items", "/v1/candidates", "/v1/models", "/v1/models/current", "/v1/models/current/browser", "/v1/models/{version}/{file}", "/v1/models/{version}/browser/{file}", "/v1/models/{version}/vectors", "/admin/retrain", "/admin/jobs/{id}", "/admin/models/{version}/activate", "/admin/stats", "/healthz", "/metrics"] {
+    for path in [
+        "/v1/events",
+        "/v1/items",
+        "/v1/candidates",
+        "/v1/models",
+        "/v1/models/current",
+        "/v1/models/current/browser",
+        "/v1/models/{version}/{file}",
+        "/v1/models/{version}/browser/{file}",
+        "/v1/models/{version}/vectors",
+        "/admin/retrain",
+        "/admin/jobs/{id}",
+        "/admin/models/{version}/activate",
+        "/admin/stats",
+        "/healthz",
+        "/metrics",
+    ] {
         assert!(spec["paths"][path].is_object(), "{path} is documented");
     }
     let r = call(&app, "GET", "/nope", &[], "").await;

@@ -17,7 +17,8 @@
 //! is one [`Session`] with id = the user id; there are no timestamps.
 
 use super::{
-    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, read_text, split_tabs,
+    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, read_text,
+    split_tabs,
 };
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, Item, Session};
@@ -44,7 +45,8 @@ pub fn import_beauty(dir: &Path) -> Result<Imported> {
         }
         let f = split_tabs(&meta_path, line_no, line, header.len())?;
         let id: u64 = parse_field(&meta_path, line_no, "item_id", f[c_id])?;
-        let path: Vec<&str> = f[c_attr].split('|').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let path: Vec<&str> =
+            f[c_attr].split('|').map(str::trim).filter(|p| !p.is_empty()).collect();
         let category = path.last().map(|c| c.to_string());
         let mut words: Vec<&str> = path.iter().copied().filter(|p| *p != "Unknown").collect();
         let title = f[c_title].trim();
@@ -53,7 +55,11 @@ pub fn import_beauty(dir: &Path) -> Result<Imported> {
         }
         let id = id.to_string();
         if catalog.lookup(&id).is_some() {
-            return Err(DataError::parse(&meta_path, line_no, format!("item id {id} listed twice")));
+            return Err(DataError::parse(
+                &meta_path,
+                line_no,
+                format!("item id {id} listed twice"),
+            ));
         }
         catalog.upsert(Item { id, text: words.join(" "), category, price_level: None });
     }
@@ -102,7 +108,8 @@ mod tests {
 
     #[test]
     fn small() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         let io = |p: &Path, s: &str| {
             std::fs::write(p, s).map_err(|e| DataError::Io { path: p.to_path_buf(), source: e })
         };

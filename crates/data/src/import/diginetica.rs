@@ -10,7 +10,9 @@
 //! ascending id order, so `ItemIdx == id - 1` for this dataset. Item text is empty: the SR-GNN
 //! ids cannot be joined back to titles or prices (use [`super::diginetica_slice`] for those).
 
-use super::{ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs};
+use super::{
+    ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs,
+};
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, Item, ItemIdx, Session, TestCase};
 use std::path::Path;
@@ -75,8 +77,10 @@ pub fn import_diginetica(dir: &Path, options: &DigineticaOptions) -> Result<Impo
         if line.trim().is_empty() {
             continue;
         }
-        let events =
-            parse_items(&train_path, line_no, line, &catalog)?.into_iter().map(Event::view).collect();
+        let events = parse_items(&train_path, line_no, line, &catalog)?
+            .into_iter()
+            .map(Event::view)
+            .collect();
         train.push(Session { id: format!("train-{line_no}"), events });
     }
     if train.is_empty() {
@@ -108,8 +112,10 @@ pub fn import_diginetica(dir: &Path, options: &DigineticaOptions) -> Result<Impo
             continue;
         }
         let f = split_tabs(&test_path, line_no, line, 2)?;
-        let prefix: Vec<Event> =
-            parse_items(&test_path, line_no, f[0], &catalog)?.into_iter().map(Event::view).collect();
+        let prefix: Vec<Event> = parse_items(&test_path, line_no, f[0], &catalog)?
+            .into_iter()
+            .map(Event::view)
+            .collect();
         let targets = parse_items(&test_path, line_no, f[1], &catalog)?;
         let [target] = targets[..] else {
             return Err(DataError::parse(&test_path, line_no, "expected exactly one target item"));
@@ -128,7 +134,12 @@ pub fn import_diginetica(dir: &Path, options: &DigineticaOptions) -> Result<Impo
 }
 
 /// Space-separated item ids → catalog indices; an empty or unknown id is an error on that line.
-fn parse_items(path: &Path, line_no: usize, field: &str, catalog: &Catalog) -> Result<Vec<ItemIdx>> {
+fn parse_items(
+    path: &Path,
+    line_no: usize,
+    field: &str,
+    catalog: &Catalog,
+) -> Result<Vec<ItemIdx>> {
     let mut out = Vec::new();
     for tok in field.split_ascii_whitespace() {
         // Validate the number first so that "abc" is a parse error, not an unknown item.
@@ -161,7 +172,8 @@ mod tests {
 
     #[test]
     fn small_split() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         write(tmp.path(), "2\t7\n1\t7\n3\t8\n", "1 2\n2 3 1\n", "1 2\t3\n1\t2\n");
         let imp = import_diginetica(tmp.path(), &DigineticaOptions::default())?;
         let d = &imp.dataset;
@@ -179,7 +191,8 @@ mod tests {
 
     #[test]
     fn unknown_test_item_names_file_and_line() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         write(tmp.path(), "1\t7\n2\t7\n", "1 2\n", "1\t2\n1 2\t99\n");
         match import_diginetica(tmp.path(), &DigineticaOptions::default()) {
             Err(DataError::UnknownItem { path, line, id }) => {
@@ -194,7 +207,8 @@ mod tests {
 
     #[test]
     fn malformed_train_line() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         write(tmp.path(), "1\t7\n2\t7\n", "1 2\n2 x\n", "1\t2\n");
         let err = import_diginetica(tmp.path(), &DigineticaOptions::default()).err();
         let msg = err.map(|e| e.to_string()).unwrap_or_default();

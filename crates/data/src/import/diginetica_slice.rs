@@ -18,7 +18,8 @@
 //! preprocessing that the literature uses drops them the same way).
 
 use super::{
-    Header, ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs,
+    Header, ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text,
+    split_tabs,
 };
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session, TestCase};
@@ -173,7 +174,8 @@ mod tests {
 
     #[test]
     fn dedupes_and_splits() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         let d = tmp.path().join("slice-with-metadata");
         std::fs::create_dir_all(&d).map_err(|e| DataError::Io { path: d.clone(), source: e })?;
         let mut s = String::from("SessionId\tItemId\tTime\tCatId\tPrice\tName\tSearchTokens\n");

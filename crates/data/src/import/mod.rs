@@ -110,7 +110,9 @@ pub const DATASET_NAMES: &str =
 /// where a relative path is taken relative to `data_dir`.
 pub fn import_named(name: &str, data_dir: &Path) -> Result<Imported> {
     match name {
-        "diginetica" => import_diginetica(&data_dir.join("diginetica"), &DigineticaOptions::default()),
+        "diginetica" => {
+            import_diginetica(&data_dir.join("diginetica"), &DigineticaOptions::default())
+        }
         "diginetica-slice" => import_diginetica_slice(&data_dir.join("diginetica")),
         "amazon-beauty" | "beauty" => import_beauty(&data_dir.join("amazon-beauty")),
         "retailrocket" => import_retailrocket(&data_dir.join("retailrocket")),
@@ -118,7 +120,8 @@ pub fn import_named(name: &str, data_dir: &Path) -> Result<Imported> {
             Some(path) => {
                 let path = data_dir.join(path);
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem =
+                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 import_recbole(&dir, &stem)
             }
             None => Err(DataError::UnknownDataset {
@@ -135,7 +138,8 @@ pub fn import_named(name: &str, data_dir: &Path) -> Result<Imported> {
 
 /// Read a whole file as UTF-8, naming the file on failure.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })
 }
 
 /// Lines with their 1-based numbers, a trailing `\r` removed (files written on Windows).
@@ -145,10 +149,15 @@ pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> 
 
 /// Parse one field, turning a failure into a [`DataError::Parse`] that names file, line and
 /// column.
-pub(crate) fn parse_field<T: FromStr>(path: &Path, line: usize, column: &str, raw: &str) -> Result<T> {
-    raw.trim()
-        .parse::<T>()
-        .map_err(|_| DataError::parse(path, line, format!("column `{column}`: cannot parse `{raw}`")))
+pub(crate) fn parse_field<T: FromStr>(
+    path: &Path,
+    line: usize,
+    column: &str,
+    raw: &str,
+) -> Result<T> {
+    raw.trim().parse::<T>().map_err(|_| {
+        DataError::parse(path, line, format!("column `{column}`: cannot parse `{raw}`"))
+    })
 }
 
 /// A tab-separated header: column name → position.
@@ -159,7 +168,10 @@ pub(crate) struct Header {
 
 impl Header {
     pub(crate) fn new(path: &Path, line: &str) -> Self {
-        Self { path: path.to_path_buf(), names: line.split('\t').map(|s| s.trim().to_string()).collect() }
+        Self {
+            path: path.to_path_buf(),
+            names: line.split('\t').map(|s| s.trim().to_string()).collect(),
+        }
     }
 
     pub(crate) fn find(&self, name: &str) -> Option<usize> {
@@ -167,8 +179,10 @@ impl Header {
     }
 
     pub(crate) fn require(&self, name: &str) -> Result<usize> {
-        self.find(name)
-            .ok_or_else(|| DataError::MissingColumn { path: self.path.clone(), column: name.to_string() })
+        self.find(name).ok_or_else(|| DataError::MissingColumn {
+            path: self.path.clone(),
+            column: name.to_string(),
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -197,7 +211,11 @@ pub(crate) fn split_tabs<'a>(
 /// SR-GNN-style prefix cases of one session: `(events[..i] → events[i])` for every `i ≥ 1`
 /// whose target passes `keep`. Every prefix is a case because a session recommender is asked
 /// after every click, not only at the end.
-pub fn prefix_cases(events: &[Event], mut keep: impl FnMut(&Event) -> bool, out: &mut Vec<TestCase>) {
+pub fn prefix_cases(
+    events: &[Event],
+    mut keep: impl FnMut(&Event) -> bool,
+    out: &mut Vec<TestCase>,
+) {
     for i in 1..events.len() {
         if keep(&events[i]) {
             out.push(TestCase { prefix: events[..i].to_vec(), target: events[i].item });
@@ -216,10 +234,16 @@ pub fn leave_one_out(histories: Vec<Session>) -> (Vec<Session>, Vec<TestCase>, V
     for s in histories {
         let n = s.events.len();
         if n >= 2 {
-            test.push(TestCase { prefix: s.events[..n - 1].to_vec(), target: s.events[n - 1].item });
+            test.push(TestCase {
+                prefix: s.events[..n - 1].to_vec(),
+                target: s.events[n - 1].item,
+            });
         }
         if n >= 3 {
-            valid.push(TestCase { prefix: s.events[..n - 2].to_vec(), target: s.events[n - 2].item });
+            valid.push(TestCase {
+                prefix: s.events[..n - 2].to_vec(),
+                target: s.events[n - 2].item,
+            });
         }
         // A one-event history has nothing to predict but still tells the baselines what is popular.
         let keep = if n == 1 { 1 } else { n - 2 };

@@ -16,8 +16,8 @@
 //! ordered by their first timestamp; the split is leave-one-out, as for Amazon Beauty.
 
 use super::{
-    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, price_level, read_text,
-    split_tabs, to_seconds,
+    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, price_level,
+    read_text, split_tabs, to_seconds,
 };
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
@@ -89,12 +89,18 @@ pub fn import_recbole(dir: &Path, name: &str) -> Result<Imported> {
             return Err(DataError::parse(&inter_path, line_no, "empty item_id or session/user id"));
         }
         let timestamp = match c_time {
-            Some(c) => Some(to_seconds(parse_field::<f64>(&inter_path, line_no, "timestamp", f[c])?)),
+            Some(c) => {
+                Some(to_seconds(parse_field::<f64>(&inter_path, line_no, "timestamp", f[c])?))
+            }
             None => None,
         };
         let kind = match c_kind {
             Some(c) => EventKind::parse(f[c]).ok_or_else(|| {
-                DataError::parse(&inter_path, line_no, format!("unknown event_type `{}`", f[c].trim()))
+                DataError::parse(
+                    &inter_path,
+                    line_no,
+                    format!("unknown event_type `{}`", f[c].trim()),
+                )
             })?,
             None => EventKind::View,
         };
@@ -116,7 +122,11 @@ pub fn import_recbole(dir: &Path, name: &str) -> Result<Imported> {
         }
         sessions.sort_by_key(|s| s.events.first().and_then(|e| e.timestamp));
     }
-    notes.push(format!("{rows} interactions in {} sessions from {}", sessions.len(), inter_path.display()));
+    notes.push(format!(
+        "{rows} interactions in {} sessions from {}",
+        sessions.len(),
+        inter_path.display()
+    ));
 
     let (train, valid, test) = leave_one_out(sessions);
     let dataset = Dataset { name: name.to_string(), catalog, train, valid, test };
@@ -156,8 +166,12 @@ fn read_items(path: &Path, catalog: &mut Catalog) -> Result<()> {
             }
             _ => None,
         };
-        let text =
-            text_cols.iter().map(|&c| f[c].trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+        let text = text_cols
+            .iter()
+            .map(|&c| f[c].trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         catalog.upsert(Item { id: id.to_string(), text, category, price_level: price });
     }
     Ok(())

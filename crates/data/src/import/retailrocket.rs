@@ -19,7 +19,8 @@
 //!   each event; the prefix keeps all event types so the model can use cart/purchase signals.
 
 use super::{
-    ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs, to_seconds,
+    ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs,
+    to_seconds,
 };
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session, TestCase};
@@ -74,7 +75,10 @@ pub fn read_file(path: &Path) -> Result<Vec<RawEvent>> {
     let names: HashSet<&str> = header.split('\t').map(str::trim).collect();
     for column in LAYOUT {
         if !names.contains(column) {
-            return Err(DataError::MissingColumn { path: path.to_path_buf(), column: column.into() });
+            return Err(DataError::MissingColumn {
+                path: path.to_path_buf(),
+                column: column.into(),
+            });
         }
     }
     let mut out = Vec::new();
@@ -84,8 +88,9 @@ pub fn read_file(path: &Path) -> Result<Vec<RawEvent>> {
         }
         let f = split_tabs(path, line_no, line, LAYOUT.len())?;
         let time: f64 = parse_field(path, line_no, "Time", f[C_TIME])?;
-        let kind = EventKind::parse(f[C_TYPE])
-            .ok_or_else(|| DataError::parse(path, line_no, format!("unknown event type `{}`", f[C_TYPE])))?;
+        let kind = EventKind::parse(f[C_TYPE]).ok_or_else(|| {
+            DataError::parse(path, line_no, format!("unknown event type `{}`", f[C_TYPE]))
+        })?;
         let item = f[C_ITEM].trim();
         let session = f[C_SESSION].trim();
         if item.is_empty() || session.is_empty() {
@@ -143,9 +148,16 @@ pub fn import_retailrocket(dir: &Path) -> Result<Imported> {
     }
     drop(seen);
     if events.is_empty() {
-        return Err(DataError::Empty { path: dir.to_path_buf(), what: "RetailRocket event list".into() });
+        return Err(DataError::Empty {
+            path: dir.to_path_buf(),
+            what: "RetailRocket event list".into(),
+        });
     }
-    notes.push(format!("{} distinct events after dropping {} duplicates", events.len(), rows - events.len()));
+    notes.push(format!(
+        "{} distinct events after dropping {} duplicates",
+        events.len(),
+        rows - events.len()
+    ));
 
     // Catalog: items by first appearance; category from CatId (consistent per item in the data;
     // should it not be, the last row wins).
@@ -229,7 +241,8 @@ mod tests {
 
     #[test]
     fn union_dedupe_and_split() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         let d = tmp.path();
         // Swapped header in train_valid, as in the real data.
         write(
@@ -266,7 +279,8 @@ mod tests {
 
     #[test]
     fn bad_type_and_missing_column() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
         let p = tmp.path().join("x.txt");
         write(
             &p,

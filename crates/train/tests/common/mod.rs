@@ -12,12 +12,17 @@ use sessionrank_data::import::import_named;
 /// share a build cache).
 pub fn repo_root() -> PathBuf {
     let cwd = std::env::current_dir().expect("current dir");
-    cwd.ancestors().find(|d| d.join("Trunk.toml").is_file()).map(Path::to_path_buf).expect("run inside the repository")
+    cwd.ancestors()
+        .find(|d| d.join("Trunk.toml").is_file())
+        .map(Path::to_path_buf)
+        .expect("run inside the repository")
 }
 
 /// The bundled Diginetica slice (tests/data), imported as the CLI imports it.
 pub fn slice() -> Dataset {
-    import_named("diginetica-slice", &repo_root().join("tests/data")).expect("import the bundled slice").dataset
+    import_named("diginetica-slice", &repo_root().join("tests/data"))
+        .expect("import the bundled slice")
+        .dataset
 }
 
 /// burn-flex draws every random number from one process-wide RNG, and the tests of a file run
