@@ -18,87 +18,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use serde::Serialize;
 use sessionrank_core::reranker::PendingRanking;
-use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking, Reranker as Engine};
+use sessionrank_core::{CoreError, ModelBundle, Reranker as Engine};
 use wasm_bindgen::prelude::*;
 
-use crate::error::{Error, ErrorCode, Result, describe};
-
-/// `options.backend` of `load` / `fromBytes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Choice {
-    /// WebGPU where this build has it, an adapter exists and the warm-up race says it is
-    /// faster; the CPU otherwise (the default).
-    #[default]
-    Auto,
-    /// The CPU, without looking for a GPU.
-    Cpu,
-    /// WebGPU or an error: for tests and for pages that measured their own users.
-    WebGpu,
-}
-
-impl Choice {
-    /// Read `options.backend` (absent: `"auto"`).
-    pub fn parse(options: &JsValue) -> Result<Self> {
-        if options.is_undefined() || options.is_null() {
-            return Ok(Self::Auto);
-        }
-        let v = js_sys::Reflect::get(options, &"backend".into())
-            .map_err(|e| Error::input("options", describe(&e)))?;
-        match v.as_string().as_deref() {
-            None if v.is_undefined() || v.is_null() => Ok(Self::Auto),
-            Some("auto") => Ok(Self::Auto),
-            Some("cpu") => Ok(Self::Cpu),
-            Some("webgpu") => Ok(Self::WebGpu),
-            _ => Err(Error::input("options.backend", "must be \"auto\", \"cpu\" or \"webgpu\"")),
-        }
-    }
-}
-
-/// The device a result was computed on (`backend` of results and of the `Reranker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Cpu,
-    WebGpu,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::WebGpu => "webgpu",
-        }
-    }
-}
-
-/// What the backend choice found (JS: `reranker.warmup`, `await reranker.ready()`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Warmup {
-    /// The backend that scores.
-    pub backend: &'static str,
-    /// Timed calls per backend (after one untimed call that compiles shaders / fills caches).
-    pub calls: usize,
-    /// Median wall time of one warm-up call on the CPU, when measured.
-    pub cpu_ms: Option<f64>,
-    /// The same on WebGPU, when measured.
-    pub webgpu_ms: Option<f64>,
-    /// Why WebGPU does not score, when it does not (no adapter, slower, failed, not asked).
-    pub reason: Option<String>,
-}
-
-impl Warmup {
-    pub fn cpu(reason: impl Into<String>) -> Self {
-        Self {
-            backend: Backend::Cpu.as_str(),
-            calls: 0,
-            cpu_ms: None,
-            webgpu_ms: None,
-            reason: Some(reason.into()),
-        }
-    }
-}
+use crate::choice::{Backend, Choice, Warmup};
+use crate::error::{Error, ErrorCode, Result};
+use crate::js::to_js;
+use crate::score::read_back;
 
 /// The engines of one `Reranker`: the CPU one always, a WebGPU one while it is chosen and
 /// healthy.
@@ -169,7 +96,7 @@ impl Engines {
         let this = Rc::clone(self);
         let promise = wasm_bindgen_futures::future_to_promise(async move {
             let report = this.choose().await?;
-            Ok(crate::shapes::to_js(&report)?)
+            Ok(to_js(&report)?)
         });
         *self.choosing.borrow_mut() = Some(promise);
     }
@@ -179,7 +106,7 @@ impl Engines {
         let running = self.choosing.borrow().clone();
         match running {
             Some(p) => wasm_bindgen_futures::JsFuture::from(p).await,
-            None => Ok(crate::shapes::to_js(&self.choose().await?)?),
+            None => Ok(to_js(&self.choose().await?)?),
         }
     }
 
@@ -257,35 +184,4 @@ async fn choose_gpu(
     _: Choice,
 ) -> Result<(Option<Rc<Engine>>, Warmup)> {
     Ok((None, Warmup::cpu("this build has no WebGPU backend (sessionrank_webgpu.js has)")))
-}
-
-/// Scores and item table, read back without blocking (the only readback WebGPU allows).
-pub async fn read_back(p: &PendingRanking) -> Result<(Vec<f32>, Vec<f32>), CoreError> {
-    let read = |d: burn::tensor::TensorData| {
-        d.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")))
-    };
-    let scores = p
-        .scores
-        .clone()
-        .into_data_async()
-        .await
-        .map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    let table =
-        p.table.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    Ok((read(scores)?, read(table)?))
-}
-
-/// One whole call on `engine` (prepare, readback, finish): what the warm-up times.
-pub async fn score(
-    engine: &Engine,
-    session: &[sessionrank_core::SessionEvent],
-    candidates: &[sessionrank_core::Candidate],
-) -> Result<Ranking, CoreError> {
-    match engine.prepare(session, candidates)? {
-        Prepared::Upstream(r) => Ok(r),
-        Prepared::Pending(p) => {
-            let (scores, table) = read_back(&p).await?;
-            p.finish(&scores, &table, engine.model_dim())
-        }
-    }
 }

@@ -139,11 +139,3 @@ impl From<CoreError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A short description of a thrown JavaScript value (for messages).
-pub fn describe(v: &JsValue) -> String {
-    if let Some(e) = v.dyn_ref::<js_sys::Error>() {
-        return String::from(e.message());
-    }
-    v.as_string().unwrap_or_else(|| format!("{v:?}"))
-}

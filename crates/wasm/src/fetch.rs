@@ -5,7 +5,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Response, Url, Window, WorkerGlobalScope};
 
-use crate::error::{Error, ErrorCode, Result, describe};
+use crate::error::{Error, ErrorCode, Result};
+use crate::js::describe;
 
 /// The global scope: a page or a (module) worker.
 enum Scope {

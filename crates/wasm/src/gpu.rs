@@ -15,8 +15,10 @@ use sessionrank_core::{Candidate, ModelBundle, Reranker as Engine, SessionEvent}
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::backend::{Backend, Choice, Warmup, score};
+use crate::choice::{Backend, Choice, Warmup};
 use crate::error::{Error, ErrorCode, Result};
+use crate::js::now_ms;
+use crate::score::score;
 
 /// Timed warm-up calls per backend (after one untimed call). Small on purpose: on a software
 /// adapter (SwiftShader) one WebGPU call takes ~0.5 s.
@@ -124,9 +126,9 @@ async fn time(
     score(engine, session, candidates).await?;
     let mut ms = Vec::with_capacity(WARMUP_CALLS);
     for _ in 0..WARMUP_CALLS {
-        let t = crate::reranker::now_ms();
+        let t = now_ms();
         score(engine, session, candidates).await?;
-        ms.push(crate::reranker::now_ms() - t);
+        ms.push(now_ms() - t);
     }
     ms.sort_by(f64::total_cmp);
     Ok(ms[ms.len() / 2])

@@ -11,7 +11,11 @@
 //! ```
 //!
 //! * [`reranker`]: the `Reranker` class;
+//! * [`backend`]: its engines (the CPU one, the WebGPU one while it is chosen) and the
+//!   fallback; [`choice`]: `options.backend` and the warm-up report; `gpu` (WebGPU build):
+//!   the browser's GPU device and the warm-up race; [`score`]: one call on an engine;
 //! * [`shapes`]: the JS shapes of events, candidates and results, checked on the way in;
+//!   `js`: the conversions every module shares;
 //! * [`storage`]: the session and its `sessionStorage` mirror;
 //! * [`error`]: every failure as a `SessionrankError` with a `code`.
 //!
@@ -25,11 +29,14 @@
 //! "unknown item" vector. Nothing about the session leaves the page.
 
 pub mod backend;
+pub mod choice;
 pub mod error;
 mod fetch;
 #[cfg(feature = "webgpu")]
 pub mod gpu;
+mod js;
 pub mod reranker;
+pub mod score;
 pub mod shapes;
 pub mod storage;
 pub mod vectors;

@@ -10,8 +10,10 @@ use sessionrank_core::reranker::upstream;
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
-use crate::backend::{Choice, Engines};
-use crate::error::{Error, ErrorCode, Result, describe};
+use crate::backend::Engines;
+use crate::choice::Choice;
+use crate::error::{Error, ErrorCode, Result};
+use crate::js::{describe, now_ms, to_js};
 use crate::storage::{Backing, SessionStore};
 use crate::vectors::VectorCache;
 use crate::{fetch, shapes};
@@ -21,7 +23,7 @@ use crate::{fetch, shapes};
 struct Options {
     /// Mirror the session to `sessionStorage` (default) or keep it in memory only.
     persist: bool,
-    /// `backend`: `"auto"` (default), `"cpu"` or `"webgpu"` (see `backend.rs`).
+    /// `backend`: `"auto"` (default), `"cpu"` or `"webgpu"` (see `choice.rs`).
     backend: Choice,
 }
 
@@ -198,7 +200,7 @@ impl Reranker {
         }
         let t3 = now_ms();
         let timings = shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2 };
-        Ok(shapes::to_js(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
+        Ok(to_js(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
     }
 
     /// Forget the session (memory and `sessionStorage`).
@@ -211,7 +213,7 @@ impl Reranker {
     pub fn session(&self) -> Result<JsValue, JsValue> {
         let s = self.session.borrow();
         let events: Vec<shapes::EventOut> = s.events().iter().map(Into::into).collect();
-        Ok(shapes::to_js(&events)?)
+        Ok(to_js(&events)?)
     }
 
     /// Events in the session.
@@ -252,7 +254,7 @@ impl Reranker {
     /// warm-up timings; `reason` says why WebGPU does not score, when it does not).
     #[wasm_bindgen(getter, unchecked_return_type = "BackendReport")]
     pub fn warmup(&self) -> Result<JsValue, JsValue> {
-        Ok(shapes::to_js(&self.engines.report())?)
+        Ok(to_js(&self.engines.report())?)
     }
 
     /// Resolves to the backend report once the backend choice is made (`fromBytes` makes it
@@ -289,15 +291,6 @@ fn check_kind(kind: BundleKind) -> Result<()> {
 /// The documented fallback when the model fails at run time: upstream order, with the reason.
 fn degraded(candidates: &[sessionrank_core::Candidate], e: &CoreError) -> Ranking {
     upstream(candidates, &format!("the model failed on this device ({e}); upstream order returned"))
-}
-
-/// `performance.now()` of the page or worker (0 where there is none).
-pub(crate) fn now_ms() -> f64 {
-    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
-        .ok()
-        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
 }
 
 /// A `Map` or plain object of file name → bytes.
