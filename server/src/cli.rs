@@ -528,7 +528,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
     Reranker::from_bundle(&browser, &Device::flex())?;
     let dir = a.out.join(&bundle.manifest.model_version);
     if a.browser {
-        let browser_dir = dir.join(sessionrank_server::publish::BROWSER_DIR);
+        let browser_dir = dir.join(sessionrank_server::version::BROWSER_DIR);
         browser.write_dir(&browser_dir)?;
         println!("{}", browser_dir.display());
     } else {
@@ -537,7 +537,7 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("replacing {}", dir.display()))?;
         }
-        sessionrank_server::publish::write_version_dir(&bundle, &dir)?;
+        sessionrank_server::version::write_version_dir(&bundle, &dir)?;
         println!("{}", dir.display());
         print_sizes("full bundle", &bundle)?;
     }

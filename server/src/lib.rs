@@ -4,22 +4,30 @@
 //! * [`config`] — TOML file, `SESSIONRANK_*` environment variables, flags;
 //! * [`store`] — the data-access layer (SQLite by default, PostgreSQL by URL);
 //! * [`routes`] — the router ([`app`]) and its handlers; [`error`] — the API's error type;
-//! * [`retrain`] — the background retraining job; [`publish`] — versioned bundles on disk;
+//! * [`registry`] — published versions, the live one, publish / activate / prune;
+//!   [`version`] — one version's directory and its verified bundles;
+//! * [`retrain`] — the background retraining job; [`job`] — the job record it keeps;
 //! * [`metrics`] — Prometheus text; [`openapi`] — the API description;
-//! * [`serve`] — binding, graceful shutdown; [`client`] — the minimal HTTP client the load
-//!   tool and the tests use.
+//! * [`serve`] — crash recovery, binding, graceful shutdown; [`client`] — the minimal HTTP
+//!   client the load tool and the tests use.
+//!
+//! Layers, each importing only those below it: `config`, `store`, `metrics`, `version`,
+//! `openapi`, `client` (leaves) → `error`, `job`, `registry` → `state` → `retrain` →
+//! `routes` → `serve`.
 
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod job;
 pub mod metrics;
 pub mod openapi;
-pub mod publish;
+pub mod registry;
 pub mod retrain;
 pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod version;
 
 pub use config::{Config, RetrainConfig, ServeArgs};
 pub use routes::app;

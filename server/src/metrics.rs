@@ -1,18 +1,20 @@
 //! Prometheus metrics, hand-written in the text exposition format (a handful of counters and
 //! one histogram do not justify a metrics framework).
+//!
+//! A leaf: [`Metrics`] is a plain registry of counters that handlers and jobs update, and the
+//! [`track`] middleware holds it alone (`from_fn_with_state(Arc<Metrics>, track)`), so nothing
+//! here depends on the rest of the service.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use sessionrank_data::EventKind;
-
-use crate::state::AppState;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] =
@@ -82,7 +84,8 @@ impl Metrics {
         }
     }
 
-    /// The exposition text. `model_version` and `training` come from the state.
+    /// The exposition text. `model_version` (the live model) and `training` (the job running
+    /// here and its progress) are owned elsewhere and passed in.
     pub fn render(&self, model_version: Option<&str>, training: Option<(&str, f64)>) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -226,7 +229,7 @@ fn escape(v: &str) -> String {
 
 /// Middleware: latency and status per matched route (the route template, never the raw path,
 /// so ids do not blow up the label set).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
     let route = req
@@ -235,11 +238,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "other".into());
     let response = next.run(req).await;
-    state.metrics.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    metrics.observe(&method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }

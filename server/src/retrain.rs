@@ -10,13 +10,13 @@
 //! 3. **evaluate** — MRR@20 of the new model on all held-out cases, and of both models on the
 //!    cases whose items the live model knows (a like-for-like comparison);
 //! 4. **decide and publish** — publish iff new ≥ live − `tolerance`, atomically (see
-//!    [`crate::publish`]); the reason is recorded in the job either way.
+//!    [`crate::registry`]); the reason is recorded in the job either way.
 //!
 //! Only one job runs at a time (across instances: the `jobs.slot` unique column); a job whose
 //! server died is marked failed at the next start (SQLite) or once its heartbeat is older than
-//! [`STALE_AFTER_S`] (PostgreSQL). Nothing is written to the models directory before step 4,
-//! so a failure or a kill at any earlier point leaves the live model and the directory as they
-//! were.
+//! [`STALE_AFTER_S`] (PostgreSQL; see [`crate::serve::recover`]). Nothing is written to the
+//! models directory before step 4, so a failure or a kill at any earlier point leaves the live
+//! model and the directory as they were.
 //!
 //! **Warm start.** When the live model has the configured architecture, the new model starts
 //! from its weights ([`sessionrank_train::warm::remap_model`]: item, category and token rows
@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
@@ -48,124 +47,16 @@ use sessionrank_train::{TrainConfig, TrainOptions, TrainProgress, train_with};
 
 use crate::config::{RetrainConfig, TrainDevice};
 use crate::error::{ApiError, ApiResult};
-use crate::publish::{LoadedModel, publish};
+use crate::job::{Job, JobState, STALE_AFTER_S, interrupted};
 use crate::state::AppState;
 use crate::store::now_s;
+use crate::version::LoadedModel;
 
-/// A running job without a heartbeat for this long is taken for dead.
-pub const STALE_AFTER_S: i64 = 120;
 const HEARTBEAT: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Running,
-    /// Finished; `published` says whether the new model went live.
-    Succeeded,
-    Failed,
-}
-
-impl JobState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// What `GET /admin/jobs/{id}` returns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    pub id: String,
-    pub state: JobState,
-    /// `queued`, `loading`, `training` (training and evaluation), `publishing`, `done`.
-    pub stage: String,
-    /// 0..1: loading up to 0.1, training up to 0.8 (by steps, or by the time budget when that
-    /// ends the run first), evaluation, publishing from 0.9.
-    pub progress: f64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub finished_at: Option<i64>,
-    /// Whether the new model went live.
-    pub published: bool,
-    /// The version trained (published or not).
-    pub model_version: Option<String>,
-    /// The live version when the job started.
-    pub previous_version: Option<String>,
-    /// Why it was (not) published, or why it failed.
-    pub reason: Option<String>,
-    pub device: Option<String>,
-    /// Data sizes, training history, held-out metrics of both models, `warm_start`, and
-    /// `training` (epoch, step, loss, latest validation metrics; updated while it trains).
-    pub metrics: Value,
-}
-
-impl Job {
-    fn new(id: String, previous_version: Option<String>) -> Self {
-        let now = now_s();
-        Self {
-            id,
-            state: JobState::Running,
-            stage: "queued".into(),
-            progress: 0.0,
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-            published: false,
-            model_version: None,
-            previous_version,
-            reason: None,
-            device: None,
-            metrics: json!({}),
-        }
-    }
-}
-
-/// What a job that died with its server is marked as.
-pub fn interrupted(mut job: Job) -> Job {
-    job.state = JobState::Failed;
-    job.reason = Some(
-        "interrupted: the server stopped while the job ran; the live model is unchanged".into(),
-    );
-    job.finished_at = Some(now_s());
-    job
-}
-
-/// The job running in this process, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct JobTracker(Mutex<Option<(String, f64)>>);
-
-impl JobTracker {
-    pub fn running(&self) -> Option<(String, f64)> {
-        self.0.lock().ok().and_then(|j| j.clone())
-    }
-
-    fn set(&self, v: Option<(String, f64)>) {
-        if let Ok(mut j) = self.0.lock() {
-            *j = v;
-        }
-    }
-}
-
-/// `job-<unix seconds>-<8 hex>`: sortable by start, unique (time, process and a counter hashed).
-fn new_job_id() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let hash = sessionrank_core::bundle::sha256_hex(
-        format!("{nanos}-{}-{n}", std::process::id()).as_bytes(),
-    );
-    format!("job-{}-{}", now_s(), &hash[..8])
-}
 
 /// Start a job in the background; 409 naming the running job if there is one.
 pub async fn start(state: &AppState) -> ApiResult<Job> {
-    let job = Job::new(new_job_id(), state.models.current_version());
+    let job = Job::new(state.models.current_version());
     if let Err(running) = state.store.claim_job(&job.id, &job, STALE_AFTER_S, interrupted).await? {
         return Err(ApiError::Conflict {
             message: format!("retraining job {running} is running"),
@@ -290,7 +181,7 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
         return Ok(());
     }
     stage(state, job, "publishing", 0.9).await;
-    let version = publish(state, trained.bundle, true).await.context("publishing")?;
+    let version = state.models.publish(trained.bundle, true).await.context("publishing")?;
     tracing::info!("model {version} is live");
     edit(job, |j| j.published = true);
     Ok(())

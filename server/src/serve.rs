@@ -1,4 +1,5 @@
-//! Running the service: bind, serve, shut down gracefully on SIGINT/SIGTERM.
+//! Running the service: bind, recover from an earlier crash, serve, shut down gracefully on
+//! SIGINT/SIGTERM.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ServeArgs};
+use crate::job::{self, STALE_AFTER_S};
 use crate::state::AppState;
+use crate::store::Backend;
 
 /// Idempotency keys are remembered this long.
 pub const IDEMPOTENCY_TTL_S: i64 = 24 * 3600;
@@ -33,13 +36,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Serve on a bound listener until `shutdown` completes (tests bind 127.0.0.1:0 and pass a
-/// future of their own). In-flight requests finish; a running retraining job is abandoned
-/// and marked failed at the next start, the live model untouched.
+/// future of their own), after [`recover`]ing from an earlier crash. In-flight requests
+/// finish; a running retraining job is abandoned and marked failed at the next start, the
+/// live model untouched.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    recover(&state).await?;
     let addr = listener.local_addr()?;
     // Printed on stdout as well so scripts and tests can find a port chosen by the OS.
     println!("listening on http://{addr}");
@@ -52,6 +57,25 @@ pub async fn serve(
     Ok(())
 }
 
+/// Crash recovery: fail the retraining jobs that died with an earlier server and remove the
+/// partial version directories an interrupted publish left (the live model is never among
+/// them: it is recorded, hence complete).
+pub async fn recover(state: &AppState) -> anyhow::Result<()> {
+    // One SQLite file has one server: whatever it was running died with it. With PostgreSQL
+    // other instances may be training; only jobs without a heartbeat are failed.
+    let older_than_s = match state.store.backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(STALE_AFTER_S),
+    };
+    let interrupted = state.store.fail_running_jobs(older_than_s, job::interrupted).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            "{interrupted} retraining job(s) were interrupted by a restart and are marked failed"
+        );
+    }
+    state.models.remove_partial_versions().await
+}
+
 /// Periodic chores: forget old idempotency keys; follow the live-model pointer (another
 /// instance sharing the database may have published or activated a version).
 fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
@@ -60,7 +84,7 @@ fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
-            if let Err(e) = state.models.refresh(&state.store).await {
+            if let Err(e) = state.models.refresh().await {
                 tracing::warn!("refreshing the live model: {e:#}");
             }
             if n.is_multiple_of(360) {

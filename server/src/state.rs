@@ -1,5 +1,5 @@
-//! Shared state of the service: configuration, storage, the live model, metrics, the
-//! retraining slot and a cache of known item ids.
+//! Shared state of the service: configuration, storage, the model registry, metrics, the
+//! job running here and a cache of known item ids.
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
+use crate::job::JobTracker;
 use crate::metrics::Metrics;
-use crate::publish::ModelRegistry;
-use crate::retrain::JobTracker;
-use crate::store::{Backend, Store};
+use crate::registry::ModelRegistry;
+use crate::store::Store;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -29,7 +29,8 @@ pub struct Shared {
     pub config: Config,
     pub store: Store,
     pub models: ModelRegistry,
-    pub metrics: Metrics,
+    /// An `Arc` of its own: the metrics middleware holds it without the rest of the state.
+    pub metrics: Arc<Metrics>,
     pub jobs: JobTracker,
     pub items: KnownItems,
     /// sha256 of the admin token: compared in constant time, and equal length whatever the
@@ -45,33 +46,20 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Open storage, recover from an earlier crash and load the live model.
+    /// Open storage and load the live model. What an earlier crash left behind is cleaned up
+    /// by [`crate::serve::recover`], before serving.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let store = Store::open(&config.database_url).await.with_context(|| {
             format!("opening the database {}", crate::config::redact_url(&config.database_url))
         })?;
-        // One SQLite file has one server: whatever it was running died with it. With
-        // PostgreSQL other instances may be training; only jobs without a heartbeat are failed.
-        let interrupted = match store.backend() {
-            Backend::Sqlite => store.fail_running_jobs(None, crate::retrain::interrupted).await?,
-            Backend::Postgres => {
-                store
-                    .fail_running_jobs(
-                        Some(crate::retrain::STALE_AFTER_S),
-                        crate::retrain::interrupted,
-                    )
-                    .await?
-            }
-        };
-        if interrupted > 0 {
-            tracing::warn!(
-                "{interrupted} retraining job(s) were interrupted by a restart and are marked failed"
-            );
-        }
-        let models = ModelRegistry::new(config.data_dir.join("models"));
-        models.recover(&store).await?;
+        let models = ModelRegistry::open(
+            config.data_dir.join("models"),
+            store.clone(),
+            config.keep_versions,
+        )?;
+        models.refresh().await?;
         let items = KnownItems::default();
         items.extend(store.item_ids().await?);
         let admin_token_digest =
@@ -80,7 +68,7 @@ impl AppState {
             config,
             store,
             models,
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             jobs: JobTracker::default(),
             items,
             admin_token_digest,

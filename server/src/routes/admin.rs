@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::publish;
-use crate::retrain::{self, Job};
+use crate::job::Job;
+use crate::retrain;
 use crate::state::AppState;
 
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -56,7 +56,7 @@ pub async fn activate(
     State(state): State<AppState>,
     Path(version): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let model = publish::activate(&state, &version).await?;
+    let model = state.models.activate(&version).await?;
     Ok(Json(json!({"model_version": model.version(), "manifest": model.manifest()})))
 }
 

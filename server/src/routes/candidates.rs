@@ -15,7 +15,7 @@
 //! (`/v1/models/{model_version}/browser/manifest.json`): it never sees the item-id table or
 //! the tokenizer, the server encodes every candidate — items the model knows from id and
 //! trained content, new items from their stored content — with the full model, the same code
-//! path as `/v1/models/{version}/vectors` ([`crate::publish::LoadedModel::item_vectors`]).
+//! path as `/v1/models/{version}/vectors` ([`crate::version::LoadedModel::item_vectors`]).
 //! `model_version` names the version the vectors belong to, so a page loads that version's
 //! browser bundle even if the live model changes between its two requests.
 //!

@@ -59,8 +59,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi));
-    let router =
-        api.merge(admin).route_layer(from_fn_with_state(state.clone(), crate::metrics::track));
+    let router = api
+        .merge(admin)
+        .route_layer(from_fn_with_state(state.metrics.clone(), crate::metrics::track));
     let router = match state.config.web_dir.clone().filter(|d| d.is_dir()) {
         Some(dir) => router.fallback_service(
             ServeDir::new(dir).fallback(axum::routing::any(not_found).with_state(state.clone())),

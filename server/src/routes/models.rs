@@ -1,7 +1,7 @@
 //! Published models, for browsers and CDNs.
 //!
 //! Every version has a full bundle and a browser bundle (same `model_version`; see
-//! `publish.rs`). A shopper's browser needs only the browser bundle plus the item vectors
+//! `version.rs`). A shopper's browser needs only the browser bundle plus the item vectors
 //! that come with its candidate page (`GET /v1/candidates`, or `vectors` below).
 //!
 //! * `GET /v1/models/current` — the live full manifest, and `GET /v1/models/current/browser` —
@@ -33,8 +33,8 @@ use sessionrank_core::bundle::MANIFEST;
 use sessionrank_core::reranker::MAX_CANDIDATES;
 
 use crate::error::{ApiError, ApiResult};
-use crate::publish::ServedFiles;
 use crate::state::AppState;
+use crate::version::ServedFiles;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -92,7 +92,7 @@ pub async fn file(
     Path((version, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let model = state.models.get(&state.store, &version).await?;
+    let model = state.models.get(&version).await?;
     serve_file(&model.full, &format!("model {version}"), &file, &headers)
 }
 
@@ -102,7 +102,7 @@ pub async fn browser_file(
     Path((version, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let model = state.models.get(&state.store, &version).await?;
+    let model = state.models.get(&version).await?;
     serve_file(&model.browser, &format!("the browser bundle of model {version}"), &file, &headers)
 }
 
@@ -212,7 +212,7 @@ pub async fn vectors(
             format!("{} ids; at most {MAX_CANDIDATES} per request", ids.len()),
         ));
     }
-    let model = state.models.get(&state.store, &version).await?;
+    let model = state.models.get(&version).await?;
     // Content for every id the catalog has; the model ignores it for the ids it knows.
     let mut stored =
         state.store.items_by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;

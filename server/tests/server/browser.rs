@@ -26,7 +26,6 @@ use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, SessionEve
 use sessionrank_data::EventKind;
 use sessionrank_data::import::import_named;
 use sessionrank_server::client::Client;
-use sessionrank_server::publish::publish;
 use sessionrank_server::serve::serve;
 use tokio::net::TcpListener;
 
@@ -274,7 +273,7 @@ impl Site {
         let mut config = test_config(data_dir.path());
         config.web_dir = Some(web.path().to_path_buf());
         let state = open(config).await;
-        publish(&state, bundle.clone(), true).await.expect("publish the committed bundle");
+        state.models.publish(bundle.clone(), true).await.expect("publish the committed bundle");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

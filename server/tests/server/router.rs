@@ -13,7 +13,6 @@ use sessionrank_core::{
 };
 use sessionrank_data::EventKind;
 use sessionrank_server::app;
-use sessionrank_server::publish::publish;
 use sessionrank_server::{AppState, Config};
 
 use crate::common::*;
@@ -298,7 +297,7 @@ pub async fn candidates_are_the_most_interacted_items_first(state: AppState) {
 pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
     let router = app(state.clone());
     let bundle = tiny_bundle("20260101-000000-00000001");
-    publish(&state, bundle.clone(), true).await.expect("publish");
+    state.models.publish(bundle.clone(), true).await.expect("publish");
     assert_eq!(
         send_json(&router, "PUT", "/v1/items", &items_json(35)).await.status,
         StatusCode::OK
@@ -446,7 +445,7 @@ pub async fn browser_bundles_are_published_and_served(state: AppState) {
         StatusCode::NOT_FOUND
     );
     let bundle = tiny_bundle("20260101-000000-00000001");
-    publish(&state, bundle.clone(), true).await.expect("publish");
+    state.models.publish(bundle.clone(), true).await.expect("publish");
     let version_dir = state.models.dir().join("20260101-000000-00000001");
     assert!(
         version_dir.join("browser/manifest.json").is_file(),
@@ -547,7 +546,7 @@ pub async fn browser_bundles_are_published_and_served(state: AppState) {
     // writes it.
     std::fs::remove_dir_all(version_dir.join("browser")).expect("remove browser/");
     let loaded =
-        sessionrank_server::publish::LoadedModel::load(&version_dir).expect("an old version loads");
+        sessionrank_server::version::LoadedModel::load(&version_dir).expect("an old version loads");
     // Byte for byte: instances sharing a models directory may each derive it, and a URL that
     // names a version must always answer the same bytes (ModelBundle::browser is documented
     // as deterministic).
@@ -569,7 +568,7 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
 
     let fixture = tiny_bundle("fixture");
     let v1 = renamed(&fixture, "20260101-000000-00000001");
-    publish(&state, v1.clone(), true).await.expect("publish v1");
+    state.models.publish(v1.clone(), true).await.expect("publish v1");
     let current = call(&router, "GET", "/v1/models/current", &[], "").await;
     assert_eq!(current.status, StatusCode::OK);
     assert_eq!(current.json()["model_version"], "20260101-000000-00000001");
@@ -679,7 +678,11 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Two more versions; keep_versions = 2 removes the oldest non-live one.
-    publish(&state, renamed(&fixture, "20260102-000000-00000002"), true).await.expect("publish v2");
+    state
+        .models
+        .publish(renamed(&fixture, "20260102-000000-00000002"), true)
+        .await
+        .expect("publish v2");
     let r = admin(&router, "POST", "/admin/models/20260101-000000-00000001/activate").await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(
@@ -690,7 +693,9 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
         std::fs::read_to_string(state.models.dir().join("current")).expect("pointer file").trim(),
         "20260101-000000-00000001"
     );
-    publish(&state, renamed(&fixture, "20260103-000000-00000003"), false)
+    state
+        .models
+        .publish(renamed(&fixture, "20260103-000000-00000003"), false)
         .await
         .expect("publish v3 without activating");
     assert_eq!(
@@ -719,7 +724,7 @@ pub async fn models_are_published_cached_activated_and_pruned(state: AppState) {
 
 pub async fn failed_retraining_leaves_the_live_model(state: AppState) {
     let router = app(state.clone());
-    publish(&state, tiny_bundle("20260101-000000-00000001"), true).await.expect("publish");
+    state.models.publish(tiny_bundle("20260101-000000-00000001"), true).await.expect("publish");
     send_json(&router, "PUT", "/v1/items", &items_json(30)).await;
     let r = send_json(&router, "POST", "/v1/events", &events_json(60, 30, 0)).await;
     assert_eq!(r.status, StatusCode::OK);
