@@ -1,3 +1,4 @@
+// @ts-check
 // The page side of sessionrank-worker.js: the same API as `Reranker`, every call a promise
 // answered by the worker (request ids, so concurrent calls never resolve each other).
 //
@@ -16,47 +17,50 @@
 // mirrored in the page's sessionStorage (workers have none) under the model version's key,
 // so it survives reloads and dies with the tab; without storage it lives in memory.
 
+import { Channel } from "./sessionrank-rpc.js";
+
+/**
+ * @typedef {import("./sessionrank-rpc.js").BundleBytes} BundleBytes
+ * @typedef {import("./sessionrank-rpc.js").CandidateInput} CandidateInput
+ * @typedef {import("./sessionrank-rpc.js").Ranking} Ranking
+ * @typedef {import("./sessionrank-rpc.js").SessionEvent} SessionEvent
+ */
+
 const WORKER_URL = new URL("./sessionrank-worker.js", import.meta.url);
 
 export class RerankerClient {
-  #worker;
-  #pending = new Map();
-  #nextId = 1;
-  #storageKey = null;
+  #channel;
+  /** The page's `sessionStorage` key of the mirrored session (set by `load`). */
+  #storageKey = "";
+  /** @type {SessionEvent[]} */
   #session = [];
+  /** @type {string | null} */
   modelVersion = null;
 
+  /** @param {Worker} worker */
   constructor(worker) {
-    this.#worker = worker;
-    worker.onmessage = ({ data }) => {
-      const call = this.#pending.get(data.id);
-      if (!call) return;
-      this.#pending.delete(data.id);
-      if (data.ok) call.resolve(data.result);
-      else call.reject(Object.assign(new Error(data.error.message), data.error));
-    };
-    const fail = (event) => {
-      const error = Object.assign(new Error(`sessionrank worker failed: ${event.message ?? "unknown error"}`), {
+    this.#channel = new Channel(worker, (message) =>
+      Object.assign(new Error(`sessionrank worker failed: ${message ?? "unknown error"}`), {
         name: "SessionrankError",
         code: "worker",
-      });
-      for (const call of this.#pending.values()) call.reject(error);
-      this.#pending.clear();
-    };
-    worker.onerror = fail;
-    worker.onmessageerror = fail;
+      }),
+    );
   }
 
-  /** Start a worker and load a bundle by URL (or pass `{ manifest, files }` bytes). */
+  /**
+   * Start a worker and load a bundle by URL (or pass `{ manifest, files }` bytes).
+   * @param {string | BundleBytes} source
+   * @param {{ workerUrl?: string | URL }} [options]
+   */
   static async load(source, { workerUrl = WORKER_URL } = {}) {
     const client = new RerankerClient(new Worker(workerUrl, { type: "module" }));
     try {
       const args = typeof source === "string" ? { manifestUrl: new URL(source, location.href).href } : source;
-      const { modelVersion, storageKey } = await client.#call("load", args);
+      const { modelVersion, storageKey } = await client.#channel.call("load", args);
       client.modelVersion = modelVersion;
       client.#storageKey = `${storageKey}:worker`;
       client.#session = client.#readStored();
-      if (client.#session.length) await client.#call("restore", { events: client.#session });
+      if (client.#session.length) await client.#channel.call("restore", { events: client.#session });
       return client;
     } catch (e) {
       client.terminate();
@@ -65,24 +69,29 @@ export class RerankerClient {
   }
 
   /** Record a click / view / add_to_cart / purchase (see `Reranker.observe`); give the item's
-   *  `vector` (from the candidate page) when the model is a browser bundle. */
+   *  `vector` (from the candidate page) when the model is a browser bundle.
+   *  @param {SessionEvent} event */
   async observe(event) {
+    /** @type {SessionEvent} */
     const stamped = { timestamp: Date.now(), ...event };
     // A Float32Array would be stored as {"0": …} by JSON: keep a plain array of the same floats.
     if (stamped.vector != null) stamped.vector = Array.from(stamped.vector);
-    await this.#call("observe", { event: stamped });
+    await this.#channel.call("observe", { event: stamped });
     this.#session.push(stamped);
     if (this.#session.length > 200) this.#session.splice(0, this.#session.length - 200);
     this.#writeStored();
   }
 
-  /** Re-rank candidates (upstream order); resolves to the `Ranking` shape of `Reranker.rerank`. */
+  /** Re-rank candidates (upstream order); resolves to the `Ranking` shape of `Reranker.rerank`.
+   *  @param {CandidateInput[]} candidates
+   *  @returns {Promise<Ranking>} */
   async rerank(candidates) {
-    const packed = await this.#call("rerank", { candidates });
+    const packed = await this.#channel.call("rerank", { candidates });
     const items = Array.from(packed.order, (rank, i) => {
       const c = candidates[rank];
       return {
-        itemId: String(typeof c === "object" && c !== null ? c.itemId ?? c.item_id : c),
+        // `item_id`: the HTTP API's name, which the package accepts too.
+        itemId: String(typeof c === "object" && c !== null ? c.itemId ?? /** @type {any} */ (c).item_id : c),
         score: packed.scores[i],
         upstreamRank: rank,
         because: packed.because[i],
@@ -99,7 +108,7 @@ export class RerankerClient {
 
   /** Forget the session (worker and sessionStorage). */
   async reset() {
-    await this.#call("reset");
+    await this.#channel.call("reset", {});
     this.#session = [];
     try {
       sessionStorage.removeItem(this.#storageKey);
@@ -108,18 +117,9 @@ export class RerankerClient {
 
   /** Stop the worker; pending calls reject. */
   terminate() {
-    this.#worker.terminate();
-    const error = Object.assign(new Error("sessionrank worker terminated"), { name: "SessionrankError", code: "worker" });
-    for (const call of this.#pending.values()) call.reject(error);
-    this.#pending.clear();
-  }
-
-  #call(op, args = {}) {
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, op, args });
-    });
+    this.#channel.terminate(
+      Object.assign(new Error("sessionrank worker terminated"), { name: "SessionrankError", code: "worker" }),
+    );
   }
 
   #readStored() {

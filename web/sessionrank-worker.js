@@ -1,3 +1,4 @@
+// @ts-check
 // sessionrank in a module Web Worker, so inference never blocks the page.
 //
 // Protocol (one message per request, answered once with the same id):
@@ -29,21 +30,42 @@
 // `RerankerClient.load(source, { workerUrl })`).
 
 import init, { Reranker } from "./pkg/sessionrank.js";
+import { Channel, answer } from "./sessionrank-rpc.js";
+
+/**
+ * @typedef {import("./sessionrank-rpc.js").BackendReport} BackendReport
+ * @typedef {import("./sessionrank-rpc.js").Handlers} Handlers
+ * @typedef {import("./sessionrank-rpc.js").Loaded} Loaded
+ * @typedef {import("./sessionrank-rpc.js").Op} Op
+ * @typedef {import("./sessionrank-rpc.js").PackedRanking} PackedRanking
+ * @typedef {import("./sessionrank-rpc.js").Protocol} Protocol
+ * @typedef {import("./sessionrank-rpc.js").SessionEvent} SessionEvent
+ */
 
 // "webgpu" in the second worker (started with ?backend=webgpu), "cpu" in the page's.
 const ROLE = new URL(import.meta.url).searchParams.get("backend") === "webgpu" ? "webgpu" : "cpu";
 const WEBGPU = new URL(import.meta.url).searchParams.get("webgpu") ?? "auto";
 
+/** @type {Reranker | null} */
 let reranker = null;
+/** @type {Promise<unknown> | null} */
 let initialised = null;
 // What "load" was given (the WebGPU worker loads the same bundle), until the upgrade is done.
+/** @type {Protocol["load"]["args"] | null} */
 let source = null;
 let upgradeStarted = false;
 // The WebGPU worker once it won the race: every request goes there too.
+/** @type {Channel | null} */
 let delegate = null;
 
+/** The package's `Reranker` class: the CPU build's, or in the WebGPU worker the WebGPU one's. */
 async function loadPackage() {
   if (ROLE === "webgpu") {
+    // The WebGPU build has the CPU build's `Reranker` (one crate, one feature more): typed as
+    // that, so the check also passes without the optional WebGPU build, whose .d.ts is then
+    // missing (SESSIONRANK_WASM_WEBGPU=0).
+    /** @type {{ default: () => Promise<unknown>, Reranker: typeof Reranker }} */
+    // @ts-ignore: ./pkg/sessionrank_webgpu.d.ts exists only after the WebGPU build
     const pkg = await import("./pkg/sessionrank_webgpu.js");
     await pkg.default();
     return pkg.Reranker;
@@ -53,25 +75,28 @@ async function loadPackage() {
   return Reranker;
 }
 
+/** @type {Handlers} */
 const ops = {
   async load(args) {
     const Engine = await loadPackage();
     // The WebGPU worker races WebGPU against its CPU engine; this one is the CPU package.
     const backend = WEBGPU === "force" ? "webgpu" : "auto";
+    /** @type {import("./pkg/sessionrank.js").RerankerOptions} */
     const options = ROLE === "webgpu" ? { storage: "memory", backend } : { storage: "memory" };
-    const next = args.manifestUrl
-      ? await Engine.load(args.manifestUrl, options)
-      : Engine.fromBytes(args.manifest, args.files, options);
+    const url = /** @type {{ manifestUrl?: string }} */ (args).manifestUrl;
+    const bytes = /** @type {import("./sessionrank-rpc.js").BundleBytes} */ (args);
+    const next = url ? await Engine.load(url, options) : Engine.fromBytes(bytes.manifest, bytes.files, options);
     dropDelegate(null);
     reranker = next;
     source = args;
     upgradeStarted = false;
     statusSent = false;
     seenVectors.clear();
-    const result = { modelVersion: reranker.modelVersion, storageKey: reranker.storageKey };
+    /** @type {Loaded} */
+    const result = { modelVersion: next.modelVersion, storageKey: next.storageKey };
     if (ROLE === "webgpu") {
-      const warmup = await reranker.ready();
-      Object.assign(result, { backend: reranker.backend, warmup });
+      const warmup = await next.ready();
+      Object.assign(result, { backend: next.backend, warmup });
     }
     return { result };
   },
@@ -97,21 +122,23 @@ const ops = {
     if (delegate) {
       learnVectors(args.candidates);
       try {
-        return await delegate.call("rerank", args);
+        return await rerankOn(delegate, args);
       } catch (e) {
         if (e?.code === "invalid_input") throw e;
         dropDelegate(`the WebGPU worker failed (${e?.message ?? e}); back on the CPU`);
       }
     }
-    const ranking = await loaded().rerank(args.candidates);
+    const engine = loaded();
+    const ranking = await engine.rerank(args.candidates);
     if (ROLE === "cpu" && WEBGPU !== "off" && !upgradeStarted) {
       upgradeStarted = true;
       // Not awaited: re-ranks go on here while the WebGPU worker loads and warms up.
-      tryWebGpu(reranker);
+      tryWebGpu(engine);
     }
     const n = ranking.items.length;
     const order = new Uint32Array(n);
     const scores = new Float32Array(n);
+    /** @type {PackedRanking["because"]} */
     const because = new Array(n);
     ranking.items.forEach((item, i) => {
       order[i] = item.upstreamRank;
@@ -134,9 +161,11 @@ const ops = {
 // While the WebGPU worker scores, this worker's engine never sees the candidate lists, so it
 // cannot learn their vectors itself (crates/wasm/src/vectors.rs): they are kept here, bounded
 // the same way, and attached to events observed by id, so a fallback scores the same session.
+/** @type {Map<string, number[] | Float32Array>} */
 const seenVectors = new Map();
 const SEEN_VECTORS_MAX = 4096;
 
+/** @param {unknown} candidates */
 function learnVectors(candidates) {
   if (!Array.isArray(candidates)) return;
   for (const c of candidates) {
@@ -144,17 +173,27 @@ function learnVectors(candidates) {
     const id = String(c.itemId ?? c.item_id);
     seenVectors.delete(id);
     seenVectors.set(id, c.vector);
-    if (seenVectors.size > SEEN_VECTORS_MAX) seenVectors.delete(seenVectors.keys().next().value);
+    if (seenVectors.size > SEEN_VECTORS_MAX) seenVectors.delete(/** @type {string} */ (seenVectors.keys().next().value));
   }
 }
 
+/**
+ * @param {SessionEvent} event
+ * @returns {SessionEvent}
+ */
 function withSeenVector(event) {
   if (!delegate || event === null || typeof event !== "object" || event.vector != null) return event;
-  const vector = seenVectors.get(String(event.itemId ?? event.item_id));
+  // `item_id`: the HTTP API's name, which the package accepts too.
+  const vector = seenVectors.get(String(event.itemId ?? /** @type {any} */ (event).item_id));
   return vector ? { ...event, vector } : event;
 }
 
-// Send a session change on to the WebGPU worker (it already passed validation here).
+/**
+ * Send a session change on to the WebGPU worker (it already passed validation here).
+ * @template {Op} K
+ * @param {K} op
+ * @param {Protocol[K]["args"]} args
+ */
 async function forward(op, args) {
   if (!delegate) return;
   try {
@@ -165,15 +204,22 @@ async function forward(op, args) {
 }
 
 let statusSent = false;
+/**
+ * Report the backend outcome to the page, once.
+ * @param {"cpu" | "webgpu"} backend
+ * @param {string | null} reason
+ * @param {BackendReport | null} [warmup]
+ */
 function status(backend, reason, warmup = null) {
   if (statusSent) return;
   statusSent = true;
   self.postMessage({ status: { backend, reason, warmup } });
 }
 
+/** @param {string | null} reason why, reported to the page; `null`: a new model, no report */
 function dropDelegate(reason) {
   if (!delegate) return;
-  delegate.worker.terminate();
+  delegate.terminate(terminated());
   delegate = null;
   if (reason) {
     statusSent = false;
@@ -181,105 +227,90 @@ function dropDelegate(reason) {
   }
 }
 
-// A request/response channel to the WebGPU worker (the same protocol as the page's).
+/**
+ * A channel to the WebGPU worker (the protocol the page speaks to this one).
+ * @param {Worker} worker
+ */
 function connect(worker) {
-  const pending = new Map();
-  let next = 1;
-  const failAll = (event) => {
-    const error = Object.assign(new Error(`WebGPU worker: ${event?.message ?? "failed"}`), { code: "worker" });
-    for (const p of pending.values()) p.reject(error);
-    pending.clear();
-  };
-  worker.onmessage = ({ data }) => {
-    const p = pending.get(data?.id);
-    if (!p) return;
-    pending.delete(data.id);
-    if (data.ok) p.resolve(data.result);
-    else p.reject(Object.assign(new Error(data.error.message), data.error));
-  };
-  worker.onerror = failAll;
-  worker.onmessageerror = failAll;
-  return {
-    worker,
-    call(op, args) {
-      const id = next++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ id, op, args });
-      }).then((result) => (op === "rerank" ? { result, transfer: [result.order.buffer, result.scores.buffer] } : result));
-    },
-  };
+  return new Channel(worker, (message) =>
+    Object.assign(new Error(`WebGPU worker: ${message ?? "failed"}`), { code: "worker" }),
+  );
+}
+
+function terminated() {
+  return Object.assign(new Error("WebGPU worker terminated"), { code: "worker" });
+}
+
+/**
+ * A re-rank on the WebGPU worker: its packed ranking is handed on as it came, the buffers
+ * transferred once more.
+ * @param {Channel} channel
+ * @param {Protocol["rerank"]["args"]} args
+ */
+async function rerankOn(channel, args) {
+  const result = await channel.call("rerank", args);
+  return { result, transfer: [result.order.buffer, result.scores.buffer] };
 }
 
 // Load the WebGPU artefact in a second worker and swap to it if its warm-up chose WebGPU.
 // Any failure keeps this worker's CPU engine.
+/** @param {Reranker} forModel the model loaded when it started */
 async function tryWebGpu(forModel) {
   const from = source;
   source = null;
+  /** @type {Channel | null} */
   let remote = null;
   try {
     const adapter = await self.navigator?.gpu?.requestAdapter?.();
     if (!adapter) return status("cpu", "no WebGPU adapter");
     const url = new URL(import.meta.url);
     url.searchParams.set("backend", "webgpu");
-    remote = connect(new Worker(url, { type: "module" }));
-    const loaded = await remote.call("load", from);
+    const channel = connect(new Worker(url, { type: "module" }));
+    remote = channel;
+    const loaded = await channel.call("load", /** @type {Protocol["load"]["args"]} */ (from));
     if (loaded.backend !== "webgpu") {
-      remote.worker.terminate();
+      channel.terminate(terminated());
       return status("cpu", loaded.warmup?.reason ?? "the CPU was faster", loaded.warmup);
     }
     // The swap runs in the request queue, so no request is half-way on either side.
     await enqueue(async () => {
       if (reranker !== forModel) throw new Error("another model was loaded meanwhile");
-      await remote.call("restore", { events: reranker.session() });
-      delegate = remote;
+      await channel.call("restore", { events: forModel.session() });
+      delegate = channel;
     });
     status("webgpu", null, loaded.warmup);
   } catch (e) {
-    remote?.worker.terminate();
+    remote?.terminate(terminated());
     status("cpu", `WebGPU not used: ${e?.message ?? e}`);
   }
 }
 
 function loaded() {
   if (!reranker) {
-    const e = new Error("no model loaded: send \"load\" first");
-    e.name = "SessionrankError";
-    e.code = "not_loaded";
-    throw e;
+    throw Object.assign(new Error("no model loaded: send \"load\" first"), {
+      name: "SessionrankError",
+      code: "not_loaded",
+    });
   }
   return reranker;
 }
 
-// The fields of an Error survive postMessage only if copied out.
-function plainError(e) {
-  const out = { name: e?.name ?? "Error", message: String(e?.message ?? e) };
-  for (const k of ["code", "field", "file", "url", "status", "found", "supported"]) {
-    if (e && e[k] !== undefined) out[k] = e[k];
-  }
-  return out;
-}
-
 // Requests run one at a time, in arrival order: "observe" then "rerank" sees the click.
+/** @type {Promise<unknown>} */
 let queue = Promise.resolve();
 
-// Run `task` after every request already queued, before any later one.
+/**
+ * Run `task` after every request already queued, before any later one.
+ * @template T
+ * @param {() => Promise<T>} task
+ * @returns {Promise<T>}
+ */
 function enqueue(task) {
   const done = queue.then(task);
   queue = done.catch(() => {});
   return done;
 }
 
-self.onmessage = (message) => {
-  const { id, op, args } = message.data ?? {};
-  enqueue(async () => {
-    try {
-      const handler = ops[op];
-      if (!handler) throw Object.assign(new Error(`unknown op ${op}`), { code: "invalid_input" });
-      const { result, transfer } = await handler(args ?? {});
-      self.postMessage({ id, ok: true, result }, transfer ?? []);
-    } catch (e) {
-      self.postMessage({ id, ok: false, error: plainError(e) });
-    }
-  });
+self.onmessage = ({ data }) => {
+  enqueue(() => answer(data, ops, (response, transfer) => self.postMessage(response, transfer)));
 };

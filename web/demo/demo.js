@@ -1,3 +1,4 @@
+// @ts-check
 // The demo storefront: a candidate page from the server (upstream order), re-ranked in the
 // browser after every action by the sessionrank package running in a Web Worker.
 //
@@ -17,34 +18,56 @@
 
 import { RerankerClient } from "../pkg/sessionrank-client.js";
 
+/**
+ * An item of the candidate page (`GET /v1/candidates`).
+ * @typedef {object} Item
+ * @property {string} id
+ * @property {string} [text]
+ * @property {string | null} [category]
+ * @property {number | null} [price_level]
+ * @property {number[]} vector
+ *
+ * @typedef {import("../pkg/sessionrank.js").Ranking} Ranking
+ * @typedef {Pick<import("../pkg/sessionrank.js").RankedItem, "itemId" | "upstreamRank" | "because">} Shown
+ */
+
 const params = new URLSearchParams(location.search);
 const limit = params.get("limit") ?? "60";
-const $ = (id) => document.getElementById(id);
+/** An element of index.html (every id this script uses is there). */
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const checkbox = () => /** @type {HTMLInputElement} */ ($("personalise"));
 
 const view = {
-  candidates: [], // upstream order: {id, text, category, price_level, vector}
-  modelVersion: null, // the version the candidates' vectors belong to
+  /** @type {Item[]} upstream order */
+  candidates: [],
+  /** @type {string | null} the version the candidates' vectors belong to */
+  modelVersion: null,
+  /** @type {Map<string, Item>} */
   byId: new Map(),
+  /** @type {RerankerClient | null} */
   client: null,
   personalise: true,
   renders: 0,
+  /** @type {Ranking | null} */
   lastRanking: null,
+  /** @type {string | null} */
   focusId: null,
 };
 
 // One action at a time: clicks queue behind the re-rank in flight, in order.
+/** @type {Promise<unknown>} */
 let queue = Promise.resolve();
-const enqueue = (job) => (queue = queue.then(job).catch((e) => showError(e)));
+const enqueue = (/** @type {() => Promise<unknown>} */ job) => (queue = queue.then(job).catch((e) => showError(e)));
 
 main();
 
 async function main() {
-  $("personalise").addEventListener("change", (e) => enqueue(() => togglePersonalise(e.target.checked)));
+  checkbox().addEventListener("change", () => enqueue(() => togglePersonalise(checkbox().checked)));
   $("reset").addEventListener("click", () => enqueue(resetSession));
   $("grid").addEventListener("click", (e) => {
-    const button = e.target.closest("button[data-action]");
+    const button = /** @type {HTMLElement | null} */ (/** @type {Element} */ (e.target).closest("button[data-action]"));
     if (!button) return;
-    const id = button.closest("li").dataset.itemId;
+    const id = /** @type {string} */ (/** @type {HTMLLIElement} */ (button.closest("li")).dataset.itemId);
     enqueue(() => act(id, button.dataset.action === "cart" ? "add_to_cart" : "click"));
   });
 
@@ -108,6 +131,10 @@ function candidateInputs() {
   }));
 }
 
+/**
+ * @param {string} itemId
+ * @param {"click" | "add_to_cart"} kind
+ */
 async function act(itemId, kind) {
   view.focusId = itemId;
   if (!view.client) {
@@ -119,13 +146,15 @@ async function act(itemId, kind) {
   await rerank();
 }
 
+/** Only called with a model loaded (`view.client`). */
 async function rerank() {
+  const client = /** @type {RerankerClient} */ (view.client);
   if (!view.personalise) {
     renderUpstream("Personalisation is switched off: usual order.");
     return;
   }
   const started = performance.now();
-  const ranking = await view.client.rerank(candidateInputs());
+  const ranking = await client.rerank(candidateInputs());
   const roundTrip = performance.now() - started;
   view.lastRanking = ranking;
   $("backend").textContent = ranking.backend === "webgpu" ? "WebGPU" : "CPU (WebAssembly)";
@@ -138,6 +167,7 @@ async function rerank() {
   setStatus(`Re-ranked ${ranking.items.length} products for your session in ${roundTrip.toFixed(1)} ms, on this device.`);
 }
 
+/** @param {boolean} on */
 async function togglePersonalise(on) {
   view.personalise = on;
   if (!view.client) return;
@@ -152,32 +182,46 @@ async function resetSession() {
   renderUpstream("Session cleared: usual order.");
 }
 
+/** @param {string} message */
 function degrade(message) {
   document.body.dataset.state = "degraded";
   $("model-version").textContent = "none";
   $("backend").textContent = "off";
-  $("personalise").checked = false;
-  $("personalise").disabled = true;
+  checkbox().checked = false;
+  checkbox().disabled = true;
   renderUpstream(message);
 }
 
+/** @param {string} message */
 function renderUpstream(message) {
   render(view.candidates.map((c, i) => ({ itemId: c.id, upstreamRank: i, because: [] })), "upstream");
   setStatus(message);
 }
 
+/**
+ * @param {Shown[]} items in the order to show
+ * @param {"personalised" | "upstream"} order
+ */
 function render(items, order) {
   const grid = $("grid");
-  const seen = new Set(view.client ? view.client.session().map((e) => e.itemId) : []);
+  const seen = new Set(view.client ? view.client.session().map((e) => String(e.itemId)) : []);
   const cards = items.map((item, position) => card(item, position, seen, order === "personalised"));
   grid.replaceChildren(...cards);
   grid.dataset.order = order;
   $("grid-note").textContent = order === "personalised" ? "— re-ranked for you" : "— usual order";
   view.renders += 1;
   document.body.dataset.renders = String(view.renders);
-  if (view.focusId) grid.querySelector(`li[data-item-id="${CSS.escape(view.focusId)}"] button[data-action="open"]`)?.focus();
+  if (view.focusId) {
+    /** @type {HTMLElement | null} */ (grid.querySelector(`li[data-item-id="${CSS.escape(view.focusId)}"] button[data-action="open"]`))?.focus();
+  }
 }
 
+/**
+ * @param {Shown} item
+ * @param {number} position
+ * @param {Set<string>} seen ids in the session
+ * @param {boolean} personalised
+ */
 function card(item, position, seen, personalised) {
   const c = view.byId.get(item.itemId);
   const li = el("li", { class: seen.has(item.itemId) ? "card seen" : "card" });
@@ -206,7 +250,7 @@ function renderSession() {
   $("session-events").replaceChildren(
     ...events.map((e) => {
       const li = el("li", {}, `${e.kind === "add_to_cart" ? "Added to cart" : e.kind === "purchase" ? "Bought" : "Viewed"} ${productName(e.itemId)}`);
-      li.dataset.itemId = e.itemId;
+      li.dataset.itemId = String(e.itemId);
       li.dataset.kind = e.kind;
       li.dataset.timestamp = String(e.timestamp);
       return li;
@@ -214,22 +258,33 @@ function renderSession() {
   );
 }
 
-const productName = (id) => `Product ${id}`;
-const priceBand = (level) => (level == null ? "price unknown" : `price band ${level} of 15`);
+const productName = (/** @type {string | number} */ id) => `Product ${id}`;
+const priceBand = (/** @type {number | null | undefined} */ level) =>
+  level == null ? "price unknown" : `price band ${level} of 15`;
 
+/** @param {string} message */
 function setStatus(message) {
   $("status").textContent = message;
 }
 
+/** @param {any} e */
 function showError(e) {
   // A failed call never freezes the page: show the usual order and say why.
   renderUpstream(`Personalisation paused: ${describe(e)}. Usual order shown.`);
 }
 
+/** @param {any} e */
 function describe(e) {
   return e?.code ? `${e.code}: ${e.message}` : (e?.message ?? String(e));
 }
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);

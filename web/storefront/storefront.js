@@ -1,13 +1,15 @@
+// @ts-check
 // The integration a shop copies: no build tool, no framework. The shop's own page already has
 // its product list in upstream order; sessionrank re-orders it in a Web Worker after each click.
 import { RerankerClient } from "../pkg/sessionrank-client.js";
 
-const list = document.getElementById("products");
-const status = document.getElementById("status");
+const list = /** @type {HTMLOListElement} */ (document.getElementById("products"));
+const status = /** @type {HTMLElement} */ (document.getElementById("status"));
 const modelUrl = new URLSearchParams(location.search).get("model");
 
 // 1. The shop's candidates, in its own order, each with its vector from the server's model
 //    (here: the server's popularity page; `/v1/models/<version>/vectors?ids=…` for your own list).
+/** @type {{ model_version: string | null, items: { id: string, text: string, category: string | null, price_level: number | null, vector: number[] }[] }} */
 const page = await (await fetch("/v1/candidates?limit=40")).json();
 const { items } = page;
 const vectors = new Map(items.map((p) => [p.id, p.vector]));
@@ -16,10 +18,11 @@ show(items.map((p) => p.id));
 
 // 2. The model — its small browser bundle, the version the vectors came from: never let a
 //    failure here break the page — keep the shop's order.
+/** @type {RerankerClient | null} */
 let reranker = null;
 try {
   if (!modelUrl && !page.model_version) throw Object.assign(new Error("no model is live"), { code: "no_model" });
-  const manifest = modelUrl ?? `/v1/models/${encodeURIComponent(page.model_version)}/browser/manifest.json`;
+  const manifest = modelUrl ?? `/v1/models/${encodeURIComponent(String(page.model_version))}/browser/manifest.json`;
   reranker = await RerankerClient.load(manifest);
   document.body.dataset.state = "ready";
   status.textContent = `Personalised by model ${reranker.modelVersion}.`;
@@ -31,7 +34,7 @@ try {
 
 // 3. Every click: record it, re-rank, re-order.
 list.addEventListener("click", async (e) => {
-  const id = e.target.closest("li")?.dataset.itemId;
+  const id = /** @type {Element} */ (e.target).closest("li")?.dataset.itemId;
   if (!id || !reranker) return;
   try {
     await reranker.observe({ itemId: id, kind: "click", vector: vectors.get(id) });
@@ -43,6 +46,7 @@ list.addEventListener("click", async (e) => {
   }
 });
 
+/** @param {string[]} ids */
 function show(ids) {
   list.replaceChildren(...ids.map((id) => {
     const li = document.createElement("li");
