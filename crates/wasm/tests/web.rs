@@ -374,13 +374,12 @@ async fn bad_vectors_are_typed_errors() {
     let vector =
         Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
     vector.unchecked_ref::<js_sys::Array>().set(3, JsValue::from_f64(f64::NAN)); // in place (Array::from copies)
-    let e = r.rerank(list).await.err().expect("NaN in a vector rejects");
+    let e = r.rerank(list).await.expect_err("NaN in a vector rejects");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].vector[3]"));
     // An event's vector is checked when it is observed; the session keeps only good events.
     let e = r
         .observe(js(&json!({ "itemId": "7", "vector": [1.0] })))
-        .err()
-        .expect("short vector rejects");
+        .expect_err("short vector rejects");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("event.vector"));
     assert_eq!(r.session_length(), 1);
 }
@@ -411,7 +410,7 @@ async fn vectors_of_listed_items_reach_the_events_that_name_them() {
 
 /// An `invalid_input` rejection's field.
 async fn rerank_field(r: &Reranker, candidates: Value) -> String {
-    let e = r.rerank(js(&candidates)).await.err().expect("rejected");
+    let e = r.rerank(js(&candidates)).await.expect_err("rejected");
     assert_eq!(code(&e), "invalid_input");
     prop(&e, "field").as_string().expect("field")
 }
@@ -434,7 +433,7 @@ async fn bad_candidate_lists_are_typed_errors() {
     let content =
         Reflect::get(&js_sys::Array::from(&list).get(1), &"content".into()).expect("content");
     Reflect::set(&content, &"price".into(), &JsValue::from_f64(f64::NAN)).expect("set");
-    let e = r.rerank(list).await.err().expect("NaN price rejects");
+    let e = r.rerank(list).await.expect_err("NaN price rejects");
     assert_eq!(code(&e), "invalid_input");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].content.price"));
     assert_eq!(
@@ -450,7 +449,7 @@ async fn bad_candidate_lists_are_typed_errors() {
 fn bad_events_are_typed_errors_and_leave_the_session_alone() {
     let r = engine();
     let field = |v: JsValue| {
-        let e = r.observe(v).err().expect("rejected");
+        let e = r.observe(v).expect_err("rejected");
         assert_eq!(code(&e), "invalid_input");
         prop(&e, "field").as_string().expect("field")
     };
