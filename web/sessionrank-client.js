@@ -12,10 +12,20 @@
 // A browser bundle has no item table: items reach it as vectors (computed by the server's
 // full model, shipped with the candidate page), on candidates and on session events alike.
 //
-// Errors reject with the same `SessionrankError` (name, code, field, …) the worker threw.
+// Errors reject with the same `SessionrankError` (name, code, field, …) the worker threw;
+// the client adds `timeout` (a call outlived `options.timeout`: the hung worker is stopped
+// and the next call starts a fresh one with the session replayed), `terminated` and `worker`.
 // The session — vectors included, so a replay scores exactly as the live session did — is
 // mirrored in the page's sessionStorage (workers have none) under the model version's key,
-// so it survives reloads and dies with the tab; without storage it lives in memory.
+// so it survives reloads and dies with the tab (`storage: "session"`, the default);
+// `"memory"` keeps it in this page only, `"none"` keeps nothing outside the worker.
+// `consent: false`: events are dropped (nothing stored, no personalisation) until
+// `grantConsent()`, and counted from that call on.
+//
+// Bundlers: the worker is created with the literal
+// `new Worker(new URL("./sessionrank-worker.js", import.meta.url), { type: "module" })` and
+// the wasm is found by `new URL("…_bg.wasm", import.meta.url)`, so Vite / webpack / esbuild
+// emit both; `wasmBase` serves the two .wasm files from a CDN folder instead.
 
 import { Channel } from "./sessionrank-rpc.js";
 
@@ -24,43 +34,143 @@ import { Channel } from "./sessionrank-rpc.js";
  * @typedef {import("./sessionrank-rpc.js").CandidateInput} CandidateInput
  * @typedef {import("./sessionrank-rpc.js").Ranking} Ranking
  * @typedef {import("./sessionrank-rpc.js").SessionEvent} SessionEvent
+ * @typedef {import("./sessionrank-rpc.js").Protocol} Protocol
+ * @typedef {import("./sessionrank-rpc.js").Op} Op
  */
 
-const WORKER_URL = new URL("./sessionrank-worker.js", import.meta.url);
+/** Sessions longer than this keep their newest events (the model reads the last `max_len`). */
+const SESSION_MAX = 200;
+
+/**
+ * `RerankerClient.load`'s options.
+ * @typedef {object} ClientOptions
+ * @property {string | URL} [workerUrl] another worker script (default: the package's, found by
+ *   the bundler)
+ * @property {string | URL} [wasmBase] a folder (a CDN path) serving `sessionrank_bg.wasm` and
+ *   `sessionrank_webgpu_bg.wasm`; default: next to the JavaScript
+ * @property {"auto" | "off" | "force"} [webgpu] `"auto"` (default) tries the WebGPU artefact
+ *   after the first re-rank, except on Save-Data, a metered (cellular) connection or
+ *   `deviceMemory` < 4 GB; `"off"` never downloads it; `"force"` always tries it
+ * @property {number} [timeout] milliseconds a call may take before it rejects with `timeout`
+ *   (default 30000; 0: no limit). `load` is not limited (downloads)
+ * @property {"session" | "memory" | "none"} [storage] where the session is kept (see above)
+ * @property {boolean} [consent] `false`: no event is kept until `grantConsent()` (default true)
+ * @property {(status: BackendStatus) => void} [onStatus] the worker's backend outcome, once
+ */
+
+/**
+ * The worker's backend report.
+ * @typedef {{ backend: "cpu" | "webgpu", reason: string | null, warmup: unknown }} BackendStatus
+ */
+
+/**
+ * A `SessionrankError` raised by the client itself.
+ * @param {"timeout" | "terminated" | "worker"} code
+ * @param {string} message
+ */
+function clientError(code, message) {
+  return Object.assign(new Error(message), { name: "SessionrankError", code });
+}
+
+/** Why the WebGPU artefact (~3x the CPU one) is not downloaded on this device, or null. */
+function webgpuVeto() {
+  const nav = /** @type {any} */ (globalThis.navigator ?? {});
+  const conn = nav.connection;
+  if (conn?.saveData) return "Save-Data is on";
+  if (conn?.type === "cellular" || conn?.metered) return "metered connection";
+  if (typeof nav.deviceMemory === "number" && nav.deviceMemory < 4) return "deviceMemory < 4 GB";
+  return null;
+}
+
+/**
+ * @param {unknown} e
+ * @returns {e is SessionEvent}
+ */
+function isStoredEvent(e) {
+  if (e === null || typeof e !== "object") return false;
+  const o = /** @type {Record<string, unknown>} */ (e);
+  return (typeof o.itemId === "string" && o.itemId !== "" && typeof o.kind === "string" &&
+    (o.timestamp === undefined || Number.isFinite(o.timestamp)) &&
+    (o.vector === undefined || (Array.isArray(o.vector) && o.vector.every(Number.isFinite))));
+}
 
 export class RerankerClient {
-  #channel;
+  /** @type {Channel | null} */
+  #channel = null;
+  /** @type {() => Worker} */
+  #spawn;
+  /** What `load` was given, to load a fresh worker after a timeout. */
+  /** @type {Protocol["load"]["args"] | null} */
+  #source = null;
+  #timeout = 30000;
+  /** @type {"session" | "memory" | "none"} */
+  #storage = "session";
+  #consent = true;
+  /** @type {((status: BackendStatus) => void) | undefined} */
+  #onStatus;
   /** The page's `sessionStorage` key of the mirrored session (set by `load`). */
   #storageKey = "";
   /** @type {SessionEvent[]} */
   #session = [];
   /** @type {string | null} */
   modelVersion = null;
+  /** The backend the worker scores on (`"cpu"` until it reports a swap to WebGPU). */
+  /** @type {"cpu" | "webgpu"} */
+  backend = "cpu";
+  /** Why the stored session (or some of its events) was discarded at load, or null. */
+  /** @type {string | null} */
+  discarded = null;
 
-  /** @param {Worker} worker */
+  /**
+   * @param {Worker | (() => Worker)} worker a started worker, or how to start one (needed to
+   *   recover from a timeout)
+   */
   constructor(worker) {
-    this.#channel = new Channel(worker, (message) =>
-      Object.assign(new Error(`sessionrank worker failed: ${message ?? "unknown error"}`), {
-        name: "SessionrankError",
-        code: "worker",
-      }),
-    );
+    this.#spawn = typeof worker === "function" ? worker : () => {
+      throw clientError("worker", "sessionrank worker stopped and cannot be restarted");
+    };
+    this.#attach(typeof worker === "function" ? worker() : worker);
   }
 
   /**
    * Start a worker and load a bundle by URL (or pass `{ manifest, files }` bytes).
    * @param {string | BundleBytes} source
-   * @param {{ workerUrl?: string | URL }} [options]
+   * @param {ClientOptions} [options]
    */
-  static async load(source, { workerUrl = WORKER_URL } = {}) {
-    const client = new RerankerClient(new Worker(workerUrl, { type: "module" }));
+  static async load(source, options = {}) {
+    const { workerUrl, wasmBase, webgpu = "auto", timeout = 30000 } = options;
+    const spawn = workerUrl
+      ? () => new Worker(workerUrl, { type: "module" })
+      : () => new Worker(new URL("./sessionrank-worker.js", import.meta.url), { type: "module" });
+    const client = new RerankerClient(spawn);
+    client.#timeout = timeout;
+    client.#storage = options.storage ?? "session";
+    client.#consent = options.consent ?? true;
+    client.#onStatus = options.onStatus;
     try {
-      const args = typeof source === "string" ? { manifestUrl: new URL(source, location.href).href } : source;
-      const { modelVersion, storageKey } = await client.#channel.call("load", args);
+      /** @type {Protocol["load"]["args"]} */
+      const args =
+        typeof source === "string" ? { manifestUrl: new URL(source, location.href).href } : source;
+      const veto = webgpu === "auto" ? webgpuVeto() : null;
+      client.#source = Object.assign({}, args, {
+        webgpu: veto ? "off" : webgpu,
+        webgpuReason: veto ?? (webgpu === "off" ? "webgpu: \"off\"" : undefined),
+        wasmBase: wasmBase ? new URL(wasmBase, location.href).href : undefined,
+      });
+      const { modelVersion, storageKey } = await client.#call("load", client.#source, 0);
       client.modelVersion = modelVersion;
       client.#storageKey = `${storageKey}:worker`;
       client.#session = client.#readStored();
-      if (client.#session.length) await client.#channel.call("restore", { events: client.#session });
+      if (client.#session.length) {
+        const { refused } = await client.#call("restore", { events: client.#session });
+        if (refused.length) {
+          // e.g. a vector of another length than this model's: dropped, never replayed again.
+          const gone = new Set(refused.map((r) => r.index));
+          client.#session = client.#session.filter((_, i) => !gone.has(i));
+          client.#discard(`${refused.length} stored event(s) refused: ${refused[0].reason}`);
+          client.#writeStored();
+        }
+      }
       return client;
     } catch (e) {
       client.terminate();
@@ -68,17 +178,31 @@ export class RerankerClient {
     }
   }
 
+  /** Whether events are kept (see `consent`). */
+  get consented() {
+    return this.#consent;
+  }
+
+  /** The shopper agreed: events observed from now on are kept and personalise. */
+  grantConsent() {
+    this.#consent = true;
+  }
+
   /** Record a click / view / add_to_cart / purchase (see `Reranker.observe`); give the item's
-   *  `vector` (from the candidate page) when the model is a browser bundle.
+   *  `vector` (from the candidate page) when the model is a browser bundle. Without consent
+   *  the event is dropped.
    *  @param {SessionEvent} event */
   async observe(event) {
+    if (!this.#consent) return;
     /** @type {SessionEvent} */
     const stamped = { timestamp: Date.now(), ...event };
     // A Float32Array would be stored as {"0": …} by JSON: keep a plain array of the same floats.
     if (stamped.vector != null) stamped.vector = Array.from(stamped.vector);
-    await this.#channel.call("observe", { event: stamped });
+    await this.#call("observe", { event: stamped });
+    if (this.#storage === "none") return;
     this.#session.push(stamped);
-    if (this.#session.length > 200) this.#session.splice(0, this.#session.length - 200);
+    const over = this.#session.length - SESSION_MAX;
+    if (over > 0) this.#session.splice(0, over);
     this.#writeStored();
   }
 
@@ -86,7 +210,7 @@ export class RerankerClient {
    *  @param {CandidateInput[]} candidates
    *  @returns {Promise<Ranking>} */
   async rerank(candidates) {
-    const packed = await this.#channel.call("rerank", { candidates });
+    const packed = await this.#call("rerank", { candidates });
     const items = Array.from(packed.order, (rank, i) => {
       const c = candidates[rank];
       return {
@@ -101,37 +225,115 @@ export class RerankerClient {
     return { items, personalised, reason, backend, millis, timings };
   }
 
-  /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, vector?, content? }` as observed. */
+  /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, vector?, content? }`
+   *  as observed; always empty with `storage: "none"`. */
   session() {
     return this.#session.map((e) => (e.vector ? { ...e, vector: e.vector.slice() } : { ...e }));
   }
 
   /** Forget the session (worker and sessionStorage). */
   async reset() {
-    await this.#channel.call("reset", {});
+    await this.#call("reset", {});
     this.#session = [];
+    try {
+      if (this.#storage === "session") sessionStorage.removeItem(this.#storageKey);
+    } catch {}
+  }
+
+  /** Stop the worker; pending calls reject with `terminated`, later ones too. */
+  terminate() {
+    this.#spawn = () => {
+      throw clientError("terminated", "sessionrank worker terminated");
+    };
+    this.#source = null;
+    this.#channel?.terminate(clientError("terminated", "sessionrank worker terminated"));
+    this.#channel = null;
+  }
+
+  /** @param {Worker} worker */
+  #attach(worker) {
+    this.#channel = new Channel(worker, (message) =>
+      clientError("worker", `sessionrank worker failed: ${message ?? "unknown error"}`),
+    );
+    // The worker's unsolicited backend report (no id: the channel leaves it alone).
+    worker.addEventListener("message", ({ data }) => {
+      if (!data || data.id !== undefined || !data.status) return;
+      this.backend = data.status.backend === "webgpu" ? "webgpu" : "cpu";
+      this.#onStatus?.(data.status);
+    });
+  }
+
+  /**
+   * One call, limited to `timeout` ms: a worker that outlives it is stopped, and the next call
+   * starts a fresh one (same bundle, the session replayed).
+   * @template {Op} K
+   * @param {K} op
+   * @param {Protocol[K]["args"]} args
+   * @param {number} [timeout]
+   * @returns {Promise<Protocol[K]["result"]>}
+   */
+  async #call(op, args, timeout = this.#timeout) {
+    if (!this.#channel) await this.#restart();
+    const channel = /** @type {Channel} */ (this.#channel);
+    if (!timeout) return channel.call(op, args);
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(() => {
+        const error = clientError("timeout", `sessionrank worker: "${op}" took over ${timeout} ms`);
+        if (this.#channel === channel) this.#channel = null;
+        channel.terminate(error);
+        reject(error);
+      }, timeout);
+    });
+    try {
+      return await Promise.race([channel.call(op, args), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A fresh worker with the same bundle and the session so far. */
+  async #restart() {
+    const worker = this.#spawn();
+    if (!this.#source) throw clientError("terminated", "sessionrank worker terminated");
+    this.#attach(worker);
+    const channel = /** @type {Channel} */ (this.#channel);
+    await channel.call("load", this.#source);
+    if (this.#session.length) await channel.call("restore", { events: this.#session });
+  }
+
+  /** The stored session, each event checked; what is refused is dropped with a reason. */
+  #readStored() {
+    if (this.#storage !== "session") return [];
+    let events;
+    try {
+      events = JSON.parse(sessionStorage.getItem(this.#storageKey) ?? "[]");
+    } catch (e) {
+      this.#discard(`stored session unreadable (${e?.message ?? e})`);
+      return [];
+    }
+    if (!Array.isArray(events)) {
+      this.#discard("stored session is not a list");
+      return [];
+    }
+    const kept = events.filter(isStoredEvent);
+    const bad = events.length - kept.length;
+    if (bad) this.#discard(`${bad} malformed stored event(s) dropped`);
+    return kept;
+  }
+
+  /** @param {string} reason */
+  #discard(reason) {
+    this.discarded = reason;
+    console.warn(`sessionrank: ${reason}`);
     try {
       sessionStorage.removeItem(this.#storageKey);
     } catch {}
   }
 
-  /** Stop the worker; pending calls reject. */
-  terminate() {
-    this.#channel.terminate(
-      Object.assign(new Error("sessionrank worker terminated"), { name: "SessionrankError", code: "worker" }),
-    );
-  }
-
-  #readStored() {
-    try {
-      const events = JSON.parse(sessionStorage.getItem(this.#storageKey) ?? "[]");
-      return Array.isArray(events) ? events : [];
-    } catch {
-      return [];
-    }
-  }
-
   #writeStored() {
+    if (this.#storage !== "session") return;
     try {
       sessionStorage.setItem(this.#storageKey, JSON.stringify(this.#session));
     } catch {

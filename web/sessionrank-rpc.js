@@ -35,12 +35,25 @@
 /**
  * The ops sessionrank-worker.js answers: each one's `args` and `result`.
  * @typedef {object} Protocol
- * @property {{ args: { manifestUrl: string } | BundleBytes, result: Loaded }} load
+ * @property {{ args: ({ manifestUrl: string } | BundleBytes) & LoadOptions, result: Loaded }} load
  * @property {{ args: { event: SessionEvent }, result: null }} observe
- * @property {{ args: { events: SessionEvent[] }, result: { sessionLength: number } }} restore
+ * @property {{ args: { events: SessionEvent[] }, result: Restored }} restore
  *   replays a stored session
  * @property {{ args: { candidates: CandidateInput[] }, result: PackedRanking }} rerank
  * @property {{ args: {}, result: null }} reset
+ */
+
+/**
+ * What the page decided for the worker (sessionrank-client.js `ClientOptions`).
+ * @typedef {object} LoadOptions
+ * @property {"auto" | "off" | "force"} [webgpu] whether to try the WebGPU artefact
+ * @property {string} [webgpuReason] why not (reported in the worker's status)
+ * @property {string} [wasmBase] the folder (a CDN path) of the two `_bg.wasm` files
+ */
+
+/**
+ * `restore`'s result: the events kept, and each refused one's index and reason.
+ * @typedef {{ sessionLength: number, refused: { index: number, reason: string }[] }} Restored
  */
 
 /**

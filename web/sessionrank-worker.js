@@ -3,10 +3,12 @@
 //
 // Protocol (one message per request, answered once with the same id):
 //   page → worker  { id, op, args }
-//     op "load"    args { manifestUrl } | { manifest: Uint8Array, files: Map|object }
-//                  → { modelVersion, storageKey }
+//     op "load"    args ({ manifestUrl } | { manifest: Uint8Array, files: Map|object })
+//                       & { webgpu?, webgpuReason?, wasmBase? }  → { modelVersion, storageKey }
 //     op "observe" args { event }                   → null
-//     op "restore" args { events: SessionEvent[] }  → { sessionLength } (replays a stored session)
+//     op "restore" args { events: SessionEvent[] }
+//                  → { sessionLength, refused: [{index, reason}] }
+//                  (replays a stored session; an event this model refuses is dropped)
 //     op "rerank"  args { candidates }              → packed ranking (below)
 //     op "reset"                                    → null
 //   worker → page  { id, ok: true, result } | { id, ok: false, error: {name, message, code, …} }
@@ -25,9 +27,9 @@
 // replayed into it and requests are forwarded to it from then on; this worker keeps its CPU
 // session in step, so any later failure there falls back here without losing the session.
 // The outcome is reported once as an unsolicited `{ status: { backend, reason, warmup } }`
-// message (no `id`: the client ignores it). The worker URL's `?webgpu=off` never tries;
-// `?webgpu=force` swaps whenever WebGPU works, faster or not (tests, benchmarks:
-// `RerankerClient.load(source, { workerUrl })`).
+// message (no `id`: the client reads it as a status). "load"'s `webgpu: "off"` (or the worker
+// URL's `?webgpu=off`) never tries, never downloads the artefact; `"force"` swaps whenever
+// WebGPU works, faster or not (tests, benchmarks).
 
 import init, { Reranker } from "./pkg/sessionrank.js";
 import { Channel, answer } from "./sessionrank-rpc.js";
@@ -44,7 +46,12 @@ import { Channel, answer } from "./sessionrank-rpc.js";
 
 // "webgpu" in the second worker (started with ?backend=webgpu), "cpu" in the page's.
 const ROLE = new URL(import.meta.url).searchParams.get("backend") === "webgpu" ? "webgpu" : "cpu";
-const WEBGPU = new URL(import.meta.url).searchParams.get("webgpu") ?? "auto";
+// The worker URL's choice; "load"'s `webgpu` overrides it.
+let WEBGPU = new URL(import.meta.url).searchParams.get("webgpu") ?? "auto";
+/** @type {string | undefined} why the WebGPU artefact is not tried (the page's reason) */
+let webgpuReason;
+/** @type {string | undefined} the folder of the `_bg.wasm` files (a CDN path), or next to this */
+let wasmBase;
 
 /** @type {Reranker | null} */
 let reranker = null;
@@ -64,13 +71,15 @@ async function loadPackage() {
     // The WebGPU build has the CPU build's `Reranker` (one crate, one feature more): typed as
     // that, so the check also passes without the optional WebGPU build, whose .d.ts is then
     // missing (SESSIONRANK_WASM_WEBGPU=0).
-    /** @type {{ default: () => Promise<unknown>, Reranker: typeof Reranker }} */
+    /** @type {{ default: (init?: { module_or_path: URL }) => Promise<unknown>, Reranker: typeof Reranker }} */
     // @ts-ignore: ./pkg/sessionrank_webgpu.d.ts exists only after the WebGPU build
     const pkg = await import("./pkg/sessionrank_webgpu.js");
-    await pkg.default();
+    const wasm = wasmBase ? new URL("sessionrank_webgpu_bg.wasm", wasmBase) : null;
+    await (wasm ? pkg.default({ module_or_path: wasm }) : pkg.default());
     return pkg.Reranker;
   }
-  initialised ??= init();
+  const wasm = wasmBase ? new URL("sessionrank_bg.wasm", wasmBase) : null;
+  initialised ??= wasm ? init({ module_or_path: wasm }) : init();
   await initialised;
   return Reranker;
 }
@@ -78,6 +87,9 @@ async function loadPackage() {
 /** @type {Handlers} */
 const ops = {
   async load(args) {
+    if (args.webgpu) WEBGPU = args.webgpu;
+    webgpuReason = args.webgpuReason;
+    wasmBase = args.wasmBase;
     const Engine = await loadPackage();
     // The WebGPU worker races WebGPU against its CPU engine; this one is the CPU package.
     const backend = WEBGPU === "force" ? "webgpu" : "auto";
@@ -108,15 +120,18 @@ const ops = {
   async restore(args) {
     const r = loaded();
     r.reset();
-    for (const event of args.events ?? []) {
+    /** @type {{ index: number, reason: string }[]} */
+    const refused = [];
+    (args.events ?? []).forEach((event, index) => {
       try {
         r.observe(event);
-      } catch {
-        // A stored event this model version refuses is dropped, not fatal.
+      } catch (e) {
+        // A stored event this model version refuses is dropped, not fatal: the page is told.
+        refused.push({ index, reason: `${e?.code ?? "error"}: ${e?.message ?? e}` });
       }
-    }
+    });
     await forward("restore", args);
-    return { result: { sessionLength: r.sessionLength } };
+    return { result: { sessionLength: r.sessionLength, refused } };
   },
   async rerank(args) {
     if (delegate) {
@@ -130,10 +145,11 @@ const ops = {
     }
     const engine = loaded();
     const ranking = await engine.rerank(args.candidates);
-    if (ROLE === "cpu" && WEBGPU !== "off" && !upgradeStarted) {
+    if (ROLE === "cpu" && !upgradeStarted) {
       upgradeStarted = true;
       // Not awaited: re-ranks go on here while the WebGPU worker loads and warms up.
-      tryWebGpu(engine);
+      if (WEBGPU !== "off") tryWebGpu(engine);
+      else status("cpu", `WebGPU not tried: ${webgpuReason ?? "webgpu=off"}`);
     }
     const n = ranking.items.length;
     const order = new Uint32Array(n);
