@@ -23,8 +23,27 @@ use serde::{Deserialize, Serialize};
 use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::EventKind;
 
-/// Largest accepted |score difference| (f32 weights, different summation orders).
+/// A golden score is matched when |got − want| ≤ `TOLERANCE` + `RELATIVE_TOLERANCE`·|want|.
+/// The golden file was computed on one CPU; another (an AMD EPYC, the wasm build, WebGPU) sums
+/// in another order with other SIMD widths, which moves f32 scores in their last digits, more
+/// for large scores (up to ~22 here). A change of model or inputs moves them by far more.
+/// Both are stored in the golden file, so the browser tests apply the same rule.
 const TOLERANCE: f32 = 1e-4;
+/// See [`TOLERANCE`].
+const RELATIVE_TOLERANCE: f32 = 1e-5;
+
+/// An item vector recomputed today matches its stored golden value when
+/// |got − want| ≤ `VECTOR_TOLERANCE` + `VECTOR_RELATIVE_TOLERANCE`·|want|: on another CPU the
+/// content tower's sums round differently (the 7th significant digit moved on an AMD EPYC),
+/// while a stale input (another item, other content) differs in its leading digits.
+const VECTOR_TOLERANCE: f32 = 1e-5;
+/// See [`VECTOR_TOLERANCE`].
+const VECTOR_RELATIVE_TOLERANCE: f32 = 1e-4;
+
+/// `got` is `want` up to `abs` + `rel`·|want|.
+fn close(got: f32, want: f32, abs: f32, rel: f32) -> bool {
+    (got - want).abs() <= abs + rel * want.abs()
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Golden {
@@ -32,7 +51,10 @@ struct Golden {
     command: String,
     /// `model_version` of the bundle the scores belong to.
     model_version: String,
+    /// Absolute part of the score tolerance ([`TOLERANCE`]).
     tolerance: f32,
+    /// Relative part of the score tolerance ([`RELATIVE_TOLERANCE`]).
+    relative_tolerance: f32,
     cases: Vec<Case>,
 }
 
@@ -255,6 +277,7 @@ fn regenerate(
         command: command.into(),
         model_version: bundle.manifest.model_version.clone(),
         tolerance: TOLERANCE,
+        relative_tolerance: RELATIVE_TOLERANCE,
         cases,
     };
     // Compact: a d_model-64 student's pretty-printed vectors would double the file.
@@ -286,13 +309,18 @@ fn native_engine_matches_the_golden_scores() {
         "parity.json belongs to another bundle: regenerate it"
     );
     assert_eq!(golden.cases.len(), inputs(&bundle).len());
+    assert_eq!(
+        (golden.tolerance, golden.relative_tolerance),
+        (TOLERANCE, RELATIVE_TOLERANCE),
+        "parity.json states the tolerance the browser tests apply: regenerate it"
+    );
     let mut worst = 0.0f32;
     for case in &golden.cases {
         // The server's path: ids only, the full bundle encodes every item.
         let (session, candidates) = strip_vectors(&case.session, &case.candidates);
         worst = worst.max(check(&run(&reranker, &session, &candidates), case));
     }
-    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
+    eprintln!("full bundle: max |diff| {worst:e}");
 }
 
 /// The browser's path, natively: the browser bundle (no item table) with the page's vectors.
@@ -311,7 +339,6 @@ fn browser_bundle_with_vectors_matches_the_golden_scores() {
         worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
     }
     eprintln!("browser bundle: max |diff| {worst:e}");
-    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
 }
 
 /// The committed browser bundle is exactly what `ModelBundle::browser` derives from the
@@ -328,12 +355,42 @@ fn committed_browser_bundle_is_the_derived_one() {
     assert_eq!(derived.files, committed.files);
 }
 
-/// Same personalisation, top-10 and (returned) max |diff| against the golden case.
+/// Same personalisation, every score within the tolerance and the same top-10 up to near-ties,
+/// against the golden case; returns the max |diff| (for the log).
 fn check(got: &Expected, case: &Case) -> f32 {
-    assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
-    assert_eq!(got.scores.len(), case.expected.scores.len(), "{}", case.name);
-    assert_eq!(got.top10, case.expected.top10, "{}: top-10 order", case.name);
-    got.scores.iter().zip(&case.expected.scores).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    let name = &case.name;
+    let want = &case.expected;
+    assert_eq!(got.personalised, want.personalised, "{name}");
+    assert_eq!(got.scores.len(), want.scores.len(), "{name}");
+    for ((g, w), c) in got.scores.iter().zip(&want.scores).zip(&case.candidates) {
+        assert!(
+            close(*g, *w, TOLERANCE, RELATIVE_TOLERANCE),
+            "{name}: {} scores {g}, golden {w} \
+             (tolerance {TOLERANCE} + {RELATIVE_TOLERANCE}·|golden|)",
+            c.item_id
+        );
+    }
+    // Two candidates whose golden scores are within twice the tolerance may swap places on
+    // another machine; any other difference in the top-10 is a real one.
+    let golden_score = |id: &str| {
+        case.candidates
+            .iter()
+            .position(|c| c.item_id == id)
+            .map(|i| want.scores[i])
+            .unwrap_or_else(|| panic!("{name}: {id} is not a candidate"))
+    };
+    assert_eq!(got.top10.len(), want.top10.len(), "{name}: top-10 length");
+    for (k, (g, w)) in got.top10.iter().zip(&want.top10).enumerate() {
+        let (sg, sw) = (golden_score(g), golden_score(w));
+        assert!(
+            g == w || close(sg, sw, 2.0 * TOLERANCE, 2.0 * RELATIVE_TOLERANCE),
+            "{name}: top-10 position {k} is {g} (golden score {sg}), golden has {w} ({sw})\n\
+             got {:?}\ngolden {:?}",
+            got.top10,
+            want.top10
+        );
+    }
+    got.scores.iter().zip(&want.scores).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
 
 /// The golden inputs are what `inputs` builds today (so the browser test, which only reads
@@ -344,13 +401,42 @@ fn golden_inputs_are_current() {
     let golden: Golden =
         serde_json::from_slice(&std::fs::read(golden_path()).expect("parity.json"))
             .expect("parses");
+    assert_eq!(golden.cases.len(), inputs(&bundle).len());
     for ((name, session, candidates), case) in inputs(&bundle).into_iter().zip(&golden.cases) {
         assert_eq!(name, case.name);
-        let (with_session, with_candidates) = with_vectors(&reranker, &session, &candidates);
-        // f32 → JSON → f32 is exact, so the stored vectors equal freshly computed ones.
-        assert_eq!(with_session, case.session, "{name}");
-        assert_eq!(with_candidates, case.candidates, "{name}");
         assert_eq!(case.candidates.len(), 100, "{name}");
+        // Ids, kinds, timestamps and content exactly; the vectors up to rounding.
+        assert_eq!(
+            strip_vectors(&session, &candidates),
+            strip_vectors(&case.session, &case.candidates),
+            "{name}"
+        );
+        let (with_session, with_candidates) = with_vectors(&reranker, &session, &candidates);
+        let fresh = with_session.iter().map(|e| (&e.item_id, &e.vector));
+        let stored = case.session.iter().map(|e| (&e.item_id, &e.vector));
+        let fresh = fresh.chain(with_candidates.iter().map(|c| (&c.item_id, &c.vector)));
+        let stored = stored.chain(case.candidates.iter().map(|c| (&c.item_id, &c.vector)));
+        for ((id, got), (_, want)) in fresh.zip(stored) {
+            assert_vector_close(got.as_deref(), want.as_deref(), &format!("{name}: {id}"));
+        }
+    }
+}
+
+/// `got` is the stored vector `want` up to [`VECTOR_TOLERANCE`] (both absent for the item the
+/// browser encodes itself).
+fn assert_vector_close(got: Option<&[f32]>, want: Option<&[f32]>, what: &str) {
+    let (got, want) = match (got, want) {
+        (Some(g), Some(w)) => (g, w),
+        (None, None) => return,
+        (g, w) => panic!("{what}: vector present today {}, stored {}", g.is_some(), w.is_some()),
+    };
+    assert_eq!(got.len(), want.len(), "{what}: vector length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            close(*g, *w, VECTOR_TOLERANCE, VECTOR_RELATIVE_TOLERANCE),
+            "{what}: vector[{i}] is {g} today, {w} in the golden file \
+             (tolerance {VECTOR_TOLERANCE} + {VECTOR_RELATIVE_TOLERANCE}·|golden|)"
+        );
     }
 }
 
@@ -358,7 +444,11 @@ fn golden_inputs_are_current() {
 /// browser bundle and golden scores from its full bundle, which is too large to commit. The
 /// browser test (`crates/wasm/tests/web.rs`) loads the same files in the wasm package. After a
 /// new student, regenerate with
-/// `SESSIONRANK_STUDENT_BUNDLE=<full student bundle dir> cargo test --release -p sessionrank-core --test parity student`.
+///
+/// ```text
+/// SESSIONRANK_STUDENT_BUNDLE=<full student bundle dir> \
+///     cargo test --release -p sessionrank-core --test parity student
+/// ```
 #[test]
 fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
     let dir = root().join("tests/fixtures/student-diginetica-browser");
@@ -366,7 +456,10 @@ fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
     if let Some(full) = std::env::var_os("SESSIONRANK_STUDENT_BUNDLE") {
         let bundle = ModelBundle::read_dir(Path::new(&full)).expect("the student's full bundle");
         let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("student decodes");
-        let command = "SESSIONRANK_STUDENT_BUNDLE=<runs>/diginetica/student/bundle cargo test --release -p sessionrank-core --test parity student";
+        let command = concat!(
+            "SESSIONRANK_STUDENT_BUNDLE=<runs>/diginetica/student/bundle ",
+            "cargo test --release -p sessionrank-core --test parity student"
+        );
         regenerate(&bundle, &reranker, &dir, &golden_file, command, true);
     }
     let browser = ModelBundle::read_dir(&dir).expect("committed student browser bundle");
@@ -389,5 +482,4 @@ fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
         worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
     }
     eprintln!("student browser bundle: {weights} weight bytes, max |diff| {worst:e}");
-    assert!(worst <= TOLERANCE, "max |diff| {worst} > {TOLERANCE}");
 }

@@ -5,8 +5,6 @@
 
 #![cfg(target_family = "wasm")]
 
-use std::collections::HashMap;
-
 use js_sys::{Map, Reflect, Uint8Array};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +13,9 @@ use sessionrank_core::{Candidate, SessionEvent};
 use sessionrank_wasm::Reranker;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
+
+mod golden;
+use golden::{GoldenCase, Tolerance};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -42,7 +43,14 @@ const SERVED_FULL_MANIFEST: &str = "/tests/served/bundle-slice/manifest.json";
 #[derive(Deserialize)]
 struct Golden {
     tolerance: f32,
+    relative_tolerance: f32,
     cases: Vec<Case>,
+}
+
+impl Golden {
+    fn tolerance(&self) -> Tolerance {
+        Tolerance { absolute: self.tolerance, relative: self.relative_tolerance }
+    }
 }
 
 #[derive(Deserialize)]
@@ -189,25 +197,17 @@ async fn play(r: &Reranker, case: &Case) -> RankingOut {
     ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"))
 }
 
-fn check_parity(case: &Case, got: &RankingOut, tolerance: f32) -> f32 {
+fn check_parity(case: &Case, got: &RankingOut, tolerance: Tolerance) -> f32 {
     assert_eq!(got.personalised, case.expected.personalised, "{}", case.name);
-    assert_eq!(got.items.len(), case.candidates.len(), "{}", case.name);
-    let by_id: HashMap<&str, f32> =
+    let want = GoldenCase {
+        name: &case.name,
+        candidates: case.candidates.iter().map(|c| c.item_id.as_str()).collect(),
+        scores: &case.expected.scores,
+        top10: &case.expected.top10,
+    };
+    let ranked: Vec<(&str, f32)> =
         got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
-    let mut worst = 0.0f32;
-    for (c, want) in case.candidates.iter().zip(&case.expected.scores) {
-        let score = by_id.get(c.item_id.as_str()).copied().expect("every candidate comes back");
-        worst = worst.max((score - want).abs());
-    }
-    let top10: Vec<&str> = got.items.iter().take(10).map(|i| i.item_id.as_str()).collect();
-    assert_eq!(
-        top10,
-        case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(),
-        "{}: top-10 order",
-        case.name
-    );
-    assert!(worst <= tolerance, "{}: max |diff| {worst} > {tolerance}", case.name);
-    worst
+    golden::assert_matches(&want, &ranked, tolerance)
 }
 
 #[wasm_bindgen_test]
@@ -217,7 +217,7 @@ async fn browser_scores_equal_the_native_golden_scores() {
     let mut worst = 0.0f32;
     for case in &golden.cases {
         let got = play(&r, case).await;
-        worst = worst.max(check_parity(case, &got, golden.tolerance));
+        worst = worst.max(check_parity(case, &got, golden.tolerance()));
         assert_eq!(got.backend, "cpu");
         assert!(got.millis >= 0.0);
     }
@@ -236,7 +236,7 @@ async fn the_distilled_student_loads_and_scores_like_the_native_engine() {
     let mut worst = 0.0f32;
     for case in &golden.cases {
         let got = play(&r, case).await;
-        worst = worst.max(check_parity(case, &got, golden.tolerance));
+        worst = worst.max(check_parity(case, &got, golden.tolerance()));
     }
     console_log!(
         "student parity: {} cases, {} weight bytes, max |diff| = {worst:e}",
@@ -253,7 +253,7 @@ async fn load_observe_rerank_end_to_end() {
     });
     let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
     let got = play(&r, case).await;
-    check_parity(case, &got, golden.tolerance);
+    check_parity(case, &got, golden.tolerance());
     assert!(got.items.iter().any(|i| !i.because.is_empty()), "explanations are produced");
     let session_ids: Vec<&str> = case.session.iter().map(|e| e.item_id.as_str()).collect();
     for i in &got.items {

@@ -8,14 +8,15 @@
 
 #![cfg(all(target_family = "wasm", feature = "webgpu"))]
 
-use std::collections::HashMap;
-
 use js_sys::{Map, Reflect, Uint8Array};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sessionrank_wasm::Reranker;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
+
+mod golden;
+use golden::{GoldenCase, Tolerance};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -34,7 +35,14 @@ const SERVED_MANIFEST: &str = "/tests/served/bundle-slice-browser/manifest.json"
 #[derive(Deserialize)]
 struct Golden {
     tolerance: f32,
+    relative_tolerance: f32,
     cases: Vec<Case>,
+}
+
+impl Golden {
+    fn tolerance(&self) -> Tolerance {
+        Tolerance { absolute: self.tolerance, relative: self.relative_tolerance }
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,31 +150,28 @@ async fn rerank(r: &Reranker, case: &Case) -> RankingOut {
     serde_wasm_bindgen::from_value(v).expect("ranking shape")
 }
 
-/// Max |diff| against the golden scores; asserts the top-10 and the tolerance.
-fn check_parity(case: &Case, got: &RankingOut, tolerance: f32) -> f32 {
+/// Max |diff| against the golden scores; asserts the scores and the top-10 (`golden`).
+fn check_parity(case: &Case, got: &RankingOut, tolerance: Tolerance) -> f32 {
     assert_eq!(got.personalised, case.expected.personalised, "{}: {:?}", case.name, got.reason);
-    assert_eq!(got.items.len(), case.candidates.len(), "{}", case.name);
-    let by_id: HashMap<&str, f32> =
+    let candidates = case
+        .candidates
+        .iter()
+        .map(|c| {
+            c.get("item_id")
+                .or_else(|| c.get("itemId"))
+                .and_then(Value::as_str)
+                .expect("candidate id")
+        })
+        .collect();
+    let want = GoldenCase {
+        name: &case.name,
+        candidates,
+        scores: &case.expected.scores,
+        top10: &case.expected.top10,
+    };
+    let ranked: Vec<(&str, f32)> =
         got.items.iter().map(|i| (i.item_id.as_str(), i.score)).collect();
-    let mut worst = 0.0f32;
-    for (c, want) in case.candidates.iter().zip(&case.expected.scores) {
-        let id = c
-            .get("item_id")
-            .or_else(|| c.get("itemId"))
-            .and_then(Value::as_str)
-            .expect("candidate id");
-        let score = by_id.get(id).copied().expect("every candidate comes back");
-        worst = worst.max((score - want).abs());
-    }
-    let top10: Vec<&str> = got.items.iter().take(10).map(|i| i.item_id.as_str()).collect();
-    assert_eq!(
-        top10,
-        case.expected.top10.iter().map(String::as_str).collect::<Vec<_>>(),
-        "{}: top-10 order",
-        case.name
-    );
-    assert!(worst <= tolerance, "{}: max |diff| {worst} > {tolerance}", case.name);
-    worst
+    golden::assert_matches(&want, &ranked, tolerance)
 }
 
 fn code(e: &JsValue) -> String {
@@ -184,7 +189,7 @@ async fn webgpu_scores_equal_the_native_golden_scores() {
     for case in &golden.cases {
         let got = play(&r, case).await;
         assert_eq!(got.backend, "webgpu", "{}", case.name);
-        worst = worst.max(check_parity(case, &got, golden.tolerance));
+        worst = worst.max(check_parity(case, &got, golden.tolerance()));
     }
     console_log!("webgpu parity: {} cases, max |diff| = {worst:e}", golden.cases.len());
 }
@@ -212,7 +217,7 @@ async fn auto_chooses_a_valid_backend_and_reports_the_warm_up() {
     let case = golden.cases.iter().find(|c| c.expected.personalised).expect("a personalised case");
     let got = play(&r, case).await;
     assert_eq!(got.backend, report.backend);
-    check_parity(case, &got, golden.tolerance);
+    check_parity(case, &got, golden.tolerance());
 }
 
 #[wasm_bindgen_test]
@@ -234,7 +239,7 @@ async fn a_webgpu_failure_falls_back_to_the_cpu_with_the_session_intact() {
     );
     // The same session, now scored on the CPU: still personalised, still the native scores.
     assert_eq!(r.session_length(), events);
-    check_parity(case, &fallen, golden.tolerance);
+    check_parity(case, &fallen, golden.tolerance());
 
     // For good, and said once.
     let after = rerank(&r, case).await;
