@@ -1,24 +1,17 @@
-//! The trainer on real sessions (the Diginetica metadata slice: text, category, price):
-//! learning, checkpoint resume, and bundle round trips that must not change a single score.
+//! The trainer on real sessions (the bundled Diginetica metadata slice, `tests/data`: text,
+//! category, price): learning, checkpoint resume, and bundle round trips that must not change a
+//! single score.
+
+mod common;
 
 use burn::tensor::Device;
+use common::{rng_turn, slice};
 use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::eval::Scorer;
-use sessionrank_data::import::import_diginetica_slice;
-use sessionrank_data::{Dataset, default_data_dir};
 use sessionrank_model::ModelConfig;
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_train::trainer::{catalog_features, learning_rate};
 use sessionrank_train::{ModelScorer, TrainConfig, train};
-
-fn slice() -> Option<Dataset> {
-    let dir = default_data_dir().join("diginetica");
-    if !dir.exists() {
-        eprintln!("skipping: {} not found", dir.display());
-        return None;
-    }
-    Some(import_diginetica_slice(&dir).expect("import slice").dataset)
-}
 
 fn small(model: ModelConfig) -> ModelConfig {
     model
@@ -32,7 +25,8 @@ fn small(model: ModelConfig) -> ModelConfig {
 
 #[test]
 fn bundle_round_trip_keeps_every_score() {
-    let Some(ds) = slice() else { return };
+    let _turn = rng_turn();
+    let ds = slice();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let config = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
         .with_max_epochs(1)
@@ -94,7 +88,8 @@ fn bundle_round_trip_keeps_every_score() {
 
 #[test]
 fn tiny_overfit_on_real_sessions() {
-    let Some(mut ds) = slice() else { return };
+    let _turn = rng_turn();
+    let mut ds = slice();
     ds.train.truncate(40);
     ds.valid = ds
         .train
@@ -127,7 +122,8 @@ fn tiny_overfit_on_real_sessions() {
 
 #[test]
 fn an_interrupted_run_resumes_from_its_checkpoint() {
-    let Some(mut ds) = slice() else { return };
+    let _turn = rng_turn();
+    let mut ds = slice();
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
@@ -176,7 +172,8 @@ fn learning_rate_warms_up_then_decays() {
 
 #[test]
 fn a_longer_schedule_stops_with_the_rate_still_high() {
-    let Some(mut ds) = slice() else { return };
+    let _turn = rng_turn();
+    let mut ds = slice();
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))

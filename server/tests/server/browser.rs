@@ -12,8 +12,8 @@
 //!
 //! Needs the browser package (`scripts/build-wasm` → `web/pkg`) and Debian's `chromium` +
 //! `chromium-driver`. `scripts/test` provides both and sets `SESSIONRANK_BROWSER_TESTS=1`, which
-//! turns a missing piece into a failure; without it the tests skip (with a note) when a piece
-//! is missing. `SESSIONRANK_UPDATE_SCREENSHOT=1` also writes `docs/demo.png`.
+//! turns a missing piece into a failure, as `CI=true` does; otherwise the tests skip (with a
+//! note) when a piece is missing. `SESSIONRANK_UPDATE_SCREENSHOT=1` also writes `docs/demo.png`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,8 @@ use crate::common::*;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1)
-/// but cannot.
+/// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1
+/// or CI=true) but cannot.
 fn browser_available() -> bool {
     let required = std::env::var("SESSIONRANK_BROWSER_TESTS").is_ok_and(|v| v == "1");
     let pkg = repo().join("web/pkg/sessionrank_bg.wasm");
@@ -47,12 +47,12 @@ fn browser_available() -> bool {
     if missing.is_empty() {
         return true;
     }
-    assert!(
-        !required,
-        "SESSIONRANK_BROWSER_TESTS=1 but missing: {missing:?} (run scripts/build-wasm; apt install chromium chromium-driver)"
-    );
-    eprintln!(
-        "skipping the browser test: missing {missing:?} (scripts/test builds and installs them)"
+    skip_unless_required(
+        &format!(
+            "missing {missing:?} (scripts/build-wasm builds the package; \
+             apt install chromium chromium-driver; scripts/test does both)"
+        ),
+        required,
     );
     false
 }

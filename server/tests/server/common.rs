@@ -1,5 +1,6 @@
 //! Helpers shared by the test modules.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -249,4 +250,16 @@ pub fn repo() -> PathBuf {
 /// need real sessions run in any clone, with or without `../shared/data`.
 pub fn sample_dir() -> PathBuf {
     repo().join("tests/data")
+}
+
+/// Says that the calling test skips because `missing` is absent (straight on stderr: the
+/// harness hides what a passing test prints), or fails it when the run must not skip: under
+/// `CI=true`, or with `require` (e.g. `SESSIONRANK_BROWSER_TESTS=1`), so a CI run cannot pass
+/// without running every test. The caller returns after it.
+pub fn skip_unless_required(missing: &str, require: bool) {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let why = if in_ci { "CI=true" } else { "this run requires it" };
+    assert!(!in_ci && !require, "{missing}; not skipping the test: {why}");
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {missing}");
 }

@@ -1,7 +1,7 @@
 //! The router scenarios and the SIGKILL test on PostgreSQL. They run when
 //! `SESSIONRANK_TEST_POSTGRES_URL` names a database (`scripts/postgres-test-setup.sh` starts
-//! one and prints the URL); otherwise each test prints that it was skipped. Every test works
-//! in a schema of its own, so they run in parallel.
+//! one and prints the URL); otherwise each test says that it skipped, or fails under `CI=true`
+//! (`skip_unless_required`). Every test works in a schema of its own, so they run in parallel.
 
 use sessionrank_server::AppState;
 use sessionrank_server::store::Store;
@@ -12,10 +12,12 @@ use crate::{durability, router};
 const ENV: &str = "SESSIONRANK_TEST_POSTGRES_URL";
 
 /// A URL whose connections use a fresh schema, or `None` (skip) without the variable.
+/// An unreachable server fails the test.
 async fn fresh_url(test: &str) -> Option<String> {
     let Some(base) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!(
-            "skipped {test}: set {ENV} (scripts/postgres-test-setup.sh prints one) to run the PostgreSQL tests"
+        skip_unless_required(
+            &format!("{ENV} is not set (scripts/postgres-test-setup.sh prints one)"),
+            false,
         );
         return None;
     };
