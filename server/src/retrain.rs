@@ -37,7 +37,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
-use sessionrank_data::import::prefix_cases;
+use sessionrank_data::split::{RecentSplit, cases_of, split_recent};
 use sessionrank_data::{Catalog, Dataset, RankingMetrics, Session, TestCase};
 use sessionrank_model::{ModelConfig, SessionRankModel};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
@@ -236,24 +236,15 @@ pub fn split(
             cfg.min_sessions.max(3)
         );
     }
-    let n_test = ((n as f64 * cfg.holdout_fraction).round() as usize).max(1);
-    let n_valid = (((n - n_test) as f64 * cfg.holdout_fraction).round() as usize).max(1);
-    let mut train = sessions;
-    let test_sessions = train.split_off(n - n_test);
-    let valid_sessions = train.split_off(n - n_test - n_valid);
-    let cases = |sessions: &[Session]| {
-        let mut out = Vec::new();
-        for s in sessions {
-            prefix_cases(&s.events, |_| true, &mut out);
-        }
-        out
-    };
-    let mut test = cases(&test_sessions);
+    let f = cfg.holdout_fraction;
+    let RecentSplit { train, valid, test } = split_recent(sessions, f, f, 1);
+    let mut test = cases_of(&test, |_| true);
     // Keep the most recent cases (sessions are in time order).
     if test.len() > cfg.max_eval_cases {
         test = test.split_off(test.len() - cfg.max_eval_cases);
     }
-    Ok(Dataset { name: cfg.shop.clone(), catalog, train, valid: cases(&valid_sessions), test })
+    let valid = cases_of(&valid, |_| true);
+    Ok(Dataset { name: cfg.shop.clone(), catalog, train, valid, test })
 }
 
 struct Trained {

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sessionrank_data::{Catalog, Event, EventKind, Item, Session};
+use sessionrank_data::{Catalog, Event, EventKind, Item, MAX_PRICE_LEVEL, Session};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -764,6 +764,6 @@ fn item_of_row(row: &sqlx::any::AnyRow) -> Result<Item> {
         id: row.try_get(0)?,
         text: row.try_get(1)?,
         category: row.try_get(2)?,
-        price_level: price.map(|p| p.clamp(0, 15) as u8),
+        price_level: price.map(|p| p.clamp(0, i64::from(MAX_PRICE_LEVEL)) as u8),
     })
 }

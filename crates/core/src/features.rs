@@ -8,14 +8,16 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use sessionrank_data::price::{cap_price_level, price_level};
 use sessionrank_data::{Catalog, EventKind};
 use sessionrank_model::{ItemFeatures, SessionInput, time_gap_bucket};
 
 use crate::{CoreError, ItemTokenizer, Result};
 
-/// Price levels are log2 buckets 0..=15 (the Diginetica convention); the model adds one so
-/// that 0 means unknown.
-pub const MAX_PRICE_LEVEL: u8 = 15;
+/// The price-level rule is `sessionrank-data`'s ([`sessionrank_data::price`]), shared with the
+/// importers so that training and serving bucket prices alike; re-exported here for the server
+/// and the browser package.
+pub use sessionrank_data::price::MAX_PRICE_LEVEL;
 
 /// Content of an item as a shop describes it (the JS/HTTP shape).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,16 +31,13 @@ pub struct ItemContent {
 }
 
 impl ItemContent {
-    /// Price level of a price in the shop's currency: `floor(log2(1 + price))`, capped.
-    /// Rejects NaN, infinities and negative prices with a message naming `field`.
+    /// Price level of a price in the shop's currency ([`sessionrank_data::price_level`], the
+    /// rule the importers use). Rejects NaN, infinities and negative prices with a message
+    /// naming `field`.
     pub fn price_level_of(price: f64, field: &str) -> Result<u8> {
-        if !price.is_finite() || price < 0.0 {
-            return Err(CoreError::input(
-                field,
-                format!("price must be a finite number >= 0, got {price}"),
-            ));
-        }
-        Ok(((1.0 + price).log2().floor() as i64).clamp(0, MAX_PRICE_LEVEL as i64) as u8)
+        price_level(price).ok_or_else(|| {
+            CoreError::input(field, format!("price must be a finite number >= 0, got {price}"))
+        })
     }
 }
 
@@ -162,7 +161,7 @@ impl FeatureEncoder {
         let tokens = self.tokenizer.encode(&content.text, self.max_tokens)?;
         let category =
             content.category.as_ref().and_then(|c| self.categories.get(c).copied()).unwrap_or(0);
-        let price = content.price_level.map(|p| p.min(MAX_PRICE_LEVEL) as u32 + 1).unwrap_or(0);
+        let price = content.price_level.map(|p| u32::from(cap_price_level(p)) + 1).unwrap_or(0);
         Ok(EncodedItem { id: 0, tokens, category, price })
     }
 
@@ -280,4 +279,27 @@ pub fn session_input(
 fn int1(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     let n = v.len();
     Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionrank_model::ModelConfig;
+
+    /// The model's price embedding has one row per encoded price: 0 (unknown) and
+    /// `level + 1` for every level up to [`MAX_PRICE_LEVEL`].
+    #[test]
+    fn model_price_table_fits_every_level() {
+        let config = ModelConfig::new(1, 1, 1);
+        assert_eq!(config.n_price_levels, usize::from(MAX_PRICE_LEVEL) + 2);
+        let encoder = FeatureEncoder::for_browser(Vec::new(), 4, 4, 4);
+        for level in [None, Some(0), Some(MAX_PRICE_LEVEL), Some(u8::MAX)] {
+            let content = ItemContent { price_level: level, ..ItemContent::default() };
+            let price = encoder.encode_content(&content).map(|e| e.price as usize);
+            assert!(
+                price.as_ref().is_ok_and(|&p| p < config.n_price_levels),
+                "{level:?}: {price:?}"
+            );
+        }
+    }
 }

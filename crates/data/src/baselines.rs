@@ -11,8 +11,8 @@
 //! main signal cannot tell apart — most of the catalog, for a short prefix — are ordered by
 //! popularity rather than left tied (ties count against the target, see [`crate::metrics`]).
 
-use crate::eval::Scorer;
 use crate::par::for_each_row;
+use crate::scorer::Scorer;
 use crate::session::{Event, ItemIdx, Session};
 
 /// Weight of the popularity tie-break relative to a similarity of 1.

@@ -3,12 +3,15 @@
 //!
 //! This crate deliberately has no burn dependency: the evaluator and the baselines must be
 //! usable (and testable) without the model, and the model's scorer plugs in through the
-//! [`eval::Scorer`] trait.
+//! [`Scorer`] trait.
 //!
 //! * [`session`] — the one session format ([`Dataset`], [`Catalog`], [`Event`], …).
 //! * [`import`] — importers for Diginetica (SR-GNN split and the metadata slice), Amazon Beauty,
 //!   RetailRocket and RecBole atomic files.
+//! * [`price`] — price → price level, the one rule training and serving share.
+//! * [`split`] — train / validation / test splits and the cases of held-out sessions.
 //! * [`metrics`] — rank of the target and HR/MRR/NDCG, accumulated into [`RankingMetrics`].
+//! * [`scorer`] — the [`Scorer`] trait every ranked thing implements.
 //! * [`eval`] / [`sample`] — the full-ranking and the re-ranking protocols.
 //! * [`baselines`] — popularity, item-kNN and session-kNN scorers.
 
@@ -18,11 +21,16 @@ pub mod eval;
 pub mod import;
 pub mod metrics;
 mod par;
+pub mod price;
 pub mod sample;
+pub mod scorer;
 pub mod session;
+pub mod split;
 
 pub use error::{DataError, Result};
 pub use metrics::{MetricAccumulator, RankingMetrics};
+pub use price::{MAX_PRICE_LEVEL, price_level};
+pub use scorer::{Scorer, UpstreamOrder};
 pub use session::*;
 
 use std::path::PathBuf;

@@ -17,8 +17,8 @@
 //! own RNG seeded by `(seed, case index)`, so the lists do not depend on batching or threads.
 
 use crate::baselines::{ItemKnn, item_counts};
-use crate::eval::Scorer;
 use crate::par::map_indices;
+use crate::scorer::Scorer;
 use crate::session::{ItemIdx, Session, TestCase};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -73,7 +73,7 @@ pub struct Item {
     pub text: String,
     /// Leaf category, as the shop names it.
     pub category: Option<String>,
-    /// Price level 0..=15 (log2 buckets, as in the Diginetica metadata).
+    /// Price level `0..=MAX_PRICE_LEVEL` (log2 buckets, see [`crate::price`]).
     pub price_level: Option<u8>,
 }
 

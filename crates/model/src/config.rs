@@ -30,7 +30,9 @@ pub struct ModelConfig {
     /// Tokens of item text the content tower reads.
     #[config(default = 16)]
     pub max_tokens: usize,
-    /// Price levels (log2 buckets) plus unknown.
+    /// Rows of the price embedding: `MAX_PRICE_LEVEL + 2` (`sessionrank-data`'s log2 price
+    /// levels `0..=15`, stored as `level + 1`, and 0 for unknown). This crate sits below the data
+    /// crate, so the number is written out; `sessionrank-core` tests that it matches.
     #[config(default = 17)]
     pub n_price_levels: usize,
     /// Longest candidate list whose upstream rank gets its own learned bias.

@@ -10,11 +10,10 @@
 //! ascending id order, so `ItemIdx == id - 1` for this dataset. Item text is empty: the SR-GNN
 //! ids cannot be joined back to titles or prices (use [`super::diginetica_slice`] for those).
 
-use super::{
-    ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs,
-};
+use super::{ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs};
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, Event, Item, ItemIdx, Session, TestCase};
+use crate::split::{cases_of, recent_count};
 use std::path::Path;
 
 /// How to cut the SR-GNN training sessions.
@@ -94,12 +93,9 @@ pub fn import_diginetica(dir: &Path, options: &DigineticaOptions) -> Result<Impo
     }
 
     // Validation prefixes from the most recent sessions.
-    let n_valid = ((train.len() as f64) * VALID_FRACTION).round() as usize;
-    let first_valid = train.len() - n_valid.min(train.len());
-    let mut valid = Vec::new();
-    for s in &train[first_valid..] {
-        prefix_cases(&s.events, |_| true, &mut valid);
-    }
+    let n_valid = recent_count(train.len(), VALID_FRACTION, 0);
+    let first_valid = train.len() - n_valid;
+    let valid = cases_of(&train[first_valid..], |_| true);
     if options.holdout_valid {
         train.truncate(first_valid);
     }

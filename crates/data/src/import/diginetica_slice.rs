@@ -17,12 +17,11 @@
 //! seen in training (an unseen target cannot be ranked by an id-based model, and the SR-GNN
 //! preprocessing that the literature uses drops them the same way).
 
-use super::{
-    Header, ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text,
-    split_tabs,
-};
+use super::{Header, ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs};
 use crate::error::{DataError, Result};
-use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session, TestCase};
+use crate::price::cap_price_level;
+use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
+use crate::split::{RecentSplit, cases_of, split_recent};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -73,7 +72,7 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
             id: item.to_string(),
             text: name_tokens(f[c_name]),
             category: (!cat.is_empty()).then(|| cat.to_string()),
-            price_level: Some(price.min(15)),
+            price_level: Some(cap_price_level(price)),
         });
         let si = *session_index.entry(session.to_string()).or_insert_with(|| {
             sessions.push((session.to_string(), Vec::new()));
@@ -118,21 +117,12 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
     sessions.sort_by_key(|s| s.events.first().and_then(|e| e.timestamp).unwrap_or(i64::MIN));
 
     let n = sessions.len();
-    let n_test = ((n as f64) * TEST_FRACTION).round() as usize;
-    let test_sessions = sessions.split_off(n - n_test);
-    let n_valid = ((sessions.len() as f64) * VALID_FRACTION).round() as usize;
-    let valid_sessions = sessions.split_off(sessions.len() - n_valid);
-    let train = sessions;
+    let RecentSplit { train, valid: valid_sessions, test: test_sessions } =
+        split_recent(sessions, TEST_FRACTION, VALID_FRACTION, 0);
 
     let known: HashSet<u32> = train.iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
-    let mut test: Vec<TestCase> = Vec::new();
-    for s in &test_sessions {
-        prefix_cases(&s.events, |e| known.contains(&e.item), &mut test);
-    }
-    let mut valid: Vec<TestCase> = Vec::new();
-    for s in &valid_sessions {
-        prefix_cases(&s.events, |e| known.contains(&e.item), &mut valid);
-    }
+    let test = cases_of(&test_sessions, |e| known.contains(&e.item));
+    let valid = cases_of(&valid_sessions, |e| known.contains(&e.item));
 
     let all_events: usize =
         train.iter().chain(&valid_sessions).chain(&test_sessions).map(|s| s.events.len()).sum();

@@ -13,12 +13,14 @@ pub mod recbole;
 pub mod retailrocket;
 
 use crate::error::{DataError, Result};
-use crate::session::{Dataset, Event, EventKind, Session, TestCase};
+use crate::session::{Dataset, EventKind};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The split rules every importer shares (owned by [`crate::split`]).
+pub use crate::split::{leave_one_out, prefix_cases};
 pub use beauty::import_beauty;
 pub use diginetica::{DigineticaOptions, import_diginetica};
 pub use diginetica_slice::import_diginetica_slice;
@@ -208,61 +210,6 @@ pub(crate) fn split_tabs<'a>(
     Ok(fields)
 }
 
-/// SR-GNN-style prefix cases of one session: `(events[..i] → events[i])` for every `i ≥ 1`
-/// whose target passes `keep`. Every prefix is a case because a session recommender is asked
-/// after every click, not only at the end.
-pub fn prefix_cases(
-    events: &[Event],
-    mut keep: impl FnMut(&Event) -> bool,
-    out: &mut Vec<TestCase>,
-) {
-    for i in 1..events.len() {
-        if keep(&events[i]) {
-            out.push(TestCase { prefix: events[..i].to_vec(), target: events[i].item });
-        }
-    }
-}
-
-/// The leave-one-out split of sequential recommendation (SASRec, S3-Rec): for a history
-/// `s` of length `n` the training sequence is `s[..n-2]`, validation asks `s[..n-2] → s[n-2]`
-/// and test asks `s[..n-1] → s[n-1]`. Histories too short for a part simply lack it (a case
-/// needs a non-empty prefix; a training sequence needs at least one event).
-pub fn leave_one_out(histories: Vec<Session>) -> (Vec<Session>, Vec<TestCase>, Vec<TestCase>) {
-    let mut train = Vec::with_capacity(histories.len());
-    let mut valid = Vec::with_capacity(histories.len());
-    let mut test = Vec::with_capacity(histories.len());
-    for s in histories {
-        let n = s.events.len();
-        if n >= 2 {
-            test.push(TestCase {
-                prefix: s.events[..n - 1].to_vec(),
-                target: s.events[n - 1].item,
-            });
-        }
-        if n >= 3 {
-            valid.push(TestCase {
-                prefix: s.events[..n - 2].to_vec(),
-                target: s.events[n - 2].item,
-            });
-        }
-        // A one-event history has nothing to predict but still tells the baselines what is popular.
-        let keep = if n == 1 { 1 } else { n - 2 };
-        if keep > 0 {
-            train.push(Session { id: s.id, events: s.events[..keep].to_vec() });
-        }
-    }
-    (train, valid, test)
-}
-
-/// Price → price level `floor(log2(price + 1))` clamped to `0..=15`, the log buckets the
-/// Diginetica metadata already uses, so that every source feeds the model the same scale.
-pub fn price_level(price: f64) -> Option<u8> {
-    if !price.is_finite() || price < 0.0 {
-        return None;
-    }
-    Some((price + 1.0).log2().floor().clamp(0.0, 15.0) as u8)
-}
-
 /// Seconds since the epoch from a timestamp that may be in milliseconds: values above 1e11
 /// (year 5138 in seconds, 1973 in milliseconds) are taken as milliseconds.
 pub(crate) fn to_seconds(t: f64) -> i64 {
@@ -272,38 +219,6 @@ pub(crate) fn to_seconds(t: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hist(id: &str, items: &[u32]) -> Session {
-        Session { id: id.into(), events: items.iter().map(|&i| Event::view(i)).collect() }
-    }
-
-    #[test]
-    fn leave_one_out_shapes() {
-        let (train, valid, test) =
-            leave_one_out(vec![hist("a", &[1, 2, 3, 4, 5]), hist("b", &[7, 8]), hist("c", &[9])]);
-        assert_eq!(train.len(), 2);
-        assert_eq!(train[0].events.iter().map(|e| e.item).collect::<Vec<_>>(), vec![1, 2, 3]);
-        assert_eq!(train[1].events.iter().map(|e| e.item).collect::<Vec<_>>(), vec![9]);
-        assert_eq!(valid.len(), 1);
-        assert_eq!(valid[0].target, 4);
-        assert_eq!(valid[0].prefix.len(), 3);
-        assert_eq!(test.len(), 2);
-        assert_eq!(test[0].target, 5);
-        assert_eq!(test[0].prefix.len(), 4);
-        assert_eq!(test[1].target, 8);
-        assert_eq!(test[1].prefix.len(), 1);
-    }
-
-    #[test]
-    fn price_levels() {
-        assert_eq!(price_level(0.0), Some(0));
-        assert_eq!(price_level(1.0), Some(1));
-        assert_eq!(price_level(2.0), Some(1));
-        assert_eq!(price_level(3.0), Some(2));
-        assert_eq!(price_level(1e9), Some(15));
-        assert_eq!(price_level(-1.0), None);
-        assert_eq!(price_level(f64::NAN), None);
-    }
 
     #[test]
     fn unknown_name() {

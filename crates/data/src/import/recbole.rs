@@ -10,16 +10,17 @@
 //!   `:token_seq` column becomes item text (in column order); a `category`/`categories` column
 //!   gives the leaf category (the last element when the value is a `|`- or `,`-separated path)
 //!   and is also part of the text; `price:float` gives the price level `floor(log2(price+1))`
-//!   clamped to 0..=15 ([`super::price_level`]). Items that occur only in `.inter` get no content.
+//!   capped ([`crate::price::price_level`]). Items that occur only in `.inter` get no content.
 //!
 //! Sessions are grouped by `session_id` (else `user_id`), sorted by timestamp (stable) and
 //! ordered by their first timestamp; the split is leave-one-out, as for Amazon Beauty.
 
 use super::{
-    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, price_level,
-    read_text, split_tabs, to_seconds,
+    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, read_text,
+    split_tabs, to_seconds,
 };
 use crate::error::{DataError, Result};
+use crate::price::price_level;
 use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -19,11 +19,11 @@
 //!   each event; the prefix keeps all event types so the model can use cart/purchase signals.
 
 use super::{
-    ImportSummary, Imported, numbered_lines, parse_field, prefix_cases, read_text, split_tabs,
-    to_seconds,
+    ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs, to_seconds,
 };
 use crate::error::{DataError, Result};
-use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session, TestCase};
+use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
+use crate::split::cases_of;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -208,14 +208,8 @@ pub fn import_retailrocket(dir: &Path) -> Result<Imported> {
     }
     let known: HashSet<u32> = train.iter().flat_map(|s| s.events.iter().map(|e| e.item)).collect();
     let keep = |e: &Event| e.kind == EventKind::View && known.contains(&e.item);
-    let mut test: Vec<TestCase> = Vec::new();
-    for s in &test_sessions {
-        prefix_cases(&s.events, keep, &mut test);
-    }
-    let mut valid: Vec<TestCase> = Vec::new();
-    for s in &valid_sessions {
-        prefix_cases(&s.events, keep, &mut valid);
-    }
+    let test = cases_of(&test_sessions, keep);
+    let valid = cases_of(&valid_sessions, keep);
     notes.push(format!(
         "time range {t_min}..{t_max} s; valid sessions start >= {t_valid}, test sessions >= {t_test}: \
          {} train / {} valid / {} test sessions",
