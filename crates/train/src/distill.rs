@@ -15,14 +15,15 @@
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sessionrank_core::{ModelBundle, Reranker};
 use sessionrank_data::Catalog;
 use sessionrank_model::{ItemFeatures, ModelConfig, SessionInput, SessionRankModel};
 
 use crate::batch::TrainBatch;
-use crate::trainer::{batch_logits, catalog_features, select_rows};
+use crate::features::{catalog_features, select_rows};
+use crate::loss::batch_logits;
+pub use crate::loss::kd_loss;
 use crate::{Result, TrainError};
 
 /// Distillation settings of a training run (part of [`crate::TrainConfig`], so a checkpoint
@@ -55,6 +56,26 @@ impl DistillConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The teacher these settings name, checked against a student trained on `catalog` with
+    /// `student` (see [`Teacher::load`]).
+    pub fn load_teacher(
+        &self,
+        catalog: &Catalog,
+        student: &ModelConfig,
+        device: &Device,
+    ) -> Result<Teacher> {
+        self.validate()?;
+        let teacher = Teacher::load(&self.teacher_dir, catalog, student, device)?;
+        tracing::info!(
+            temperature = self.temperature,
+            alpha = self.alpha,
+            "distilling from teacher {} ({})",
+            teacher.version(),
+            self.teacher_dir.display()
+        );
+        Ok(teacher)
     }
 }
 
@@ -173,22 +194,6 @@ impl Teacher {
         debug_assert!(!self.device.is_autodiff());
         batch_logits(&self.model, self.features.clone(), &inner)
     }
-}
-
-/// `T² · KL(softmax(teacher / T) ‖ softmax(student / T))`, averaged over the rows (the
-/// positions that have a target). Both `[m, n]`; the teacher's logits are a constant.
-pub fn kd_loss(
-    student_logits: Tensor<2>,
-    teacher_logits: Tensor<2>,
-    temperature: f64,
-) -> Tensor<1> {
-    let [m, _] = student_logits.dims();
-    let teacher_logits =
-        if student_logits.is_autodiff() { teacher_logits.autodiff() } else { teacher_logits };
-    let log_ps = log_softmax(student_logits / temperature, 1);
-    let log_pt = log_softmax(teacher_logits / temperature, 1);
-    let kl = (log_pt.clone().exp() * (log_pt - log_ps)).sum_dim(1).reshape([m]); // [m]
-    kl.mean() * (temperature * temperature)
 }
 
 /// The KD term of one step: the student's logits for `batch` (with `features`, the

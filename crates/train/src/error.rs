@@ -3,27 +3,57 @@ use thiserror::Error;
 /// Errors of the training pipeline.
 #[derive(Debug, Error)]
 pub enum TrainError {
+    /// Reading the dataset (an importer, a dataset file).
     #[error(transparent)]
     Data(#[from] sessionrank_data::DataError),
+    /// The engine's side: the tokenizer, feature encoding, a model bundle.
     #[error(transparent)]
     Core(#[from] sessionrank_core::CoreError),
+    /// Reading or writing a file (`path`) of a checkpoint, report or results file.
     #[error("{path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// A value could not be converted to or from JSON (`what`: the training config, a
+    /// checkpoint's state, the item index of a bundle).
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint's weights or optimiser state (in the checkpoint directory `path`) could not
+    /// be written, read or applied to this run's model.
+    #[error("checkpoint {path}: {source}")]
+    Record {
+        path: String,
+        #[source]
+        source: burn::store::RecordError,
+    },
     /// A checkpoint exists but does not belong to this run (other config or dataset).
-    #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: String, message: String },
+    #[error(
+        "checkpoint {path}: was written by a run with another config or dataset; use another \
+         --checkpoint-dir or delete it"
+    )]
+    CheckpointMismatch { path: String },
+    /// The PyTorch copy of the weights (`model.safetensors`) could not be written.
+    #[error("safetensors export: {0}")]
+    Safetensors(#[source] burn_store::SafetensorsStoreError),
+    /// The training loss became NaN or infinite (learning rate too high, broken input).
     #[error("training diverged: loss is {0} at step {1}")]
     Diverged(f32, usize),
     /// A distillation teacher that cannot guide this student: unreadable bundle, another
     /// item index, or a shorter context than the student's.
     #[error("teacher {path}: {message}")]
     Teacher { path: String, message: String },
+    /// Settings that cannot train: out-of-range values, a model that does not fit its weights,
+    /// no training data.
     #[error("invalid training config: {0}")]
     Config(String),
+    /// Only the distillation report (`distill_report.rs`, moving to the CLI crate) still
+    /// reports its errors as text; nothing else in this crate may use it.
     #[error("{0}")]
     Other(String),
 }

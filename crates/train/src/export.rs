@@ -58,18 +58,17 @@ pub fn build_bundle(parts: BundleParts<'_>) -> Result<ModelBundle> {
     let items = ItemsFile { items: parts.catalog.items().to_vec() };
     files.insert(
         ITEMS.to_string(),
-        serde_json::to_vec(&items).map_err(|e| TrainError::Other(e.to_string()))?,
+        serde_json::to_vec(&items).map_err(|source| TrainError::Json {
+            what: "the item index (items.json)".into(),
+            source,
+        })?,
     );
     if parts.safetensors {
         let mut store = SafetensorsStore::from_bytes(None)
             .metadata("format", "sessionrank")
             .metadata("dataset", parts.dataset);
-        parts
-            .model
-            .save_into(&mut store)
-            .map_err(|e| TrainError::Other(format!("safetensors export: {e}")))?;
-        let bytes =
-            store.get_bytes().map_err(|e| TrainError::Other(format!("safetensors export: {e}")))?;
+        parts.model.save_into(&mut store).map_err(TrainError::Safetensors)?;
+        let bytes = store.get_bytes().map_err(TrainError::Safetensors)?;
         files.insert(SAFETENSORS.to_string(), bytes);
     }
     let model_version = version_name(parts.created_at, &weights);

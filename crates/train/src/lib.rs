@@ -1,7 +1,11 @@
 //! sessionrank-train: turns real session logs into a model bundle.
 //!
 //! * [`batch`] — sessions → next-item training batches;
-//! * [`trainer`] — the training loop (flex or wgpu, same code), checkpoints, early stopping;
+//! * [`trainer`] — the training loop (flex or wgpu, same code), made of
+//!   [`schedule`] (warm-up + cosine learning rate), `checkpoint` (atomic per-epoch saves,
+//!   resume), [`early_stopping`] (best epoch, patience) and [`progress`] (callback, bar, log);
+//! * [`loss`] — next-item cross-entropy and the distillation term; [`features`] — the item
+//!   feature tables a step scores;
 //! * [`distill`] — a larger teacher bundle guides a small student (KD loss);
 //! * [`distill_report`] — `results/distill.json` + `docs/distill.md` from the distillation runs;
 //! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
@@ -10,16 +14,22 @@
 //! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle).
 
 pub mod batch;
+mod checkpoint;
 mod config;
 pub mod device;
 pub mod distill;
 pub mod distill_report;
+pub mod early_stopping;
 mod error;
 pub mod export;
+pub mod features;
 pub mod listwise;
+pub mod loss;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod results;
+pub mod schedule;
 pub mod scorer;
 pub mod trainer;
 pub mod warm;

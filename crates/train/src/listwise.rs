@@ -30,8 +30,8 @@ use sessionrank_data::sample::{CandidateSampler, SamplerSpec};
 use sessionrank_data::{Dataset, Event, ItemIdx, RankingMetrics, TestCase};
 use sessionrank_model::{CandidateInput, ListScorer, ModelConfig, SessionRankModel, l2_normalize};
 
+use crate::features::catalog_features;
 use crate::scorer::encode_prefix;
-use crate::trainer::catalog_features;
 use crate::{Result, TrainError};
 
 /// Settings of the list-wise stage.
