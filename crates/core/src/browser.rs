@@ -27,7 +27,8 @@ use sessionrank_model::ModelConfig;
 
 use crate::bundle::{BundleKind, CATEGORIES, MANIFEST, WEIGHTS};
 use crate::features::category_names;
-use crate::reranker::{load_weights, validate_config, weights_bytes};
+use crate::validate::validate_config;
+use crate::weights::{load_weights, weights_bytes};
 use crate::{CoreError, ModelBundle, Result};
 
 /// The browser configuration of a full model's configuration: no item ids, no words.

@@ -3,21 +3,27 @@
 //! * [`features`] turns items and sessions into model inputs (one code path for all);
 //! * [`tokenizer`] is the item-text tokenizer trained on the catalog;
 //! * [`bundle`] reads, verifies and writes versioned model bundles;
-//! * [`reranker`] is the `Reranker` engine a storefront's click goes through.
+//! * [`reranker`] is the `Reranker` engine a storefront's click goes through;
+//! * [`ranking`] holds what a call takes and gives, [`validate`] the checks on outside input,
+//!   [`weights`] weights as bytes and tensors read back.
 
 pub mod browser;
 pub mod bundle;
 mod error;
 pub mod features;
+pub mod ranking;
 pub mod reranker;
 pub mod tokenizer;
+pub mod validate;
+pub mod weights;
 
 pub use bundle::{
     BundleKind, FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle,
 };
 pub use error::{CoreError, Result};
 pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
-pub use reranker::{Because, Candidate, Prepared, RankedItem, Ranking, Reranker, SessionEvent};
+pub use ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent};
+pub use reranker::{Prepared, Reranker};
 pub use tokenizer::ItemTokenizer;
 
 pub use sessionrank_data as data;

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
-use sessionrank_data::EventKind;
 use sessionrank_model::{CandidateInput, SessionRankModel};
 
 use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
@@ -18,70 +16,11 @@ use crate::features::{
 };
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
-/// Longest candidate list a call accepts: a storefront shows ~100; more is a client bug.
-pub const MAX_CANDIDATES: usize = 1000;
-
-/// One thing the shopper did (the JS/HTTP shape).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionEvent {
-    pub item_id: String,
-    #[serde(default = "default_kind")]
-    pub kind: EventKind,
-    /// Seconds since the Unix epoch.
-    #[serde(default)]
-    pub timestamp: Option<i64>,
-    /// Content for an item the bundle may not know.
-    #[serde(default)]
-    pub content: Option<ItemContent>,
-    /// The item's vector from the server (`d_model` numbers); see [`Candidate::vector`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-}
-
-fn default_kind() -> EventKind {
-    EventKind::View
-}
-
-/// One candidate the storefront would show, in upstream order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    pub item_id: String,
-    #[serde(default)]
-    pub content: Option<ItemContent>,
-    /// The item's vector as the full model's item encoder computed it on the server
-    /// (`/v1/candidates`, `/v1/models/{version}/vectors`): `d_model` finite numbers. When
-    /// given it is used as is — this is how a browser bundle, which has no item table, knows
-    /// the items of a page. Wins over `content` and over the bundle's own item table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-}
-
-/// A session event that contributed to a candidate's score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Because {
-    pub item_id: String,
-    /// Similarity of the candidate to that event's item (dot product of item vectors).
-    pub weight: f32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankedItem {
-    pub item_id: String,
-    pub score: f32,
-    /// Position in the list the storefront passed in (0 = first).
-    pub upstream_rank: usize,
-    /// Up to two session items most similar to this candidate, strongest first.
-    pub because: Vec<Because>,
-}
-
-/// Result of a re-rank call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ranking {
-    pub items: Vec<RankedItem>,
-    /// False when the upstream order was returned unchanged; `reason` says why.
-    pub personalised: bool,
-    pub reason: Option<String>,
-}
+// The call's shapes, checks and weight helpers have modules of their own; re-exported here,
+// where the server, the browser package and the trainer have always found them.
+pub use crate::ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent, upstream};
+pub use crate::validate::{MAX_CANDIDATES, validate_candidates, validate_config, validate_vector};
+pub use crate::weights::{load_weights, read_f32, weights_bytes};
 
 /// The re-ranking engine: a model, its feature encoder and the device it runs on.
 #[derive(Debug)]
@@ -343,22 +282,6 @@ enum Slot {
     Given(usize),
 }
 
-/// A given item vector must have the model's width (`dim`) and finite numbers; `field` names
-/// it in the error (made only then). The browser package checks an observed event's vector
-/// with this too, before the event enters the session.
-pub fn validate_vector(v: &[f32], dim: usize, field: impl Fn() -> String) -> Result<()> {
-    if v.len() != dim {
-        return Err(CoreError::input(
-            field(),
-            format!("expected {dim} numbers (the model's d_model), got {}", v.len()),
-        ));
-    }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(CoreError::input(format!("{}[{i}]", field()), "must be a finite number"));
-    }
-    Ok(())
-}
-
 /// Either an answer already (nothing to compute) or device work to read back.
 #[derive(Debug)]
 pub enum Prepared {
@@ -407,100 +330,4 @@ impl PendingRanking {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// The candidates unchanged, with the reason personalisation did not apply.
-pub fn upstream(candidates: &[Candidate], reason: &str) -> Ranking {
-    Ranking {
-        items: candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| RankedItem {
-                item_id: c.item_id.clone(),
-                score: 0.0,
-                upstream_rank: i,
-                because: Vec::new(),
-            })
-            .collect(),
-        personalised: false,
-        reason: Some(reason.to_string()),
-    }
-}
-
-/// Reject lists a storefront should never send: empty, oversized, blank or duplicate ids.
-pub fn validate_candidates(candidates: &[Candidate]) -> Result<()> {
-    if candidates.is_empty() {
-        return Err(CoreError::input("candidates", "the candidate list is empty"));
-    }
-    if candidates.len() > MAX_CANDIDATES {
-        return Err(CoreError::input(
-            "candidates",
-            format!("{} candidates, at most {MAX_CANDIDATES} are accepted", candidates.len()),
-        ));
-    }
-    let mut seen = HashMap::with_capacity(candidates.len());
-    for (i, c) in candidates.iter().enumerate() {
-        if c.item_id.trim().is_empty() {
-            return Err(CoreError::input(format!("candidates[{i}].item_id"), "empty item id"));
-        }
-        if let Some(first) = seen.insert(c.item_id.as_str(), i) {
-            return Err(CoreError::input(
-                format!("candidates[{i}].item_id"),
-                format!("duplicate of candidates[{first}] ({})", c.item_id),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Reject configs that cannot build a model (they come from downloaded manifests).
-pub fn validate_config(c: &sessionrank_model::ModelConfig) -> Result<()> {
-    let bad = |m: &str| Err(CoreError::InvalidConfig(m.to_string()));
-    if c.d_model == 0 || c.n_heads == 0 || !c.d_model.is_multiple_of(c.n_heads) {
-        return bad("d_model must be a positive multiple of n_heads");
-    }
-    if c.max_len == 0 || c.max_candidates == 0 || c.d_ff == 0 {
-        return bad("max_len, max_candidates and d_ff must be positive");
-    }
-    if !c.use_item_ids && !c.use_content {
-        return bad("the model needs item ids or content");
-    }
-    if !(0.0..1.0).contains(&c.dropout) {
-        return bad("dropout must be in [0, 1)");
-    }
-    // Guard against absurd sizes in a downloaded manifest (memory exhaustion).
-    if c.d_model > 4096
-        || c.n_layers > 64
-        || c.n_items > 50_000_000
-        || c.vocab_size > 10_000_000
-        || c.max_len > 4096
-        || c.max_candidates > 100_000
-    {
-        return bad("model dimensions are out of range");
-    }
-    Ok(())
-}
-
-/// Apply burnpack bytes to a freshly initialised model.
-pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRankModel> {
-    let record =
-        burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-            .map_err(|e| CoreError::Weights(e.to_string()))?;
-    model.try_load_record(record).map_err(|e| CoreError::Weights(e.to_string()))
-}
-
-/// Burnpack bytes of a model's weights.
-pub fn weights_bytes(model: &SessionRankModel) -> Result<Vec<u8>> {
-    let bytes =
-        model.clone().into_record().into_bytes().map_err(|e| CoreError::Weights(e.to_string()))?;
-    Ok(bytes.to_vec())
-}
-
-/// Synchronous readback (native only; the browser uses `into_data_async`).
-pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| CoreError::Device(format!("{e:?}")))?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| CoreError::Device(format!("{e:?}")))
 }

@@ -1,0 +1,32 @@
+//! Model weights as bytes (burnpack, the bundle's `weights.bpk`) and tensors read back to
+//! the host.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use sessionrank_model::SessionRankModel;
+
+use crate::{CoreError, Result};
+
+/// Apply burnpack bytes to a freshly initialised model.
+pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRankModel> {
+    let record =
+        burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| CoreError::Weights(e.to_string()))?;
+    model.try_load_record(record).map_err(|e| CoreError::Weights(e.to_string()))
+}
+
+/// Burnpack bytes of a model's weights.
+pub fn weights_bytes(model: &SessionRankModel) -> Result<Vec<u8>> {
+    let bytes =
+        model.clone().into_record().into_bytes().map_err(|e| CoreError::Weights(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
+/// Synchronous readback (native only; the browser uses `into_data_async`).
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.try_into_data()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))
+}
