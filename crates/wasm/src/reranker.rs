@@ -141,14 +141,13 @@ impl Reranker {
         #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue,
     ) -> Result<(), JsValue> {
         let mut event = shapes::event(event, js_sys::Date::now())?;
+        let dim = self.engines.cpu().model_dim();
         if let Some(v) = &event.vector {
             // Checked now: a bad vector must not sit in the session and fail every re-rank.
-            sessionrank_core::reranker::validate_vector(v, self.engines.cpu().model_dim(), || {
-                "event.vector".into()
-            })
-            .map_err(Error::from)?;
+            sessionrank_core::reranker::validate_vector(v, dim, || "event.vector".into())
+                .map_err(Error::from)?;
         }
-        self.vectors.borrow().fill_event(&mut event);
+        self.vectors.borrow().fill_event(&mut event, dim);
         // `prepare` is synchronous and never holds this borrow across an await.
         self.session.borrow_mut().push(event);
         Ok(())

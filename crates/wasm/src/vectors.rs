@@ -36,13 +36,15 @@ impl VectorCache {
         }
     }
 
-    /// Attach the remembered vector to an event that has none.
-    pub fn fill_event(&self, event: &mut SessionEvent) {
+    /// Attach the remembered vector to an event that has none — only a well-formed one
+    /// (`dim` finite floats): a malformed vector a page once listed would otherwise sit in the
+    /// session, be stored with it, and fail every later re-rank of the tab.
+    pub fn fill_event(&self, event: &mut SessionEvent, dim: usize) {
         if event.vector.is_none() {
             event.vector = self
                 .vectors
                 .get(&event.item_id)
-                .filter(|v| v.iter().all(|x| x.is_finite()))
+                .filter(|v| v.len() == dim && v.iter().all(|x| x.is_finite()))
                 .cloned();
         }
     }
