@@ -56,6 +56,9 @@ export interface ClientOptions {
   consent?: boolean;
   /** Called with the worker's backend outcome, once. */
   onStatus?: (status: BackendStatus) => void;
+  /** Where a session carried to another model version gets its vectors, in one GET; default
+   *  next to the manifest: `/v1/models/{version}/vectors?ids=a,b,c`. */
+  vectorsUrl?: (version: string, ids: string[]) => string;
 }
 
 export declare class RerankerClient {
@@ -71,6 +74,12 @@ export declare class RerankerClient {
   readonly backend: "cpu" | "webgpu";
   /** Why the stored session, or some of its events, was discarded at load; null if none. */
   readonly discarded: string | null;
+  /** The session carried over from another model version by the last load, or null. */
+  readonly migrated: { from: string; events: number } | null;
+  /** Move to another model version (after a publish) in the same worker, keeping the session:
+   *  its events stay, their vectors are fetched from the new version in one request. `load`
+   *  does the same with a session stored under an earlier version. */
+  switchModel(source: string | BundleBytes): Promise<void>;
   /** Whether events are kept (see `ClientOptions.consent`). */
   readonly consented: boolean;
   /** The shopper agreed: events observed from now on are kept and personalise. */

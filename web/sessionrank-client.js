@@ -56,6 +56,9 @@ const SESSION_MAX = 200;
  * @property {"session" | "memory" | "none"} [storage] where the session is kept (see above)
  * @property {boolean} [consent] `false`: no event is kept until `grantConsent()` (default true)
  * @property {(status: BackendStatus) => void} [onStatus] the worker's backend outcome, once
+ * @property {(version: string, ids: string[]) => string} [vectorsUrl] where a session carried
+ *   to another model version gets its vectors, in one GET (default: next to the manifest,
+ *   `/v1/models/{version}/vectors?ids=…`)
  */
 
 /**
@@ -89,9 +92,11 @@ function webgpuVeto() {
 function isStoredEvent(e) {
   if (e === null || typeof e !== "object") return false;
   const o = /** @type {Record<string, unknown>} */ (e);
-  return (typeof o.itemId === "string" && o.itemId !== "" && typeof o.kind === "string" &&
-    (o.timestamp === undefined || Number.isFinite(o.timestamp)) &&
-    (o.vector === undefined || (Array.isArray(o.vector) && o.vector.every(Number.isFinite))));
+  const id = o.itemId;
+  return ((typeof id === "string" && id !== "") || Number.isInteger(id)) &&
+    (o.kind === undefined || typeof o.kind === "string") &&
+    (o.timestamp == null || Number.isFinite(o.timestamp)) &&
+    (o.vector == null || (Array.isArray(o.vector) && o.vector.every(Number.isFinite)));
 }
 
 export class RerankerClient {
@@ -108,6 +113,9 @@ export class RerankerClient {
   #consent = true;
   /** @type {((status: BackendStatus) => void) | undefined} */
   #onStatus;
+  /** @type {{ webgpu: "auto" | "off" | "force", wasmBase?: string | URL,
+   *   vectorsUrl?: (version: string, ids: string[]) => string }} */
+  #options = { webgpu: "auto" };
   /** The page's `sessionStorage` key of the mirrored session (set by `load`). */
   #storageKey = "";
   /** @type {SessionEvent[]} */
@@ -117,6 +125,9 @@ export class RerankerClient {
   /** The backend the worker scores on (`"cpu"` until it reports a swap to WebGPU). */
   /** @type {"cpu" | "webgpu"} */
   backend = "cpu";
+  /** The session carried over from another model version at the last load, or null. */
+  /** @type {{ from: string, events: number } | null} */
+  migrated = null;
   /** Why the stored session (or some of its events) was discarded at load, or null. */
   /** @type {string | null} */
   discarded = null;
@@ -147,34 +158,127 @@ export class RerankerClient {
     client.#storage = options.storage ?? "session";
     client.#consent = options.consent ?? true;
     client.#onStatus = options.onStatus;
+    client.#options = { webgpu, wasmBase, vectorsUrl: options.vectorsUrl };
     try {
-      /** @type {Protocol["load"]["args"]} */
-      const args =
-        typeof source === "string" ? { manifestUrl: new URL(source, location.href).href } : source;
-      const veto = webgpu === "auto" ? webgpuVeto() : null;
-      client.#source = Object.assign({}, args, {
-        webgpu: veto ? "off" : webgpu,
-        webgpuReason: veto ?? (webgpu === "off" ? "webgpu: \"off\"" : undefined),
-        wasmBase: wasmBase ? new URL(wasmBase, location.href).href : undefined,
-      });
-      const { modelVersion, storageKey } = await client.#call("load", client.#source, 0);
-      client.modelVersion = modelVersion;
-      client.#storageKey = `${storageKey}:worker`;
-      client.#session = client.#readStored();
-      if (client.#session.length) {
-        const { refused } = await client.#call("restore", { events: client.#session });
-        if (refused.length) {
-          // e.g. a vector of another length than this model's: dropped, never replayed again.
-          const gone = new Set(refused.map((r) => r.index));
-          client.#session = client.#session.filter((_, i) => !gone.has(i));
-          client.#discard(`${refused.length} stored event(s) refused: ${refused[0].reason}`);
-          client.#writeStored();
-        }
-      }
+      await client.#open(source, []);
       return client;
     } catch (e) {
       client.terminate();
       throw e;
+    }
+  }
+
+  /**
+   * Move to another model version (a publish: the candidate page names a new
+   * `model_version`) in the same worker, keeping the session: its events (ids, kinds, times)
+   * stay, their vectors are fetched from the new version in one request (`vectorsUrl`).
+   * `load` does the same with a session stored under an earlier version.
+   * @param {string | BundleBytes} source the new version's manifest URL (or bytes)
+   */
+  async switchModel(source) {
+    await this.#open(source, this.#session);
+  }
+
+  /**
+   * Load `source` in the worker and restore the session: `carried` (events of an earlier
+   * version), else the one stored for this version, else one stored for an earlier version.
+   * @param {string | BundleBytes} source
+   * @param {SessionEvent[]} carried
+   */
+  async #open(source, carried) {
+    const { webgpu, wasmBase } = this.#options;
+    /** @type {Protocol["load"]["args"]} */
+    const args =
+      typeof source === "string" ? { manifestUrl: new URL(source, location.href).href } : source;
+    const veto = webgpu === "auto" ? webgpuVeto() : null;
+    this.#source = Object.assign({}, args, {
+      webgpu: veto ? "off" : webgpu,
+      webgpuReason: veto ?? (webgpu === "off" ? "webgpu: \"off\"" : undefined),
+      wasmBase: wasmBase ? new URL(wasmBase, location.href).href : undefined,
+    });
+    const { modelVersion, storageKey } = await this.#call("load", this.#source, 0);
+    const previous = this.modelVersion;
+    this.modelVersion = modelVersion;
+    const oldKey = this.#storageKey;
+    this.#storageKey = `${storageKey}:worker`;
+    this.#session = [];
+    let events = carried;
+    let from = previous !== modelVersion ? previous : null;
+    if (!events.length) events = this.#readStored();
+    if (!events.length) ({ events, from } = this.#storedElsewhere());
+    if (events.length && from !== null) {
+      events = await this.#refetchVectors(events, modelVersion, args);
+      this.migrated = { from, events: events.length };
+    }
+    this.#session = events;
+    if (oldKey && oldKey !== this.#storageKey) this.#forget(oldKey);
+    if (!events.length) return;
+    this.#writeStored();
+    const { refused } = await this.#call("restore", { events });
+    if (refused.length) {
+      // e.g. a vector of another length than this model's: dropped, never replayed again.
+      const gone = new Set(refused.map((r) => r.index));
+      this.#session = this.#session.filter((_, i) => !gone.has(i));
+      this.#discard(`${refused.length} stored event(s) refused: ${refused[0].reason}`);
+      this.#writeStored();
+    }
+  }
+
+  /**
+   * A session stored under another model version (the newest one), its key then removed.
+   * @returns {{ events: SessionEvent[], from: string | null }}
+   */
+  #storedElsewhere() {
+    if (this.#storage !== "session") return { events: [], from: null };
+    /** @type {{ events: SessionEvent[], from: string | null, last: number }} */
+    let best = { events: [], from: null, last: -Infinity };
+    try {
+      const keys = Array.from({ length: sessionStorage.length }, (_, i) => sessionStorage.key(i));
+      for (const key of keys) {
+        const m = /^sessionrank:session:(.+):worker$/.exec(key ?? "");
+        if (!m || key === null || key === this.#storageKey) continue;
+        const events = this.#parseStored(sessionStorage.getItem(key));
+        const last = Math.max(...events.map((e) => e.timestamp ?? 0));
+        if (events.length && last > best.last) best = { events, from: m[1], last };
+        this.#forget(key);
+      }
+    } catch {}
+    return { events: best.events, from: best.from };
+  }
+
+  /**
+   * `events` with their vectors from `version`, fetched in one request; an id the new version
+   * cannot give a vector keeps none (it counts as an unknown item).
+   * @param {SessionEvent[]} events
+   * @param {string} version
+   * @param {Protocol["load"]["args"]} args
+   * @returns {Promise<SessionEvent[]>}
+   */
+  async #refetchVectors(events, version, args) {
+    const kept = events.map(({ vector, ...e }) => /** @type {SessionEvent} */ (e));
+    const ids = [...new Set(kept.map((e) => String(e.itemId)))];
+    const manifestUrl = /** @type {{ manifestUrl?: string }} */ (args).manifestUrl;
+    const suffix = /\/browser\/manifest\.json$/;
+    const query = `?ids=${ids.map(encodeURIComponent).join(",")}`;
+    const url = this.#options.vectorsUrl
+      ? this.#options.vectorsUrl(version, ids)
+      : manifestUrl && suffix.test(manifestUrl)
+        ? `${manifestUrl.replace(suffix, "/vectors")}${query}`
+        : null;
+    if (!url) return kept;
+    try {
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      /** @type {{ vectors: { item_id: string, vector: number[] }[] }} */
+      const body = await r.json();
+      const vectors = new Map(body.vectors.map((v) => [v.item_id, v.vector]));
+      return kept.map((e) => {
+        const vector = vectors.get(String(e.itemId));
+        return vector ? { ...e, vector } : e;
+      });
+    } catch (e) {
+      console.warn(`sessionrank: the session's vectors were not refetched (${e?.message ?? e})`);
+      return kept;
     }
   }
 
@@ -306,9 +410,21 @@ export class RerankerClient {
   /** The stored session, each event checked; what is refused is dropped with a reason. */
   #readStored() {
     if (this.#storage !== "session") return [];
+    try {
+      return this.#parseStored(sessionStorage.getItem(this.#storageKey));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * @param {string | null} text a stored session
+   * @returns {SessionEvent[]}
+   */
+  #parseStored(text) {
     let events;
     try {
-      events = JSON.parse(sessionStorage.getItem(this.#storageKey) ?? "[]");
+      events = JSON.parse(text ?? "[]");
     } catch (e) {
       this.#discard(`stored session unreadable (${e?.message ?? e})`);
       return [];
@@ -323,13 +439,18 @@ export class RerankerClient {
     return kept;
   }
 
+  /** @param {string} key */
+  #forget(key) {
+    try {
+      sessionStorage.removeItem(key);
+    } catch {}
+  }
+
   /** @param {string} reason */
   #discard(reason) {
     this.discarded = reason;
     console.warn(`sessionrank: ${reason}`);
-    try {
-      sessionStorage.removeItem(this.#storageKey);
-    } catch {}
+    if (this.#storage === "session") this.#forget(this.#storageKey);
   }
 
   #writeStored() {

@@ -36,7 +36,7 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// `true` when the browser tests can run; panics when they must (SESSIONRANK_BROWSER_TESTS=1
 /// or CI=true) but cannot.
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     let required = std::env::var("SESSIONRANK_BROWSER_TESTS").is_ok_and(|v| v == "1");
     let pkg = repo().join("web/pkg/sessionrank_bg.wasm");
     let missing: Vec<String> = [pkg.as_path(), Path::new(CHROMEDRIVER)]
@@ -59,14 +59,14 @@ fn browser_available() -> bool {
 
 // --- a minimal WebDriver client (W3C, over the project's loopback HTTP client) ----------------
 
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr").port()
@@ -127,12 +127,12 @@ impl Browser {
         self.cmd("POST", "/url", json!({"url": url})).await;
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.cmd("POST", "/execute/sync", json!({"script": script, "args": []})).await
     }
 
     /// Poll `expr` (a JS expression) until it is truthy; returns its value.
-    async fn wait_for(&self, expr: &str, what: &str) -> Value {
+    pub(crate) async fn wait_for(&self, expr: &str, what: &str) -> Value {
         let start = Instant::now();
         loop {
             let v = self.js(&format!("return ({expr}) || null")).await;
@@ -150,7 +150,7 @@ impl Browser {
     }
 
     /// A real click (pointer events through the browser), not `el.click()`.
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let el = self.cmd("POST", "/element", json!({"using": "css selector", "value": css})).await;
         let id = el[ELEMENT_KEY].as_str().expect("element id").to_string();
         self.cmd("POST", &format!("/element/{id}/click"), json!({})).await;
@@ -158,7 +158,7 @@ impl Browser {
 
     /// Open `url` and wait until the page has settled (`body[data-state]` ready or degraded);
     /// returns that state.
-    async fn open_page(&self, url: &str) -> String {
+    pub(crate) async fn open_page(&self, url: &str) -> String {
         self.goto(url).await;
         let state = self
             .wait_for(
@@ -169,7 +169,7 @@ impl Browser {
         state.as_str().expect("state").to_string()
     }
 
-    async fn status(&self) -> String {
+    pub(crate) async fn status(&self) -> String {
         self.js("return document.getElementById('status').textContent")
             .await
             .as_str()
@@ -177,18 +177,18 @@ impl Browser {
             .to_string()
     }
 
-    async fn renders(&self) -> u64 {
+    pub(crate) async fn renders(&self) -> u64 {
         self.js("return Number(document.body.dataset.renders ?? 0)").await.as_u64().unwrap_or(0)
     }
 
     /// Item ids of `selector`'s `li[data-item-id]` children, in visible order.
-    async fn order(&self, list: &str) -> Vec<String> {
+    pub(crate) async fn order(&self, list: &str) -> Vec<String> {
         let v = self.js(&format!("return [...document.querySelectorAll('{list} > li[data-item-id]')].map(li => li.dataset.itemId)")).await;
         v.as_array().expect("array").iter().map(|x| x.as_str().expect("id").to_string()).collect()
     }
 
     /// Console messages at level SEVERE since the last call.
-    async fn console_errors(&self) -> Vec<String> {
+    pub(crate) async fn console_errors(&self) -> Vec<String> {
         let v = self.cmd("POST", "/se/log", json!({"type": "browser"})).await;
         v.as_array()
             .expect("log entries")
@@ -236,9 +236,13 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 // --- the site under test ---------------------------------------------------------------------
 
-struct Site {
-    url: String,
+pub(crate) struct Site {
+    pub(crate) url: String,
     bundle: ModelBundle,
+    /// The web root the server serves (pages, package): a test may add files to it.
+    pub(crate) web: PathBuf,
+    /// The running server's state (a test may publish another model version).
+    pub(crate) state: sessionrank_server::state::AppState,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -248,7 +252,7 @@ impl Site {
     /// The server with the committed bundle live, the sample's catalog and events stored, and a
     /// web root holding the pages, the package and a copy of its browser bundle with tampered
     /// weights at `/broken-model/manifest.json`.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let web = tempfile::tempdir().expect("tempdir");
         for d in ["demo", "storefront", "pkg"] {
             copy_dir(&repo().join("web").join(d), &web.path().join(d));
@@ -277,6 +281,7 @@ impl Site {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let kept = state.clone();
         let server = tokio::spawn(serve(listener, state, async {
             let _ = stopped.await;
         }));
@@ -296,6 +301,8 @@ impl Site {
         }
         Self {
             url: format!("http://{addr}"),
+            web: web.path().to_path_buf(),
+            state: kept,
             bundle,
             _dirs: (web, data_dir),
             stop: Some(stop),
@@ -303,7 +310,7 @@ impl Site {
         }
     }
 
-    async fn candidates(&self, limit: usize) -> Vec<Value> {
+    pub(crate) async fn candidates(&self, limit: usize) -> Vec<Value> {
         let addr = self.url.trim_start_matches("http://").parse().expect("addr");
         let r = Client::connect(addr)
             .await
@@ -347,7 +354,7 @@ impl Site {
         ranking.items.into_iter().map(|i| i.item_id).collect()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -372,7 +379,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Click the product at `position` of the visible list and wait for the re-render; returns
 /// its id.
-async fn click_at(b: &Browser, list: &str, position: usize, button: &str) -> String {
+pub(crate) async fn click_at(b: &Browser, list: &str, position: usize, button: &str) -> String {
     let before = b.renders().await;
     let order = b.order(list).await;
     let id = order[position].clone();

@@ -8,12 +8,15 @@
 //! * `warm_start` — remapping a model onto a grown catalog; a second retraining on real data
 //!   starts from the first one's model;
 //! * `browser` — the demo page and the plain-JS example in headless Chromium (when built);
+//! * `package` — the npm package: the Vite example built from the tarball, and the worker
+//!   client's options and failure paths, in headless Chromium;
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
 mod browser;
 mod common;
 mod durability;
 mod end_to_end;
+mod package;
 mod postgres;
 mod router;
 mod warm_start;
