@@ -104,6 +104,7 @@ const ops = {
     upgradeStarted = false;
     statusSent = false;
     seenVectors.clear();
+    observed.length = 0;
     /** @type {Loaded} */
     const result = { modelVersion: next.modelVersion, storageKey: next.storageKey };
     if (ROLE === "webgpu") {
@@ -114,17 +115,20 @@ const ops = {
   },
   async observe(args) {
     loaded().observe(withSeenVector(args.event));
+    remember([args.event]);
     await forward("observe", args);
     return { result: null };
   },
   async restore(args) {
     const r = loaded();
     r.reset();
+    observed.length = 0;
     /** @type {{ index: number, reason: string }[]} */
     const refused = [];
     (args.events ?? []).forEach((event, index) => {
       try {
         r.observe(event);
+        remember([event]);
       } catch (e) {
         // A stored event this model version refuses is dropped, not fatal: the page is told.
         refused.push({ index, reason: `${e?.code ?? "error"}: ${e?.message ?? e}` });
@@ -169,10 +173,40 @@ const ops = {
   },
   async reset() {
     loaded().reset();
+    observed.length = 0;
     await forward("reset", {});
     return { result: null };
   },
 };
+
+// The events as the page gave them (content included), oldest first, bounded as the engine's
+// session is: `Reranker.session()` returns ids, kinds, times and vectors but not `content`,
+// so a replay into the WebGPU worker takes the content from here (see `replayable`).
+/** @type {SessionEvent[]} */
+const observed = [];
+const OBSERVED_MAX = 200;
+
+/** @param {SessionEvent[]} events accepted by the engine */
+function remember(events) {
+  observed.push(...events);
+  if (observed.length > OBSERVED_MAX) observed.splice(0, observed.length - OBSERVED_MAX);
+}
+
+/**
+ * The engine's session with each event's `content` as observed: what the WebGPU worker needs
+ * to score the same session (an unknown item observed with content but no vector would
+ * otherwise become a content-less unknown item there).
+ * @param {Reranker} engine
+ * @returns {SessionEvent[]}
+ */
+function replayable(engine) {
+  const live = engine.session();
+  const given = observed.slice(-live.length);
+  return live.map((e, i) => {
+    const content = given.length === live.length ? given[i]?.content : undefined;
+    return content && e.content == null ? { ...e, content } : e;
+  });
+}
 
 // While the WebGPU worker scores, this worker's engine never sees the candidate lists, so it
 // cannot learn their vectors itself (crates/wasm/src/vectors.rs): they are kept here, bounded
@@ -291,7 +325,7 @@ async function tryWebGpu(forModel) {
     // The swap runs in the request queue, so no request is half-way on either side.
     await enqueue(async () => {
       if (reranker !== forModel) throw new Error("another model was loaded meanwhile");
-      await channel.call("restore", { events: forModel.session() });
+      await channel.call("restore", { events: replayable(forModel) });
       delegate = channel;
     });
     status("webgpu", null, loaded.warmup);

@@ -240,6 +240,30 @@ window.publishAfter = async () => {
   r.terminate();
   return out;
 };
+// The swap to the WebGPU worker replays the session with each event's content: an item the
+// bundle does not know, observed with content only, scores the same after the swap.
+window.probes.webgpuSwap = async () => {
+  sessionStorage.clear();
+  let status = null;
+  const gpu = await RerankerClient.load(manifest, {
+    storage: "memory", webgpu: "force", onStatus: (s) => { status = s; } });
+  const cpu = await RerankerClient.load(manifest, { storage: "memory", webgpu: "off" });
+  const unknown = { itemId: "not-in-the-bundle", kind: "click",
+    content: { category: page.items[2].category ?? undefined, priceLevel: 3 } };
+  for (const c of [gpu, cpu]) {
+    await c.observe(unknown);
+    await c.observe(click(1));
+  }
+  await gpu.rerank(candidates);
+  for (let i = 0; i < 1800 && !status; i++) await sleep(50);
+  const a = await gpu.rerank(candidates);
+  const b = await cpu.rerank(candidates);
+  const cpuScores = new Map(b.items.map((i) => [i.itemId, i.score]));
+  const maxDiff = Math.max(...a.items.map((i) => Math.abs(i.score - cpuScores.get(i.itemId))));
+  gpu.terminate();
+  cpu.terminate();
+  return { status, backend: a.backend, maxDiff };
+};
 window.probes.publishStart = window.publishStart;
 window.probes.publishAfter = window.publishAfter;
 window.results = {};
@@ -335,6 +359,17 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     assert_eq!(r["wrongLength"]["stored"], 1, "the refused event is gone from storage: {r}");
     assert_eq!(r["malformedListed"]["listed"], "invalid_input", "{r}");
     assert_eq!(r["malformedListed"]["after"], "resolved", "later re-ranks work: {r}");
+
+    // The WebGPU swap keeps content-only events (SwiftShader in headless Chromium; where no
+    // adapter exists the worker stays on the CPU and there is no swap to check).
+    let w = probe(&b, "webgpuSwap").await;
+    if w["status"]["backend"] == "webgpu" {
+        assert_eq!(w["backend"], "webgpu", "{w}");
+        let diff = w["maxDiff"].as_f64().unwrap_or(f64::MAX);
+        assert!(diff < 1e-4, "the swapped worker scores the same session (tolerance 1e-4): {w}");
+    } else {
+        eprintln!("no WebGPU swap in this browser ({w}); the content replay is not exercised");
+    }
 
     // A publish mid-session: the same weights under a new version, made live.
     let before = probe(&b, "publishStart").await;
