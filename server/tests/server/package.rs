@@ -23,6 +23,20 @@ use serde_json::Value;
 
 use crate::browser::{Browser, Site, browser_available, click_at};
 
+/// Whether a missing piece must fail the test rather than skip it.
+fn required() -> bool {
+    ["SESSIONRANK_BROWSER_TESTS", "CI"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| v == "1" || v == "true"))
+}
+
+/// Chromium and the package are there; under CI a missing one fails the test.
+fn can_run() -> bool {
+    let ok = browser_available();
+    assert!(ok || !required(), "CI=true: the package's browser tests cannot run");
+    ok
+}
+
 /// The built example, or `None` (with a note) when it is missing and may be.
 fn example_dist() -> Option<PathBuf> {
     let dist = std::env::var_os("SESSIONRANK_EXAMPLE_DIST")
@@ -31,10 +45,7 @@ fn example_dist() -> Option<PathBuf> {
     if dist.join("index.html").is_file() {
         return Some(dist);
     }
-    let required = ["SESSIONRANK_BROWSER_TESTS", "CI"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| v == "1" || v == "true"));
-    assert!(!required, "{} is missing: run scripts/test-package", dist.display());
+    assert!(!required(), "{} is missing: run scripts/test-package", dist.display());
     eprintln!(
         "skipping the Vite example test: {} is missing (scripts/test-package)",
         dist.display()
@@ -57,7 +68,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vite_example_from_the_tarball_reranks_against_the_real_server() {
-    if !browser_available() {
+    if !can_run() {
         return;
     }
     let Some(dist) = example_dist() else { return };
@@ -301,7 +312,7 @@ async fn probe(b: &Browser, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
-    if !browser_available() {
+    if !can_run() {
         return;
     }
     let site = Site::start().await;
