@@ -61,6 +61,15 @@ export interface ClientOptions {
   vectorsUrl?: (version: string, ids: string[]) => string;
 }
 
+/** The vectors of a shop's own list from model `version`: one
+ *  `GET {base}/v1/models/{version}/vectors?ids=…` per 1000 ids; ids without a vector are
+ *  absent. Rejects with a `SessionrankError` (`network`, `http_status`). */
+export declare function fetchVectors(
+  version: string,
+  ids: (string | number)[],
+  options?: { base?: string | URL },
+): Promise<Map<string, number[]>>;
+
 export declare class RerankerClient {
   /** Start a module worker and load a bundle in it (a browser bundle's manifest URL,
    *  `/v1/models/<version>/browser/manifest.json`, or bytes). Rejects with a

@@ -99,6 +99,41 @@ function isStoredEvent(e) {
     (o.vector == null || (Array.isArray(o.vector) && o.vector.every(Number.isFinite)));
 }
 
+/**
+ * The vectors of a shop's own list (its search engine's ids) from model `version`, in one
+ * `GET {base}/v1/models/{version}/vectors?ids=…` per 1000 ids (the route's limit): a `Map`
+ * from id to vector, for `rerank([{ itemId, vector }])`. Ids the model cannot give a vector
+ * are absent. Rejects with `code: "network"` or `"http_status"`.
+ * @param {string} version
+ * @param {(string | number)[]} ids
+ * @param {{ base?: string | URL }} [options] the server's origin (default: this page's)
+ * @returns {Promise<Map<string, number[]>>}
+ */
+export async function fetchVectors(version, ids, { base = location.href } = {}) {
+  const unique = [...new Set(ids.map(String))];
+  /** @type {Map<string, number[]>} */
+  const out = new Map();
+  for (let i = 0; i < unique.length; i += 1000) {
+    const chunk = unique.slice(i, i + 1000).map(encodeURIComponent).join(",");
+    const url = new URL(`/v1/models/${encodeURIComponent(version)}/vectors?ids=${chunk}`, base);
+    let r;
+    try {
+      r = await fetch(url);
+    } catch (e) {
+      throw Object.assign(new Error(`${url}: ${e?.message ?? e}`), {
+        name: "SessionrankError", code: "network", url: url.href });
+    }
+    if (!r.ok) {
+      throw Object.assign(new Error(`${url}: HTTP ${r.status}`), {
+        name: "SessionrankError", code: "http_status", url: url.href, status: r.status });
+    }
+    /** @type {{ vectors: { item_id: string, vector: number[] }[] }} */
+    const body = await r.json();
+    for (const v of body.vectors) out.set(v.item_id, v.vector);
+  }
+  return out;
+}
+
 export class RerankerClient {
   /** @type {Channel | null} */
   #channel = null;

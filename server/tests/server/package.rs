@@ -106,7 +106,7 @@ async fn vite_example_from_the_tarball_reranks_against_the_real_server() {
 
 /// The probe page: `window.probes[name]()` resolves to a JSON value kept in `window.results`.
 const PROBE_JS: &str = r#"
-import { RerankerClient } from "/pkg/sessionrank-client.js";
+import { RerankerClient, fetchVectors } from "/pkg/sessionrank-client.js";
 
 const page = await (await fetch("/v1/candidates?limit=20")).json();
 const manifest = `/v1/models/${encodeURIComponent(page.model_version)}/browser/manifest.json`;
@@ -275,6 +275,13 @@ window.probes.webgpuSwap = async () => {
   cpu.terminate();
   return { status, backend: a.backend, maxDiff };
 };
+window.probes.fetchVectors = async () => {
+  const ids = page.items.slice(0, 5).map((p) => p.id);
+  const got = await fetchVectors(page.model_version, [...ids, ids[0]]);
+  const diff = Math.max(...page.items.slice(0, 5).flatMap((p) =>
+    p.vector.map((x, i) => Math.abs(x - (got.get(p.id)?.[i] ?? Infinity)))));
+  return { size: got.size, maxDiff: diff };
+};
 window.probes.publishStart = window.publishStart;
 window.probes.publishAfter = window.publishAfter;
 window.results = {};
@@ -381,6 +388,11 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     } else {
         eprintln!("no WebGPU swap in this browser ({w}); the content replay is not exercised");
     }
+
+    // The helper for a shop's own list: the same vectors as the candidate page's.
+    let v = probe(&b, "fetchVectors").await;
+    assert_eq!(v["size"], 5, "{v}");
+    assert!(v["maxDiff"].as_f64().unwrap_or(f64::MAX) < 1e-6, "{v}");
 
     // A publish mid-session: the same weights under a new version, made live.
     let before = probe(&b, "publishStart").await;
