@@ -438,8 +438,15 @@ export class RerankerClient {
     if (!this.#source) throw clientError("terminated", "sessionrank worker terminated");
     this.#attach(worker);
     const channel = /** @type {Channel} */ (this.#channel);
-    await channel.call("load", this.#source);
-    if (this.#session.length) await channel.call("restore", { events: this.#session });
+    try {
+      await channel.call("load", this.#source);
+      if (this.#session.length) await channel.call("restore", { events: this.#session });
+    } catch (e) {
+      // Not half a worker: the next call starts another one.
+      if (this.#channel === channel) this.#channel = null;
+      channel.terminate(clientError("worker", "sessionrank worker restart failed"));
+      throw e;
+    }
   }
 
   /** The stored session, each event checked; what is refused is dropped with a reason. */
