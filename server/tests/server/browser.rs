@@ -238,7 +238,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 pub(crate) struct Site {
     pub(crate) url: String,
-    bundle: ModelBundle,
+    pub(crate) bundle: ModelBundle,
     /// The web root the server serves (pages, package): a test may add files to it.
     pub(crate) web: PathBuf,
     /// The running server's state (a test may publish another model version).

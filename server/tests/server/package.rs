@@ -235,8 +235,9 @@ window.publishStart = async () => {
   return { version: r.modelVersion, order: before.items.map((i) => i.itemId) };
 };
 window.publishAfter = async () => {
-  const next = await (await fetch("/v1/candidates?limit=20")).json();
-  const url = `/v1/models/${encodeURIComponent(next.model_version)}/browser/manifest.json`;
+  // The version the test published (the candidate page may be cached for a minute).
+  const url = `/v1/models/${encodeURIComponent(window.nextVersion)}/browser/manifest.json`;
+  const next = page;
   const vectorRequests = () => performance.getEntriesByType("resource")
     .filter((e) => e.name.includes("/vectors?")).length;
   const requestsBefore = vectorRequests();
@@ -327,7 +328,7 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
         dir.join("index.html"),
-        "<!doctype html><meta charset=utf-8><body data-state=loading>\
+        "<!doctype html><meta charset=utf-8><link rel=icon href=\"data:,\"><body data-state=loading>\
          <p id=status></p><script type=module src=probe.js></script>",
     )
     .expect("write");
@@ -399,6 +400,7 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     let mut next = site.bundle.clone();
     next.manifest.model_version = "20261124-000000-republished".into();
     let published = site.state.models.publish(next, true).await.expect("publish");
+    b.js(&format!("window.nextVersion = '{published}'; return null")).await;
     let after = probe(&b, "publishAfter").await;
     assert_eq!(after["version"], published.as_str(), "{after}");
     assert_eq!(after["migrated"]["from"], before["version"], "{after}");
