@@ -30,6 +30,11 @@ pub enum CoreError {
     /// Bad data from a caller: names the field at fault.
     #[error("{field}: {message}")]
     InvalidInput { field: String, message: String },
+    /// Business rules that are invalid or cannot be met for this list (two pins on one slot,
+    /// a pin past the end, pinned items over the category cap, a weight out of range): names
+    /// the rule as the JSON spells it (`rules.pins.<id>`).
+    #[error("{field}: {message}")]
+    InvalidRules { field: String, message: String },
     /// Reading a tensor back from the device failed.
     #[error("device: {0}")]
     Device(String),
@@ -44,6 +49,10 @@ pub enum CoreError {
 impl CoreError {
     pub fn input(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidInput { field: field.into(), message: message.into() }
+    }
+
+    pub fn rule(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidRules { field: field.into(), message: message.into() }
     }
 }
 

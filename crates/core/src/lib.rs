@@ -5,14 +5,18 @@
 //! * [`bundle`] reads, verifies and writes versioned model bundles;
 //! * [`reranker`] is the `Reranker` engine a storefront's click goes through;
 //! * [`ranking`] holds what a call takes and gives, [`validate`] the checks on outside input,
-//!   [`weights`] weights as bytes and tensors read back.
+//!   [`weights`] weights as bytes and tensors read back;
+//! * [`rules`] applies a shop's business rules to an order, [`explain`] says why an item is
+//!   where it is.
 
 pub mod browser;
 pub mod bundle;
 mod error;
+pub mod explain;
 pub mod features;
 pub mod ranking;
 pub mod reranker;
+pub mod rules;
 pub mod tokenizer;
 pub mod validate;
 pub mod weights;
@@ -22,8 +26,10 @@ pub use bundle::{
 };
 pub use error::{CoreError, Result};
 pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
+pub use explain::Effects;
 pub use ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent};
 pub use reranker::{Prepared, Reranker};
+pub use rules::Rules;
 pub use tokenizer::ItemTokenizer;
 
 pub use sessionrank_data as data;
