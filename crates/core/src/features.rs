@@ -142,6 +142,19 @@ impl FeatureEncoder {
         &self.category_names
     }
 
+    /// The category name of an item: its `content`'s when given, else the known item's.
+    pub fn category_of<'a>(
+        &'a self,
+        id: &str,
+        content: Option<&'a ItemContent>,
+    ) -> Option<&'a str> {
+        if let Some(c) = content.and_then(|c| c.category.as_deref()) {
+            return Some(c);
+        }
+        let row = self.known(self.item_row(id)?)?.category;
+        self.category_names.get((row as usize).checked_sub(1)?).map(String::as_str)
+    }
+
     /// Id row of a known item.
     pub fn item_row(&self, id: &str) -> Option<u32> {
         self.item_rows.get(id).copied()

@@ -25,8 +25,8 @@ pub use bundle::{
     BundleKind, FORMAT_VERSION, FeatureParams, FileEntry, ItemsFile, Manifest, ModelBundle,
 };
 pub use error::{CoreError, Result};
-pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
 pub use explain::Effects;
+pub use features::{EncodedEvent, EncodedItem, FeatureEncoder, ItemContent};
 pub use ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent};
 pub use reranker::{Prepared, Reranker};
 pub use rules::Rules;

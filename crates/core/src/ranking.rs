@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sessionrank_data::EventKind;
 
+use crate::explain::{Effects, HiddenReason, describe};
 use crate::features::ItemContent;
 
 /// One thing the shopper did (the JS/HTTP shape).
@@ -40,6 +41,25 @@ pub struct Candidate {
     /// the items of a page. Wins over `content` and over the bundle's own item table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// `false` marks an item the shop cannot sell now (out of stock): the rules hide it
+    /// unless they say otherwise (`Rules::hide_unavailable`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub available: bool,
+}
+
+impl Candidate {
+    /// An available candidate known by its id alone.
+    pub fn new(item_id: impl Into<String>) -> Self {
+        Self { item_id: item_id.into(), content: None, vector: None, available: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// A session event that contributed to a candidate's score.
@@ -58,6 +78,26 @@ pub struct RankedItem {
     pub upstream_rank: usize,
     /// Up to two session items most similar to this candidate, strongest first.
     pub because: Vec<Because>,
+    /// What the shop's rules did to it (absent when nothing).
+    #[serde(default, skip_serializing_if = "Effects::is_none")]
+    pub effects: Effects,
+}
+
+impl RankedItem {
+    /// One short sentence on why the item is here (session items by id; see
+    /// [`describe`] to name them otherwise). Empty when there is nothing to say.
+    pub fn explanation(&self) -> String {
+        let because: Vec<&str> = self.because.iter().map(|b| b.item_id.as_str()).collect();
+        describe(&self.effects, &because)
+    }
+}
+
+/// A candidate the rules did not show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HiddenItem {
+    pub item_id: String,
+    pub upstream_rank: usize,
+    pub reason: HiddenReason,
 }
 
 /// Result of a re-rank call.
@@ -67,6 +107,9 @@ pub struct Ranking {
     /// False when the upstream order was returned unchanged; `reason` says why.
     pub personalised: bool,
     pub reason: Option<String>,
+    /// Candidates the rules hid (excluded or unavailable), in upstream order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<HiddenItem>,
 }
 
 /// The candidates unchanged, with the reason personalisation did not apply.
@@ -80,9 +123,11 @@ pub fn upstream(candidates: &[Candidate], reason: &str) -> Ranking {
                 score: 0.0,
                 upstream_rank: i,
                 because: Vec::new(),
+                effects: Effects::default(),
             })
             .collect(),
         personalised: false,
         reason: Some(reason.to_string()),
+        hidden: Vec::new(),
     }
 }

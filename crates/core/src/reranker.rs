@@ -2,7 +2,9 @@
 //!
 //! A re-rank call turns the session so far and the storefront's candidate list (in
 //! upstream order) into the same ids re-ordered, each with its score and the session events
-//! that pulled it up ("because you viewed …").
+//! that pulled it up ("because you viewed …"). With [`Reranker::rerank_with`] the shop's
+//! [`Rules`] then apply to the model's scores ([`crate::rules`]), the same function the
+//! browser package and the evaluation call.
 
 use std::collections::HashMap;
 
@@ -14,6 +16,7 @@ use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS}
 use crate::features::{
     EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input,
 };
+use crate::rules::{self, ListItem, Rules};
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
 // The call's shapes, checks and weight helpers have modules of their own; re-exported here,
@@ -116,16 +119,44 @@ impl Reranker {
         &self.device
     }
 
-    /// Re-rank `candidates` (upstream order) for the session so far.
+    /// Re-rank `candidates` (upstream order) for the session so far: the model's order
+    /// (candidates marked unavailable hidden, the default rules).
     pub fn rerank(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Ranking> {
+        self.rerank_with(session, candidates, &Rules::default())
+    }
+
+    /// Re-rank under the shop's `rules`. Without a session there are no model scores and the
+    /// rules apply to the upstream order (diversity then uses the vectors the candidates carry).
+    pub fn rerank_with(
+        &self,
+        session: &[SessionEvent],
+        candidates: &[Candidate],
+        rules: &Rules,
+    ) -> Result<Ranking> {
+        rules.validate()?;
         match self.prepare(session, candidates)? {
-            Prepared::Upstream(r) => Ok(r),
+            Prepared::Upstream(r) => upstream_with(r, rules, &self.rule_items(candidates)),
             Prepared::Pending(p) => {
                 let scores = read_f32(p.scores.clone())?;
                 let table = read_f32(p.table.clone())?;
-                p.finish(&scores, &table, self.model_dim())
+                p.finish_with(&scores, &table, self.model_dim(), rules, self.rule_items(candidates))
             }
         }
+    }
+
+    /// What the rules know of each candidate: id, category (its content's, else the known
+    /// item's), availability and the vector it carries (the model's own replaces it once
+    /// scored, see [`PendingRanking::finish_with`]).
+    pub fn rule_items<'a>(&'a self, candidates: &'a [Candidate]) -> Vec<ListItem<'a>> {
+        candidates
+            .iter()
+            .map(|c| ListItem {
+                id: &c.item_id,
+                category: self.encoder.category_of(&c.item_id, c.content.as_ref()),
+                available: c.available,
+                vector: c.vector.as_deref(),
+            })
+            .collect()
     }
 
     pub fn model_dim(&self) -> usize {
@@ -289,9 +320,51 @@ pub enum Prepared {
     Pending(Box<PendingRanking>),
 }
 
+/// Rules over a ranking that kept the upstream order (no model scores).
+pub fn upstream_with(mut r: Ranking, rules: &Rules, list: &[ListItem<'_>]) -> Result<Ranking> {
+    if rules.is_neutral() && list.iter().all(|c| c.available) {
+        return Ok(r);
+    }
+    let (items, hidden) = rules::apply(rules, std::mem::take(&mut r.items), list, None)?;
+    Ok(Ranking { items, hidden, ..r })
+}
+
 impl PendingRanking {
-    /// Turn read-back scores and item table into the ranking.
+    /// Turn read-back scores and item table into the ranking (the model's order).
     pub fn finish(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Ranking> {
+        let mut items = self.ranked(scores, table, d)?;
+        sort_by_score(&mut items);
+        Ok(Ranking { items, personalised: true, reason: None, hidden: Vec::new() })
+    }
+
+    /// [`PendingRanking::finish`] under the shop's `rules`; `list` is
+    /// [`Reranker::rule_items`] of the call's candidates. Diversity uses the item vectors the
+    /// model scored with (the table's rows).
+    pub fn finish_with<'a>(
+        &self,
+        scores: &[f32],
+        table: &'a [f32],
+        d: usize,
+        rules: &Rules,
+        mut list: Vec<ListItem<'a>>,
+    ) -> Result<Ranking> {
+        let mut items = self.ranked(scores, table, d)?;
+        if rules.is_neutral() && list.iter().all(|c| c.available) {
+            sort_by_score(&mut items);
+            return Ok(Ranking { items, personalised: true, reason: None, hidden: Vec::new() });
+        }
+        if list.len() != items.len() {
+            return Err(CoreError::input("candidates", "not the candidates of this call"));
+        }
+        for (item, &row) in list.iter_mut().zip(&self.candidate_rows) {
+            item.vector = table.get(row * d..(row + 1) * d);
+        }
+        let (items, hidden) = rules::apply(rules, items, &list, Some(scores))?;
+        Ok(Ranking { items, personalised: true, reason: None, hidden })
+    }
+
+    /// The candidates in upstream order with their scores and explanations.
+    fn ranked(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Vec<RankedItem>> {
         if scores.len() != self.candidates.len() || scores.iter().any(|s| !s.is_finite()) {
             return Err(CoreError::Device("model produced no finite scores".into()));
         }
@@ -302,7 +375,7 @@ impl PendingRanking {
                 distinct.push((*row, id));
             }
         }
-        let mut items: Vec<RankedItem> = self
+        let items: Vec<RankedItem> = self
             .candidates
             .iter()
             .zip(&self.candidate_rows)
@@ -317,15 +390,22 @@ impl PendingRanking {
                     .collect();
                 because.sort_by(|a, b| b.weight.total_cmp(&a.weight));
                 because.truncate(2);
-                RankedItem { item_id: id.clone(), score, upstream_rank: *rank, because }
+                RankedItem {
+                    item_id: id.clone(),
+                    score,
+                    upstream_rank: *rank,
+                    because,
+                    effects: Default::default(),
+                }
             })
             .collect();
-        // Stable: equal scores keep their upstream order.
-        items.sort_by(|a, b| {
-            b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank))
-        });
-        Ok(Ranking { items, personalised: true, reason: None })
+        Ok(items)
     }
+}
+
+/// The model's order. Stable: equal scores keep their upstream order.
+fn sort_by_score(items: &mut [RankedItem]) {
+    items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank)));
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -48,6 +48,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::explain::{Capped, Effects, Held, HiddenReason, Shift};
+use crate::ranking::{HiddenItem, RankedItem};
 use crate::{CoreError, Result};
 
 /// A boost of strength 1 adds this to the relevance (which spans 0..1 over the list).
@@ -291,6 +292,44 @@ pub fn arrange(
     let order = local.iter().map(|&k| kept[k]).collect();
     let effects = local.iter().map(|&k| std::mem::take(&mut effects[k])).collect();
     Ok(Arrangement { order, effects, hidden })
+}
+
+/// [`arrange`] applied to a ranking's items, given in upstream order (`ranked[i]` is
+/// `list[i]`): the items to show in order, each with its [`Effects`], and the hidden ones.
+/// Neutral rules with every item available give exactly the model's order (score descending,
+/// ties in upstream order), as a re-rank without rules does.
+pub fn apply(
+    rules: &Rules,
+    ranked: Vec<RankedItem>,
+    list: &[ListItem<'_>],
+    scores: Option<&[f32]>,
+) -> Result<(Vec<RankedItem>, Vec<HiddenItem>)> {
+    if ranked.len() != list.len() {
+        return Err(CoreError::input("candidates", "one rule item per ranked item"));
+    }
+    let a = arrange(rules, list, scores)?;
+    let hidden = a
+        .hidden
+        .iter()
+        .map(|&(i, reason)| HiddenItem {
+            item_id: list[i].id.to_string(),
+            upstream_rank: ranked[i].upstream_rank,
+            reason,
+        })
+        .collect();
+    let mut slots: Vec<Option<RankedItem>> = ranked.into_iter().map(Some).collect();
+    // `order` holds distinct indices, so every `take` finds its item.
+    let shown = a
+        .order
+        .iter()
+        .zip(a.effects)
+        .filter_map(|(&i, effects)| {
+            let mut item = slots[i].take()?;
+            item.effects = effects;
+            Some(item)
+        })
+        .collect();
+    Ok((shown, hidden))
 }
 
 /// The kept items' relevance and tie-breakers, indexed by usual position.

@@ -43,7 +43,7 @@ fn view(id: &str) -> SessionEvent {
 }
 
 fn cand(id: &str) -> Candidate {
-    Candidate { item_id: id.to_string(), content: None, vector: None }
+    Candidate { item_id: id.to_string(), content: None, vector: None, available: true }
 }
 
 #[test]
@@ -123,6 +123,7 @@ fn unknown_items_are_scored_from_their_content() {
             price_level: known.price_level,
         }),
         vector: None,
+        available: true,
     };
     let bare = cand("new-sku-2");
     let r = reranker

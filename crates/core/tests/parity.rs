@@ -138,7 +138,7 @@ fn event(id: &str, kind: EventKind, timestamp: Option<i64>) -> SessionEvent {
 }
 
 fn cand(id: &str) -> Candidate {
-    Candidate { item_id: id.to_string(), content: None, vector: None }
+    Candidate { item_id: id.to_string(), content: None, vector: None, available: true }
 }
 
 /// The fixed inputs: deterministic picks from the bundle's item index.
@@ -209,6 +209,7 @@ fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate
             price_level: Some(7),
         }),
         vector: None,
+        available: true,
     };
     candidates[50] = Candidate {
         item_id: "new-sku-b".into(),
@@ -218,6 +219,7 @@ fn inputs(bundle: &ModelBundle) -> Vec<(String, Vec<SessionEvent>, Vec<Candidate
             price_level: None,
         }),
         vector: None,
+        available: true,
     };
     candidates[99] = cand("new-sku-no-content");
     cases.push(("unknown_items".to_string(), session, candidates));

@@ -1,14 +1,19 @@
 //! Business rules (`sessionrank_core::rules`): properties over seeded random lists and rules,
-//! the errors of rules that cannot be met, the JSON shape, and explanations.
+//! the errors of rules that cannot be met, the JSON shape, explanations, and the rules inside
+//! the engine (`Reranker::rerank_with`) on the committed bundle.
 //!
 //! proptest is not available offline, so each property runs over `CASES` lists drawn from a
 //! seeded `StdRng`: the same cases on every run, and a failure prints its case number.
 
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sessionrank_core::CoreError;
 use sessionrank_core::explain::{Effects, HiddenReason, Shift, describe};
 use sessionrank_core::rules::{Arrangement, CategoryCap, ListItem, Rules, arrange};
+use sessionrank_core::{Candidate, CoreError, ModelBundle, Ranking, Reranker, SessionEvent};
+use sessionrank_data::EventKind;
 
 const CASES: u64 = 3000;
 
@@ -578,4 +583,173 @@ fn a_hundred_candidates_with_every_rule_take_well_under_a_tenth_of_a_millisecond
     // The browser budget is 0.1 ms (measured there by scripts/bench-browser); natively, on a
     // shared machine, allow a margin against noise.
     assert!(p50 < 0.1, "p50 {p50} ms");
+}
+
+// ---- The rules inside the engine, on the committed bundle (tests/fixtures/bundle-slice).
+
+fn repo_root() -> PathBuf {
+    let cwd = std::env::current_dir().expect("working directory");
+    cwd.ancestors()
+        .find(|d| d.join("Trunk.toml").is_file())
+        .map(Path::to_path_buf)
+        .expect("run inside the repository")
+}
+
+fn engine() -> (ModelBundle, Reranker) {
+    let bundle = ModelBundle::read_dir(&repo_root().join("tests/fixtures/bundle-slice"))
+        .expect("committed bundle");
+    let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("engine");
+    (bundle, reranker)
+}
+
+fn view(id: &str) -> SessionEvent {
+    SessionEvent {
+        item_id: id.to_string(),
+        kind: EventKind::View,
+        timestamp: None,
+        content: None,
+        vector: None,
+    }
+}
+
+fn ids_of(r: &Ranking) -> Vec<&str> {
+    r.items.iter().map(|i| i.item_id.as_str()).collect()
+}
+
+/// A session and a page of 100 known items.
+fn call(bundle: &ModelBundle) -> (Vec<SessionEvent>, Vec<Candidate>) {
+    let ids: Vec<String> =
+        bundle.items().expect("items").items.iter().take(140).map(|i| i.id.clone()).collect();
+    (ids[..3].iter().map(|i| view(i)).collect(), ids[40..140].iter().map(Candidate::new).collect())
+}
+
+#[test]
+fn rerank_without_rules_is_the_models_order_and_neutral_rules_change_nothing() {
+    let (bundle, engine) = engine();
+    let (session, cands) = call(&bundle);
+    let plain = engine.rerank(&session, &cands).expect("rerank");
+    assert!(plain.items.windows(2).all(|w| {
+        w[0].score > w[1].score
+            || (w[0].score == w[1].score && w[0].upstream_rank < w[1].upstream_rank)
+    }));
+    assert!(plain.hidden.is_empty() && plain.items.iter().all(|i| i.effects.is_none()));
+    // λ = 0 and α = 1 spelt out, a diversity depth, exclusions of absent ids: the same.
+    let rules = Rules {
+        diversity: 0.0,
+        diversity_depth: 5,
+        blend: 1.0,
+        exclude: vec!["not-on-this-page".into()],
+        ..Rules::default()
+    };
+    assert_eq!(engine.rerank_with(&session, &cands, &rules).expect("rules"), plain);
+    // The JSON of a ranking without rules is what it was before rules existed.
+    let json = serde_json::to_value(&plain).expect("json");
+    assert!(json.get("hidden").is_none());
+    assert!(json["items"][0].get("effects").is_none());
+}
+
+#[test]
+fn the_engine_applies_pins_exclusions_and_availability_and_says_why() {
+    let (bundle, engine) = engine();
+    let (session, mut cands) = call(&bundle);
+    let plain = engine.rerank(&session, &cands).expect("rerank");
+    let last = plain.items.last().expect("items").item_id.clone();
+    let first = plain.items[0].item_id.clone();
+    cands[7].available = false;
+    let rules = Rules {
+        pins: [(last.clone(), 0)].into(),
+        exclude: vec![first.clone()],
+        max_displacement: Some(30),
+        diversity: 0.3,
+        category_cap: Some(CategoryCap { max: 3, top: 10 }),
+        ..Rules::default()
+    };
+    let r = engine.rerank_with(&session, &cands, &rules).expect("rules");
+    assert!(r.personalised);
+    assert_eq!(r.items[0].item_id, last);
+    assert_eq!(r.items[0].effects.pinned, Some(0));
+    assert!(r.items[0].explanation().starts_with("Placed at position 1 by the shop."));
+    let ids = ids_of(&r);
+    assert!(!ids.contains(&first.as_str()) && !ids.contains(&cands[7].item_id.as_str()));
+    assert_eq!(r.items.len(), 98);
+    let hidden: Vec<(&str, HiddenReason)> =
+        r.hidden.iter().map(|h| (h.item_id.as_str(), h.reason)).collect();
+    assert!(hidden.contains(&(cands[7].item_id.as_str(), HiddenReason::Unavailable)));
+    assert!(hidden.contains(&(first.as_str(), HiddenReason::Excluded)));
+    // The same unavailable candidate shows when the rules say so.
+    let keep = Rules { hide_unavailable: false, ..Rules::default() };
+    assert_eq!(engine.rerank_with(&session, &cands, &keep).expect("keep").items.len(), 100);
+    // Rules that cannot be met fail before the model runs, naming the rule.
+    let bad = Rules { pins: [(last, 100)].into(), ..Rules::default() };
+    let e = engine.rerank_with(&session, &cands, &bad).expect_err("pin past the end");
+    assert!(
+        matches!(e, CoreError::InvalidRules { ref field, .. } if field.starts_with("rules.pins."))
+    );
+}
+
+#[test]
+fn without_a_session_the_rules_apply_to_the_upstream_order() {
+    let (bundle, engine) = engine();
+    let (_, cands) = call(&bundle);
+    let rules = Rules {
+        pins: [(cands[50].item_id.clone(), 1)].into(),
+        exclude: vec![cands[0].item_id.clone()],
+        ..Rules::default()
+    };
+    let r = engine.rerank_with(&[], &cands, &rules).expect("rules");
+    assert!(!r.personalised);
+    let mut expected: Vec<&str> = cands[1..].iter().map(|c| c.item_id.as_str()).collect();
+    let pinned = expected.remove(49);
+    expected.insert(1, pinned);
+    assert_eq!(ids_of(&r), expected);
+}
+
+/// The browser bundle, given the full model's vectors, applies the rules to the same order
+/// as the full bundle: diversity reads the same vectors either way.
+#[test]
+fn rules_give_the_same_order_on_the_full_and_the_browser_bundle() {
+    let (bundle, full) = engine();
+    let browser = Reranker::from_bundle(&bundle.browser().expect("derive"), &Device::flex())
+        .expect("browser engine");
+    let (session, cands) = call(&bundle);
+    let with = |id: &str| Some(full.item_vectors(&[(id, None)]).expect("vector").remove(0));
+    let session_v: Vec<SessionEvent> =
+        session.iter().map(|e| SessionEvent { vector: with(&e.item_id), ..e.clone() }).collect();
+    // A page passes categories with its candidates (the browser bundle has no item table).
+    let items = bundle.items().expect("items");
+    let cands_v: Vec<Candidate> = cands
+        .iter()
+        .map(|c| {
+            let known = items.items.iter().find(|i| i.id == c.item_id).expect("known");
+            Candidate {
+                vector: with(&c.item_id),
+                content: Some(sessionrank_core::ItemContent {
+                    text: String::new(),
+                    category: known.category.clone(),
+                    price_level: known.price_level,
+                }),
+                ..c.clone()
+            }
+        })
+        .collect();
+    for rules in [
+        Rules { diversity: 0.3, ..Rules::default() },
+        Rules { max_displacement: Some(3), blend: 0.5, ..Rules::default() },
+        Rules { category_cap: Some(CategoryCap { max: 2, top: 10 }), ..Rules::default() },
+        Rules {
+            pins: [(cands[9].item_id.clone(), 2)].into(),
+            boost: [(cands[90].item_id.clone(), 1.0)].into(),
+            diversity: 0.5,
+            max_displacement: Some(10),
+            ..Rules::default()
+        },
+    ] {
+        let a = full.rerank_with(&session, &cands, &rules).expect("full");
+        let b = browser.rerank_with(&session_v, &cands_v, &rules).expect("browser");
+        assert_eq!(ids_of(&a), ids_of(&b), "{rules:?}");
+        for (x, y) in a.items.iter().zip(&b.items) {
+            assert_eq!(x.effects.pinned, y.effects.pinned);
+            assert_eq!(x.effects.diversity, y.effects.diversity);
+        }
+    }
 }

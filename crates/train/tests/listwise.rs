@@ -110,7 +110,12 @@ fn a_list_context_bundle_scores_the_same_in_the_engine_the_evaluation_and_the_br
         .collect();
     let candidates: Vec<Candidate> = list
         .iter()
-        .map(|&i| Candidate { item_id: items[i as usize].id.clone(), content: None, vector: None })
+        .map(|&i| Candidate {
+            item_id: items[i as usize].id.clone(),
+            content: None,
+            vector: None,
+            available: true,
+        })
         .collect();
     let ranking = engine.rerank(&session, &candidates).expect("rerank");
 

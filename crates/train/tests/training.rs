@@ -73,6 +73,7 @@ fn bundle_round_trip_keeps_every_score() {
                 item_id: items[i as usize].id.clone(),
                 content: None,
                 vector: None,
+                available: true,
             })
             .collect();
         let ra = a.rerank(&session, &cands).expect("rerank");

@@ -187,6 +187,7 @@ pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
                 item_id: id_of(&v, || format!("candidates[{i}].itemId"))?,
                 content: None,
                 vector: None,
+                available: true,
             }
         } else if v.is_object() {
             let mut id = property(&v, "itemId");
@@ -206,7 +207,9 @@ pub fn candidates(value: &JsValue) -> Result<Vec<Candidate>> {
                     .map_err(|e| Error::input(format!("{}.content", field()), e))?;
                 Some(c.into_core(&format!("{}.content", field()))?)
             };
-            Candidate { item_id, content, vector }
+            // Only an explicit `available: false` marks an item unavailable.
+            let available = property(&v, "available").as_bool() != Some(false);
+            Candidate { item_id, content, vector, available }
         } else {
             return Err(Error::input(
                 field(),

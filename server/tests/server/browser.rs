@@ -347,6 +347,7 @@ impl Site {
                     price_level: c["price_level"].as_u64().map(|p| p as u8),
                 }),
                 vector: None,
+                available: true,
             })
             .collect();
         let ranking = engine.rerank(&session, &candidates).expect("native rerank");

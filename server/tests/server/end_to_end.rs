@@ -134,7 +134,12 @@ async fn real_data_in_retrain_download_and_score() {
         .items()
         .iter()
         .take(50)
-        .map(|it| Candidate { item_id: it.id.clone(), content: None, vector: None })
+        .map(|it| Candidate {
+            item_id: it.id.clone(),
+            content: None,
+            vector: None,
+            available: true,
+        })
         .collect();
     let ranking = reranker.rerank(&observed, &candidates).expect("rerank");
     assert!(ranking.personalised);
@@ -185,6 +190,7 @@ async fn real_data_in_retrain_download_and_score() {
             item_id: it["id"].as_str().expect("id").into(),
             content: None,
             vector: None,
+            available: true,
         })
         .collect();
     let browser_candidates: Vec<Candidate> = page_items
@@ -193,6 +199,7 @@ async fn real_data_in_retrain_download_and_score() {
             item_id: it["id"].as_str().expect("id").into(),
             content: None,
             vector: vector_of(it),
+            available: true,
         })
         .collect();
     // A session over page items (clicks on the 3rd, 8th and 1st product).

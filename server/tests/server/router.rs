@@ -340,6 +340,7 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
                 price_level: it["price_level"].as_u64().map(|p| p as u8),
             }),
             vector: None,
+            available: true,
         })
         .collect();
     let session = [SessionEvent {
@@ -419,6 +420,7 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
             item_id: c.item_id.clone(),
             content: None,
             vector: Some(v.clone()),
+            available: true,
         })
         .collect();
     let session_v = [SessionEvent { vector: Some(served[0].clone()), ..session[0].clone() }];
