@@ -1,5 +1,5 @@
-//! The list-wise stage: teaches the model's [`ListScorer`](sessionrank_model::ListScorer)
-//! to re-rank a candidate list the way the product calls it (PRM, Pei et al., RecSys'19).
+//! The list-wise stage: teaches the model's [`ListScorer`] to re-rank a candidate list the way
+//! the product calls it (PRM, Pei et al., RecSys'19).
 //!
 //! Next-item training only shapes the session and item towers; the scorer's upstream-rank
 //! bias and its optional self-attention over the list (`ModelConfig::list_context`) get no

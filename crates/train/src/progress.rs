@@ -137,7 +137,7 @@ impl EpochBar {
     pub fn loss(&self, i: usize, loss: f64, kd: Option<f64>) {
         let kd_note = kd.map(|k| format!(", kd {k:.4}")).unwrap_or_default();
         self.bar.set_message(format!("loss {loss:.4}{kd_note}"));
-        if self.bar.is_hidden() && i % LOG_EVERY == 0 {
+        if self.bar.is_hidden() && i.is_multiple_of(LOG_EVERY) {
             tracing::info!(
                 "epoch {} step {i}/{}: loss {loss:.4}{kd_note}, {:.1} steps/s",
                 self.epoch + 1,

@@ -288,7 +288,7 @@ fn train_epoch(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         totals.lr = steps.schedule.lr(state.step);
         model = optim.step(totals.lr, model, grads);
-        if i % READ_EVERY == 0 || i + 1 == batches.len() {
+        if i.is_multiple_of(READ_EVERY) || i + 1 == batches.len() {
             let v = loss.into_scalar::<f32>() as f64;
             if !v.is_finite() {
                 return Err(TrainError::Diverged(v as f32, state.step));
