@@ -100,12 +100,24 @@ fn bad_candidate_lists_name_the_field() {
         CoreError::InvalidInput { field, .. } => field,
         other => panic!("expected InvalidInput, got {other}"),
     };
-    assert_eq!(field(reranker.rerank(&s, &[]).unwrap_err()), "candidates");
+    assert_eq!(
+        field(reranker.rerank(&s, &[]).expect_err("a bad input must be refused")),
+        "candidates"
+    );
     let too_many: Vec<Candidate> = (0..1001).map(|i| cand(&format!("x{i}"))).collect();
-    assert_eq!(field(reranker.rerank(&s, &too_many).unwrap_err()), "candidates");
+    assert_eq!(
+        field(reranker.rerank(&s, &too_many).expect_err("a bad input must be refused")),
+        "candidates"
+    );
     let dup = [cand(&ids[1]), cand(&ids[2]), cand(&ids[1])];
-    assert_eq!(field(reranker.rerank(&s, &dup).unwrap_err()), "candidates[2].item_id");
-    assert_eq!(field(reranker.rerank(&s, &[cand(" ")]).unwrap_err()), "candidates[0].item_id");
+    assert_eq!(
+        field(reranker.rerank(&s, &dup).expect_err("a bad input must be refused")),
+        "candidates[2].item_id"
+    );
+    assert_eq!(
+        field(reranker.rerank(&s, &[cand(" ")]).expect_err("a bad input must be refused")),
+        "candidates[0].item_id"
+    );
 }
 
 #[test]
@@ -203,7 +215,8 @@ fn weights_that_do_not_fit_the_config_are_a_clear_error() {
     let (mut bundle, _) = engine();
     bundle.manifest.config.d_model = 48;
     bundle.manifest.config.d_ff = 96;
-    let err = Reranker::from_bundle(&bundle, &Device::flex()).unwrap_err();
+    let err = Reranker::from_bundle(&bundle, &Device::flex())
+        .expect_err("weights of another shape must be refused");
     assert!(matches!(err, CoreError::Weights(_)), "{err}");
     bundle.manifest.config.n_heads = 5;
     assert!(matches!(
@@ -291,7 +304,7 @@ fn bad_vectors_name_the_field() {
     let bad = Candidate { vector: Some(nan.clone()), ..cand(&ids[1]) };
     assert_eq!(field(&[view(&ids[0])], &[bad]), "candidates[0].vector[4]");
     let bad_event = SessionEvent { vector: Some(nan), ..view(&ids[0]) };
-    assert_eq!(field(&[bad_event.clone()], &[cand(&ids[1])]), "session[0].vector[4]");
+    assert_eq!(field(std::slice::from_ref(&bad_event), &[cand(&ids[1])]), "session[0].vector[4]");
     // Checked even when the session is empty (the call would otherwise succeed by accident).
     let inf = Candidate { vector: Some(vec![f32::INFINITY; d]), ..cand(&ids[1]) };
     assert_eq!(field(&[], &[inf]), "candidates[0].vector[0]");
