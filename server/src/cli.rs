@@ -11,8 +11,9 @@ use sessionrank_data::import::import_named;
 use sessionrank_model::ModelConfig;
 use sessionrank_train::pipeline::{
     EvalOptions, ExperimentRecord, FeatureOptions, Outputs, build_encoder, bundle_for,
-    complete_config, evaluate, machine_description, train_on, weight_bytes,
+    complete_config, evaluate, train_on, weight_bytes,
 };
+use sessionrank_train::device::{DeviceChoice, machine_description, pick};
 use sessionrank_train::{DistillConfig, TrainConfig};
 
 /// sessionrank — session-based re-ranking: train on the server, run in the browser.
@@ -258,7 +259,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
 
 /// Per-dataset defaults, chosen on the validation split (see docs/quality-*.md).
 pub fn defaults_for(dataset: &str) -> (ModelConfig, TrainConfig, bool) {
-    let base = ModelConfig::new(0, 0, 0);
+    let base = ModelConfig::new();
     let (model, exclude_history) = match dataset {
         "amazon-beauty" | "beauty" => (
             base.with_d_model(64)
@@ -350,22 +351,12 @@ fn apply(h: &Hyper, mut m: ModelConfig, mut t: TrainConfig) -> (ModelConfig, Tra
 }
 
 pub(crate) fn device(d: DeviceArg) -> anyhow::Result<(Device, String)> {
-    match d {
-        DeviceArg::Flex => Ok((Device::flex(), format!("flex (CPU), {}", machine_description()))),
-        DeviceArg::Wgpu => wgpu_device(),
-    }
-}
-
-#[cfg(feature = "wgpu")]
-fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    let d = sessionrank_train::device::wgpu_default()
-        .map_err(|e| anyhow::anyhow!("no wgpu adapter: {e}"))?;
-    Ok((d, format!("wgpu, {}", machine_description())))
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    bail!("this build has no wgpu backend: rebuild with `--features wgpu`")
+    let choice = match d {
+        DeviceArg::Flex => DeviceChoice::Flex,
+        DeviceArg::Wgpu => DeviceChoice::Wgpu,
+    };
+    let picked = pick(choice)?;
+    Ok((picked.device, picked.description))
 }
 
 pub(crate) fn command_line() -> String {

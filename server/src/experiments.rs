@@ -10,7 +10,8 @@ use sessionrank_data::import::import_named;
 use sessionrank_train::listwise::{
     ListAwareScorer, ListwiseConfig, evaluate_listwise, train_list_scorer,
 };
-use sessionrank_train::pipeline::{bundle_for, machine_description};
+use sessionrank_train::device::machine_description;
+use sessionrank_train::pipeline::bundle_for;
 
 use crate::cli::{DataArgs, DeviceArg, command_line, data_dir, device, write_json};
 

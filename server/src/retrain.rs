@@ -244,7 +244,15 @@ pub fn split(
         test = test.split_off(test.len() - cfg.max_eval_cases);
     }
     let valid = cases_of(&valid, |_| true);
-    Ok(Dataset { name: cfg.shop.clone(), catalog, train, valid, test })
+    // A shop's live log is anonymous sessions.
+    Ok(Dataset {
+        name: cfg.shop.clone(),
+        kind: sessionrank_data::DatasetKind::Sessions,
+        catalog,
+        train,
+        valid,
+        test,
+    })
 }
 
 struct Trained {
@@ -299,7 +307,7 @@ fn wgpu_device() -> anyhow::Result<(Device, String)> {
 }
 
 fn model_config(cfg: &RetrainConfig) -> ModelConfig {
-    ModelConfig::new(0, 0, 0)
+    ModelConfig::new()
         .with_d_model(cfg.d_model)
         .with_n_layers(cfg.n_layers)
         .with_n_heads(cfg.n_heads)

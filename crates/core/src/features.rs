@@ -303,7 +303,7 @@ mod tests {
     /// `level + 1` for every level up to [`MAX_PRICE_LEVEL`].
     #[test]
     fn model_price_table_fits_every_level() {
-        let config = ModelConfig::new(1, 1, 1);
+        let config = ModelConfig::new();
         assert_eq!(config.n_price_levels, usize::from(MAX_PRICE_LEVEL) + 2);
         let encoder = FeatureEncoder::for_browser(Vec::new(), 4, 4, 4);
         for level in [None, Some(0), Some(MAX_PRICE_LEVEL), Some(u8::MAX)] {

@@ -144,11 +144,39 @@ pub struct TestCase {
     pub target: ItemIdx,
 }
 
+/// What one [`Session`] of a dataset is. Set by the importer, because the files say it (a
+/// `user_id` column, a one-line-per-user file) and the numbers alone do not; the trainer's
+/// presets and the evaluation protocol follow it, never the dataset's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// Anonymous shopping sessions, minutes long (Diginetica, RetailRocket, a shop's live
+    /// sessions): a repeated item is a real next click, so it stays rankable.
+    #[default]
+    Sessions,
+    /// One user's whole history per sequence, months long (Amazon Beauty, RecBole files grouped
+    /// by `user_id`): the next item is a new one, so evaluation masks the history (S3-Rec).
+    Histories,
+}
+
+impl std::fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sessions => "sessions",
+            Self::Histories => "user histories",
+        })
+    }
+}
+
 /// A dataset in the session format, already split.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dataset {
     /// Short name: `diginetica`, `amazon-beauty`, `retailrocket`, or the RecBole dataset name.
+    /// A label only: nothing is chosen by it (see [`Dataset::kind`]).
     pub name: String,
+    /// Sessions or user histories (datasets written before this field existed are sessions).
+    #[serde(default)]
+    pub kind: DatasetKind,
     pub catalog: Catalog,
     /// Training sessions; the trainer predicts every event from the ones before it.
     pub train: Vec<Session>,

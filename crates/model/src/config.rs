@@ -8,10 +8,17 @@ use crate::SessionRankModel;
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
     /// Items known to the model (id-embedding rows are `n_items + 1`; row 0 = unknown).
+    /// Like `vocab_size` and `n_categories`, a property of the catalog rather than a choice:
+    /// set for the catalog by the feature encoder (`sessionrank_train::pipeline::
+    /// complete_config`), the one place that sizes a config; 0 until then.
+    #[config(default = 0)]
     pub n_items: usize,
-    /// Tokenizer vocabulary size (token 0 = padding).
+    /// Tokenizer vocabulary size (token 0 = padding). Set by the feature encoder.
+    #[config(default = 0)]
     pub vocab_size: usize,
     /// Categories known to the model (embedding rows are `n_categories + 1`; 0 = unknown).
+    /// Set by the feature encoder.
+    #[config(default = 0)]
     pub n_categories: usize,
     /// Width of every vector in the model.
     #[config(default = 64)]

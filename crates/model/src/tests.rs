@@ -7,7 +7,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::*;
 
 fn config() -> ModelConfig {
-    ModelConfig::new(20, 30, 5)
+    ModelConfig::new()
+        .with_n_items(20)
+        .with_vocab_size(30)
+        .with_n_categories(5)
         .with_d_model(16)
         .with_d_ff(32)
         .with_n_heads(2)

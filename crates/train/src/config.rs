@@ -5,6 +5,10 @@ use crate::distill::DistillConfig;
 
 /// Everything that defines a training run. Saved next to checkpoints, so a resumed run can
 /// check it continues the same experiment.
+///
+/// Defaults are the ones below; the defaults for a dataset are [`TrainConfig::preset`]
+/// ([`crate::presets`]): the model shape and `exclude_history` follow the dataset's kind and
+/// size, every other setting keeps its default here.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
     pub model: ModelConfig,
@@ -42,7 +46,8 @@ pub struct TrainConfig {
     /// Stop training (after the current epoch's validation) once this many seconds passed.
     #[config(default = "None")]
     pub time_budget_s: Option<u64>,
-    /// Exclude items already in the session from full-ranking validation (S3-Rec protocol).
+    /// Exclude items already in the session from full-ranking validation (S3-Rec protocol);
+    /// the presets set it for user histories ([`crate::DatasetProfile::exclude_history`]).
     #[config(default = false)]
     pub exclude_history: bool,
     /// Sampled softmax: negatives drawn per step (shared by the batch); 0 = full softmax

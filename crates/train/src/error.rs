@@ -48,6 +48,13 @@ pub enum TrainError {
     /// item index, or a shorter context than the student's.
     #[error("teacher {path}: {message}")]
     Teacher { path: String, message: String },
+    /// The wgpu device asked for did not initialise (no adapter, a driver panic, or a build
+    /// without the `wgpu` feature).
+    #[error("wgpu device: {reason}")]
+    Device { reason: String },
+    /// A device name other than `auto`, `flex` or `wgpu`.
+    #[error("unknown device `{0}` (expected auto, flex or wgpu)")]
+    UnknownDevice(String),
     /// Settings that cannot train: out-of-range values, a model that does not fit its weights,
     /// no training data.
     #[error("invalid training config: {0}")]

@@ -11,7 +11,9 @@
 //! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
 //! * [`listwise`] — the list scorer (rank bias, list context) trained on retriever lists;
 //! * [`scorer`] — the model behind the evaluation protocols of `sessionrank-data`;
-//! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle).
+//! * [`export`] — the trained model → a versioned [`ModelBundle`](sessionrank_core::ModelBundle);
+//! * [`presets`] — default settings by the dataset's kind and size ([`TrainConfig::preset`]);
+//! * [`device`] — the one device picker ([`device::pick`]) of the CLI and the server.
 
 pub mod batch;
 mod checkpoint;
@@ -26,6 +28,7 @@ pub mod features;
 pub mod listwise;
 pub mod loss;
 pub mod pipeline;
+pub mod presets;
 pub mod progress;
 pub mod report;
 pub mod results;
@@ -35,7 +38,9 @@ pub mod trainer;
 pub mod warm;
 
 pub use config::TrainConfig;
+pub use device::{DeviceChoice, PickedDevice};
 pub use distill::{DistillConfig, Teacher};
 pub use error::{Result, TrainError};
+pub use presets::{DatasetProfile, Preset};
 pub use scorer::ModelScorer;
 pub use trainer::{EpochLog, TrainOptions, TrainOutcome, TrainProgress, train, train_with};

@@ -201,21 +201,6 @@ pub fn weight_bytes(model: &SessionRankModel) -> usize {
     sessionrank_core::reranker::weights_bytes(model).map(|b| b.len()).unwrap_or(0)
 }
 
-/// A short description of this machine for results files.
-pub fn machine_description() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cores} cores, {cpu}")
-}
-
 /// Paths a training run writes to.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {

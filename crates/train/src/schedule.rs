@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn a_run_may_stop_early_in_a_longer_schedule() {
-        let config = TrainConfig::new(ModelConfig::new(1, 1, 1))
+        let config = TrainConfig::new(ModelConfig::new())
             .with_max_epochs(2)
             .with_schedule_epochs(Some(8));
         let s = Schedule::new(&config, 10);

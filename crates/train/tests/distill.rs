@@ -20,7 +20,7 @@ use sessionrank_train::trainer::catalog_features;
 use sessionrank_train::{DistillConfig, Teacher, TrainConfig, TrainError, train};
 
 fn tiny(d_model: usize, seed_layers: usize) -> ModelConfig {
-    ModelConfig::new(0, 0, 0)
+    ModelConfig::new()
         .with_d_model(d_model)
         .with_d_ff(2 * d_model)
         .with_n_heads(2)

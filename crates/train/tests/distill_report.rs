@@ -20,7 +20,7 @@ fn fake_run_in(runs: &Path, dataset: &str, name: &str, d_model: usize, mrr: f64)
     let ds = slice();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let config = complete_config(
-        ModelConfig::new(0, 0, 0)
+        ModelConfig::new()
             .with_d_model(d_model)
             .with_d_ff(2 * d_model)
             .with_n_heads(2)

@@ -21,7 +21,7 @@ fn untrained(seed: u64) -> (Dataset, Device, FeatureEncoder, ModelConfig, Sessio
     let ds = slice();
     let device = Device::flex();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let tiny = ModelConfig::new(0, 0, 0)
+    let tiny = ModelConfig::new()
         .with_d_model(16)
         .with_d_ff(32)
         .with_n_heads(2)

@@ -28,7 +28,7 @@ fn bundle_round_trip_keeps_every_score() {
     let _turn = rng_turn();
     let ds = slice();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+    let config = TrainConfig::new(complete_config(small(ModelConfig::new()), &encoder))
         .with_max_epochs(1)
         .with_valid_cases(200);
     let device = Device::flex();
@@ -103,7 +103,7 @@ fn tiny_overfit_on_real_sessions() {
         .collect();
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let config = TrainConfig::new(complete_config(
-        small(ModelConfig::new(0, 0, 0)).with_d_model(32).with_d_ff(64),
+        small(ModelConfig::new()).with_d_model(32).with_d_ff(64),
         &encoder,
     ))
     .with_max_epochs(150)
@@ -127,7 +127,7 @@ fn an_interrupted_run_resumes_from_its_checkpoint() {
     let mut ds = slice();
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new()), &encoder))
         .with_valid_cases(100)
         .with_patience(10);
     let dir = tempfile::tempdir().expect("tmp");
@@ -164,7 +164,7 @@ fn an_interrupted_run_resumes_from_its_checkpoint() {
 
 #[test]
 fn learning_rate_warms_up_then_decays() {
-    let c = TrainConfig::new(ModelConfig::new(1, 1, 1)).with_lr(1e-3).with_warmup_steps(10);
+    let c = TrainConfig::new(ModelConfig::new()).with_lr(1e-3).with_warmup_steps(10);
     assert!(learning_rate(&c, 0, 1000) < learning_rate(&c, 9, 1000));
     assert!((learning_rate(&c, 9, 1000) - 1e-3).abs() < 1e-4);
     assert!(learning_rate(&c, 999, 1000) < 1e-4);
@@ -177,7 +177,7 @@ fn a_longer_schedule_stops_with_the_rate_still_high() {
     let mut ds = slice();
     ds.train.truncate(300);
     let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let base = TrainConfig::new(complete_config(small(ModelConfig::new(0, 0, 0)), &encoder))
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new()), &encoder))
         .with_valid_cases(100)
         .with_patience(10)
         .with_max_epochs(2);

@@ -130,7 +130,7 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         "the token lookup must stay under lavapipe's loop limit"
     );
     let config = complete_config(
-        ModelConfig::new(0, 0, 0)
+        ModelConfig::new()
             .with_d_model(32)
             .with_d_ff(64)
             .with_n_layers(1)

@@ -35,12 +35,13 @@ pub fn tiny_bundle(version: &str) -> ModelBundle {
     }
     let dataset = Dataset {
         name: "test".into(),
+        kind: sessionrank_data::DatasetKind::Sessions,
         catalog,
         train: Vec::new(),
         valid: Vec::new(),
         test: Vec::new(),
     };
-    let base = ModelConfig::new(0, 0, 0)
+    let base = ModelConfig::new()
         .with_d_model(16)
         .with_n_layers(1)
         .with_n_heads(2)

@@ -51,13 +51,14 @@ fn remapping_copies_known_rows_by_key_and_gives_new_items_fresh_rows() {
     new_catalog.upsert(item("fresh2", "brandnew gadget", "cnew"));
     let dataset = |catalog: Catalog| Dataset {
         name: "t".into(),
+        kind: sessionrank_data::DatasetKind::Sessions,
         catalog,
         train: Vec::new(),
         valid: Vec::new(),
         test: Vec::new(),
     };
     let (old_ds, new_ds) = (dataset(old_catalog), dataset(new_catalog));
-    let base = ModelConfig::new(0, 0, 0)
+    let base = ModelConfig::new()
         .with_d_model(16)
         .with_n_layers(1)
         .with_n_heads(2)
@@ -122,7 +123,7 @@ fn remapping_copies_known_rows_by_key_and_gives_new_items_fresh_rows() {
     assert_eq!(proj(&warm), proj(&old));
     // Another architecture is refused.
     let wider =
-        complete_config(ModelConfig::new(0, 0, 0).with_d_model(32).with_n_heads(2), &new_enc);
+        complete_config(ModelConfig::new().with_d_model(32).with_n_heads(2), &new_enc);
     assert!(
         remap_model(&old, &old_config, &old_enc, &wider, &new_enc, &new_ds.catalog, &device)
             .is_err()

@@ -21,7 +21,7 @@ use super::{
     split_tabs,
 };
 use crate::error::{DataError, Result};
-use crate::session::{Catalog, Dataset, Event, Item, Session};
+use crate::session::{Catalog, Dataset, DatasetKind, Event, Item, Session};
 use std::path::Path;
 
 /// Import Amazon Beauty from `dir` (the `amazon-beauty/` directory).
@@ -95,7 +95,14 @@ pub fn import_beauty(dir: &Path) -> Result<Imported> {
     }
     let users = histories.len();
     let (train, valid, test) = leave_one_out(histories);
-    let dataset = Dataset { name: "amazon-beauty".into(), catalog, train, valid, test };
+    let dataset = Dataset {
+        name: "amazon-beauty".into(),
+        kind: DatasetKind::Histories,
+        catalog,
+        train,
+        valid,
+        test,
+    };
     let mut summary = ImportSummary::of(&dataset);
     summary.events_by_kind = [interactions, 0, 0];
     summary.notes.push(format!("{users} users, {interactions} interactions; leave-one-out split"));

@@ -12,7 +12,7 @@
 
 use super::{ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs};
 use crate::error::{DataError, Result};
-use crate::session::{Catalog, Dataset, Event, Item, ItemIdx, Session, TestCase};
+use crate::session::{Catalog, Dataset, DatasetKind, Event, Item, ItemIdx, Session, TestCase};
 use crate::split::{cases_of, recent_count};
 use std::path::Path;
 
@@ -119,7 +119,14 @@ pub fn import_diginetica(dir: &Path, options: &DigineticaOptions) -> Result<Impo
         test.push(TestCase { prefix, target });
     }
 
-    let dataset = Dataset { name: "diginetica".into(), catalog, train, valid, test };
+    let dataset = Dataset {
+        name: "diginetica".into(),
+        kind: DatasetKind::Sessions,
+        catalog,
+        train,
+        valid,
+        test,
+    };
     let mut summary = ImportSummary::of(&dataset);
     summary.notes.push(format!(
         "{total_sessions} sessions in {}; validation = every prefix of the last {n_valid} ({}held out of train)",

@@ -20,7 +20,7 @@
 use super::{Header, ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs};
 use crate::error::{DataError, Result};
 use crate::price::cap_price_level;
-use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
+use crate::session::{Catalog, Dataset, DatasetKind, Event, EventKind, Item, Session};
 use crate::split::{RecentSplit, cases_of, split_recent};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -126,7 +126,14 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
 
     let all_events: usize =
         train.iter().chain(&valid_sessions).chain(&test_sessions).map(|s| s.events.len()).sum();
-    let dataset = Dataset { name: "diginetica-slice".into(), catalog, train, valid, test };
+    let dataset = Dataset {
+        name: "diginetica-slice".into(),
+        kind: DatasetKind::Sessions,
+        catalog,
+        train,
+        valid,
+        test,
+    };
     let mut summary = ImportSummary::of(&dataset);
     summary.events_by_kind = [all_events, 0, 0];
     summary.notes.push(format!(

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::error::{DataError, Result};
 use crate::price::price_level;
-use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
+use crate::session::{Catalog, Dataset, DatasetKind, Event, EventKind, Item, Session};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -63,8 +63,10 @@ pub fn import_recbole(dir: &Path, name: &str) -> Result<Imported> {
     };
     let h = AtomicHeader::new(&inter_path, header_line);
     let c_item = h.header.require("item_id")?;
-    let c_group = match (h.header.find("session_id"), h.header.find("user_id")) {
-        (Some(c), _) | (None, Some(c)) => c,
+    // Grouped by user, a sequence is a user's whole history rather than one visit.
+    let (c_group, kind) = match (h.header.find("session_id"), h.header.find("user_id")) {
+        (Some(c), _) => (c, DatasetKind::Sessions),
+        (None, Some(c)) => (c, DatasetKind::Histories),
         (None, None) => {
             return Err(DataError::MissingColumn {
                 path: inter_path,
@@ -130,7 +132,7 @@ pub fn import_recbole(dir: &Path, name: &str) -> Result<Imported> {
     ));
 
     let (train, valid, test) = leave_one_out(sessions);
-    let dataset = Dataset { name: name.to_string(), catalog, train, valid, test };
+    let dataset = Dataset { name: name.to_string(), kind, catalog, train, valid, test };
     let mut summary = ImportSummary::of(&dataset);
     summary.events_by_kind = events_by_kind;
     summary.notes = notes;
@@ -230,6 +232,7 @@ mod tests {
         assert_eq!(d.test[1].target, 2);
         assert_eq!(d.test[1].prefix.iter().map(|e| e.item).collect::<Vec<_>>(), vec![1, 0]);
         assert_eq!(imp.summary.events_by_kind, [4, 1, 1]);
+        assert_eq!(d.kind, DatasetKind::Sessions);
         Ok(())
     }
 
@@ -240,6 +243,7 @@ mod tests {
         let imp = import_recbole(t.path(), "u")?;
         assert_eq!(imp.dataset.test.len(), 1);
         assert_eq!(imp.dataset.test[0].target, 2);
+        assert_eq!(imp.dataset.kind, DatasetKind::Histories, "grouped by user_id");
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use super::{
     ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs, to_seconds,
 };
 use crate::error::{DataError, Result};
-use crate::session::{Catalog, Dataset, Event, EventKind, Item, Session};
+use crate::session::{Catalog, Dataset, DatasetKind, Event, EventKind, Item, Session};
 use crate::split::cases_of;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -218,7 +218,14 @@ pub fn import_retailrocket(dir: &Path) -> Result<Imported> {
         test_sessions.len()
     ));
 
-    let dataset = Dataset { name: "retailrocket".into(), catalog, train, valid, test };
+    let dataset = Dataset {
+        name: "retailrocket".into(),
+        kind: DatasetKind::Sessions,
+        catalog,
+        train,
+        valid,
+        test,
+    };
     let mut summary = ImportSummary::of(&dataset);
     summary.events_by_kind = events_by_kind;
     summary.notes = notes;
