@@ -99,26 +99,41 @@ function isStoredEvent(e) {
     (o.vector == null || (Array.isArray(o.vector) && o.vector.every(Number.isFinite)));
 }
 
+/** The longest `?ids=` URL `fetchVectors` sends as a GET; a longer list goes in a POST body. */
+const MAX_GET_URL = 2000;
+
 /**
- * The vectors of a shop's own list (its search engine's ids) from model `version`, in one
- * `GET {base}/v1/models/{version}/vectors?ids=…` per 1000 ids (the route's limit): a `Map`
+ * The vectors of a shop's own list (its search engine's ids) from model `version`: a `Map`
  * from id to vector, for `rerank([{ itemId, vector }])`. Ids the model cannot give a vector
- * are absent. Rejects with `code: "network"` or `"http_status"`.
+ * are absent. Repeats are asked once; at most 1000 ids per request (the route's limit), the
+ * requests in parallel. A list whose URL stays short is a `GET …/vectors?ids=…` (cacheable:
+ * immutable when the model knows every id); a longer one is a
+ * `POST {base}/v1/models/{version}/vectors` with `{"ids": […]}`. `method` forces one.
+ * Rejects with `code: "network"` or `"http_status"`.
  * @param {string} version
  * @param {(string | number)[]} ids
- * @param {{ base?: string | URL }} [options] the server's origin (default: this page's)
+ * @param {{ base?: string | URL, method?: "auto" | "get" | "post" }} [options] `base`: the
+ *   server's origin (default: this page's)
  * @returns {Promise<Map<string, number[]>>}
  */
-export async function fetchVectors(version, ids, { base = location.href } = {}) {
+export async function fetchVectors(version, ids, { base = location.href, method = "auto" } = {}) {
   const unique = [...new Set(ids.map(String))];
-  /** @type {Map<string, number[]>} */
-  const out = new Map();
-  for (let i = 0; i < unique.length; i += 1000) {
-    const chunk = unique.slice(i, i + 1000).map(encodeURIComponent).join(",");
-    const url = new URL(`/v1/models/${encodeURIComponent(version)}/vectors?ids=${chunk}`, base);
+  const route = new URL(`/v1/models/${encodeURIComponent(version)}/vectors`, base);
+  /** @type {string[][]} */
+  const chunks = [];
+  for (let i = 0; i < unique.length; i += 1000) chunks.push(unique.slice(i, i + 1000));
+  const answers = await Promise.all(chunks.map(async (chunk) => {
+    const get = new URL(`${route.href}?ids=${chunk.map(encodeURIComponent).join(",")}`);
+    const post = method === "post" || (method === "auto" && get.href.length > MAX_GET_URL);
+    const url = post ? route : get;
+    /** @type {RequestInit} */
+    const init = post
+      ? { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ ids: chunk }) }
+      : {};
     let r;
     try {
-      r = await fetch(url);
+      r = await fetch(url, init);
     } catch (e) {
       throw Object.assign(new Error(`${url}: ${e?.message ?? e}`), {
         name: "SessionrankError", code: "network", url: url.href });
@@ -129,8 +144,11 @@ export async function fetchVectors(version, ids, { base = location.href } = {}) 
     }
     /** @type {{ vectors: { item_id: string, vector: number[] }[] }} */
     const body = await r.json();
-    for (const v of body.vectors) out.set(v.item_id, v.vector);
-  }
+    return body.vectors;
+  }));
+  /** @type {Map<string, number[]>} */
+  const out = new Map();
+  for (const vectors of answers) for (const v of vectors) out.set(v.item_id, v.vector);
   return out;
 }
 

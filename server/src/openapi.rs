@@ -126,6 +126,21 @@ pub const SPEC: &str = r##"{
           "404": {"$ref": "#/components/responses/Error"},
           "422": {"$ref": "#/components/responses/Invalid"}
         }
+      },
+      "post": {
+        "summary": "Item vectors of a shop's own list, ids in the body",
+        "description": "The GET's answer for a list too long for a URL (a shop's own search results): `{\"ids\": [\"a\", \"b\", …]}`, at most 1000 distinct ids (repeats are answered once, in first-seen order). The version is checked first (404 before the body is read). `Cache-Control: no-store`. A 422 names the field at fault (`ids`, `ids[3]`).",
+        "parameters": [
+          {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["ids"], "additionalProperties": false, "properties": {"ids": {"type": "array", "maxItems": 1000, "items": {"type": "string", "minLength": 1}}}}}}},
+        "responses": {
+          "200": {"description": "Vectors", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Vectors"}}}},
+          "400": {"$ref": "#/components/responses/Invalid"},
+          "404": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Invalid"}
+        }
       }
     },
     "/admin/retrain": {

@@ -5,7 +5,7 @@
 //! | `POST /v1/events` | a batch of events (idempotent with `Idempotency-Key`) |
 //! | `PUT /v1/items` | catalog upsert |
 //! | `GET /v1/candidates?limit=N` | a popularity-ordered candidate page (upstream order for shops without their own), each item with its vector from the live model |
-//! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` | published models (full bundles) and item vectors |
+//! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` (GET `?ids=`, POST `{"ids": […]}`) | published models (full bundles) and item vectors |
 //! | `GET /v1/models/current/browser`, `/v1/models/{version}/browser/{file}` | browser bundles: what a shopper's browser downloads |
 //! | `POST /admin/retrain`, `GET /admin/jobs/{id}`, `POST /admin/models/{version}/activate`, `GET /admin/stats` | operator API (bearer token) |
 //! | `GET /healthz`, `/metrics`, `/openapi.json` | operations |
@@ -53,7 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/current", get(models::current))
         .route("/v1/models/current/browser", get(models::current_browser))
-        .route("/v1/models/{version}/vectors", get(models::vectors))
+        .route("/v1/models/{version}/vectors", get(models::vectors).post(models::vectors_post))
         .route("/v1/models/{version}/browser/{file}", get(models::browser_file))
         .route("/v1/models/{version}/{file}", get(models::file))
         .route("/healthz", get(health::healthz))
@@ -137,15 +137,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 }
 
 /// The path of the value at fault. serde reports a missing or unknown field at the object
-/// that should (not) hold it; the field's own name reads better.
+/// that should (not) hold it; the field's own name reads better. `?` is serde_path_to_error's
+/// "no position yet" (malformed JSON before the first key): the whole body.
 fn field_of(path: &str, message: &str) -> Option<String> {
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|p| message.strip_prefix(p))
         .and_then(|rest| rest.split('`').next());
     match (path, named) {
-        (".", Some(name)) => Some(name.to_string()),
-        (".", None) => None,
+        ("." | "?", Some(name)) => Some(name.to_string()),
+        ("." | "?", None) => None,
         // An unknown field's path already ends with it; a missing field's does not.
         (p, Some(name)) if !p.ends_with(&format!(".{name}")) && p != name => {
             Some(format!("{p}.{name}"))
@@ -167,6 +168,7 @@ mod tests {
         assert_eq!(field_of(".", "missing field `events`").as_deref(), Some("events"));
         assert_eq!(field_of("items[0].price", "invalid type").as_deref(), Some("items[0].price"));
         assert_eq!(field_of(".", "expected value"), None);
+        assert_eq!(field_of("?", "key must be a string at line 1 column 2"), None);
         assert_eq!(
             field_of("events[0].colour", "unknown field `colour`, expected one of …").as_deref(),
             Some("events[0].colour")

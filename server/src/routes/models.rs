@@ -18,6 +18,8 @@
 //!   (listed in `from_content`); ids neither knows are listed in `missing`. When every id is
 //!   known the answer depends on the version and the ids only and is immutable; otherwise it
 //!   depends on the catalog too and may be cached for a minute.
+//! * `POST /v1/models/{version}/vectors` with `{"ids": [...]}` — the same answer for a list too
+//!   long for a URL (a shop's own search results, up to 1000 ids; `no-store`).
 //! * `GET /v1/models` — published versions, newest first, and which one is live.
 
 use axum::Json;
@@ -32,6 +34,7 @@ use sessionrank_core::ItemContent;
 use sessionrank_core::bundle::MANIFEST;
 use sessionrank_core::reranker::MAX_CANDIDATES;
 
+use super::{JsonBody, parse_json};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::version::ServedFiles;
@@ -169,6 +172,13 @@ pub struct VectorsQuery {
     ids: Option<String>,
 }
 
+/// The body of `POST /v1/models/{version}/vectors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorsBody {
+    ids: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 struct ItemVector {
     item_id: String,
@@ -188,6 +198,7 @@ struct Vectors<'a> {
     missing: Vec<String>,
 }
 
+/// `GET /v1/models/{version}/vectors?ids=a,b,c`.
 pub async fn vectors(
     State(state): State<AppState>,
     Path(version): Path<String>,
@@ -197,22 +208,76 @@ pub async fn vectors(
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(Some("ids".into()), e.body_text()))?;
     let raw = query.ids.ok_or_else(|| ApiError::invalid("ids", "give ids=a,b,c"))?;
-    let mut ids: Vec<String> = Vec::new();
-    for id in raw.split(',').map(str::trim) {
-        if id.is_empty() {
-            return Err(ApiError::invalid("ids", "empty item id"));
-        }
-        if !ids.iter().any(|x| x == id) {
-            ids.push(id.to_string());
-        }
-    }
-    if ids.len() > MAX_CANDIDATES {
-        return Err(ApiError::invalid(
-            "ids",
-            format!("{} ids; at most {MAX_CANDIDATES} per request", ids.len()),
-        ));
-    }
+    let ids = unique_ids(raw.split(',').map(str::trim), |_| "ids".to_string())?;
     let model = state.models.get(&version).await?;
+    let (body, immutable) = encode_vectors(&state, model, ids).await?;
+    let sha = sessionrank_core::bundle::sha256_hex(&body);
+    Ok(cached(
+        &headers,
+        body.into(),
+        "application/json",
+        &sha,
+        if immutable { IMMUTABLE } else { ONE_MINUTE },
+    ))
+}
+
+/// `POST /v1/models/{version}/vectors` with `{"ids": ["a", "b", …]}`: the same answer as the
+/// GET, for lists whose ids would not fit in a URL (1000 ids of a shop's own search engine).
+/// The version is checked before the body is read, so a stale version costs no parsing. Not
+/// cached (`no-store`): a POST answer is not reused by HTTP caches anyway.
+pub async fn vectors_post(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let model = state.models.get(&version).await?;
+    let VectorsBody { ids } = parse_json(&body)?;
+    let ids = unique_ids(ids.iter().map(|id| id.trim()), |i| format!("ids[{i}]"))?;
+    let (body, _) = encode_vectors(&state, model, ids).await?;
+    let mut response = Response::new(Body::from(body));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The ids in first-seen order without repeats (a hash set: linear in the list), at most
+/// [`MAX_CANDIDATES`] distinct ones; an empty id is refused with `field(position)`.
+fn unique_ids<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    field: impl Fn(usize) -> String,
+) -> ApiResult<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique = Vec::new();
+    for (i, id) in ids.enumerate() {
+        if id.is_empty() {
+            return Err(ApiError::invalid(field(i), "empty item id"));
+        }
+        if seen.insert(id) {
+            if unique.len() == MAX_CANDIDATES {
+                return Err(ApiError::invalid(
+                    "ids",
+                    format!(
+                        "more than {MAX_CANDIDATES} distinct ids; at most {MAX_CANDIDATES} per request"
+                    ),
+                ));
+            }
+            unique.push(id.to_string());
+        }
+    }
+    if unique.is_empty() {
+        return Err(ApiError::invalid("ids", "no item ids"));
+    }
+    Ok(unique)
+}
+
+/// The vectors answer as JSON bytes, and whether it is immutable (every id known to the
+/// model, so the answer depends on the version and the ids only).
+async fn encode_vectors(
+    state: &AppState,
+    model: std::sync::Arc<crate::version::LoadedModel>,
+    ids: Vec<String>,
+) -> ApiResult<(Vec<u8>, bool)> {
     // Content for every id the catalog has; the model ignores it for the ids it knows.
     let mut stored =
         state.store.items_by_id(&ids.iter().map(String::as_str).collect::<Vec<_>>()).await?;
@@ -227,39 +292,31 @@ pub async fn vectors(
             (id, content)
         })
         .collect();
-    let (body, immutable) =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, bool)> {
-            let computed = model.item_vectors(&items)?;
-            let engine = model.engine()?;
-            let mut answer = Vectors {
-                model_version: model.version(),
-                dim: engine.model_dim(),
-                vectors: Vec::new(),
-                from_content: Vec::new(),
-                missing: Vec::new(),
-            };
-            for ((id, _), vector) in items.into_iter().zip(computed) {
-                match vector {
-                    None => answer.missing.push(id),
-                    Some(vector) => {
-                        if engine.encoder().item_row(&id).is_none() {
-                            answer.from_content.push(id.clone());
-                        }
-                        answer.vectors.push(ItemVector { item_id: id, vector });
+    let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<u8>, bool)> {
+        let computed = model.item_vectors(&items)?;
+        let engine = model.engine()?;
+        let mut answer = Vectors {
+            model_version: model.version(),
+            dim: engine.model_dim(),
+            vectors: Vec::new(),
+            from_content: Vec::new(),
+            missing: Vec::new(),
+        };
+        for ((id, _), vector) in items.into_iter().zip(computed) {
+            match vector {
+                None => answer.missing.push(id),
+                Some(vector) => {
+                    if engine.encoder().item_row(&id).is_none() {
+                        answer.from_content.push(id.clone());
                     }
+                    answer.vectors.push(ItemVector { item_id: id, vector });
                 }
             }
-            let immutable = answer.from_content.is_empty() && answer.missing.is_empty();
-            Ok((serde_json::to_vec(&answer)?, immutable))
-        })
-        .await
-        .map_err(ApiError::internal)??;
-    let sha = sessionrank_core::bundle::sha256_hex(&body);
-    Ok(cached(
-        &headers,
-        body.into(),
-        "application/json",
-        &sha,
-        if immutable { IMMUTABLE } else { ONE_MINUTE },
-    ))
+        }
+        let immutable = answer.from_content.is_empty() && answer.missing.is_empty();
+        Ok((serde_json::to_vec(&answer)?, immutable))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(answer)
 }

@@ -281,7 +281,18 @@ window.probes.fetchVectors = async () => {
   const got = await fetchVectors(page.model_version, [...ids, ids[0]]);
   const diff = Math.max(...page.items.slice(0, 5).flatMap((p) =>
     p.vector.map((x, i) => Math.abs(x - (got.get(p.id)?.[i] ?? Infinity)))));
-  return { size: got.size, maxDiff: diff };
+  // A search engine's long list (1500 ids: the page's and unknown ones) does not fit in a
+  // URL: two POSTs (1000 ids + the rest), the same vectors.
+  const posts = () => performance.getEntriesByType("resource")
+    .filter((e) => /\/vectors$/.test(e.name)).length;
+  const postsBefore = posts();
+  const long = [...page.items.map((p) => p.id)];
+  for (let i = 0; long.length < 1500; i++) long.push(`from-search-engine-${i}`);
+  const many = await fetchVectors(page.model_version, long);
+  const longDiff = Math.max(...page.items.flatMap((p) =>
+    p.vector.map((x, i) => Math.abs(x - (many.get(p.id)?.[i] ?? Infinity)))));
+  return { size: got.size, maxDiff: diff, longSize: many.size, pageSize: page.items.length,
+    longDiff, posts: posts() - postsBefore };
 };
 window.probes.publishStart = window.publishStart;
 window.probes.publishAfter = window.publishAfter;
@@ -394,6 +405,9 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     let v = probe(&b, "fetchVectors").await;
     assert_eq!(v["size"], 5, "{v}");
     assert!(v["maxDiff"].as_f64().unwrap_or(f64::MAX) < 1e-6, "{v}");
+    assert_eq!(v["longSize"], v["pageSize"], "the long list's known ids all come back: {v}");
+    assert!(v["longDiff"].as_f64().unwrap_or(f64::MAX) < 1e-6, "{v}");
+    assert_eq!(v["posts"], 2, "a list too long for a URL: one POST per 1000 ids: {v}");
 
     // A publish mid-session: the same weights under a new version, made live.
     let before = probe(&b, "publishStart").await;

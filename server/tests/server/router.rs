@@ -409,6 +409,24 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
         assert_eq!(&vector, page_vector, "{}", entry["item_id"]);
     }
 
+    // The same list in a POST body (a shop's own search results): the same vectors, repeats
+    // answered once in first-seen order, never cached.
+    let mut posted: Vec<&str> = ids.clone();
+    posted.extend(ids.iter().rev().take(3));
+    let r = send_json(
+        &router,
+        "POST",
+        "/v1/models/20260101-000000-00000001/vectors",
+        &json!({ "ids": posted }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let p = r.json();
+    assert_eq!(p["vectors"], v["vectors"], "POST and GET give the same vectors, same order");
+    assert_eq!(p["from_content"], v["from_content"]);
+    assert_eq!(p["dim"], v["dim"]);
+
     // A browser-bundle engine given those vectors ranks like the full one.
     let browser =
         Reranker::from_bundle(&bundle.browser().expect("browser bundle"), &Device::flex())
@@ -804,6 +822,58 @@ async fn models_are_published_cached_activated_and_pruned_sqlite() {
 async fn failed_retraining_leaves_the_live_model_sqlite() {
     let (_dir, state) = sqlite_state(|c| c.retrain.fail_after_epoch = Some(1)).await;
     failed_retraining_leaves_the_live_model(state).await;
+}
+
+/// `POST /v1/models/{version}/vectors`: an unknown version is a 404 before the body is read;
+/// bad bodies are 4xx naming the field; 1000 distinct ids at most, repeats do not count.
+#[tokio::test]
+async fn posted_vector_lists_are_checked_version_first_naming_the_field() {
+    let (_dir, state) = sqlite_state(|_| {}).await;
+    let router = app(state.clone());
+    state.models.publish(tiny_bundle("20260101-000000-00000001"), true).await.expect("publish");
+    let uri = "/v1/models/20260101-000000-00000001/vectors";
+    let post = |uri: &'static str, body: &'static str| {
+        let router = router.clone();
+        async move { call(&router, "POST", uri, &[("content-type", "application/json")], body).await }
+    };
+
+    // The version first: a malformed body for a version that does not exist is its 404.
+    let r = post("/v1/models/20991231-000000-0000dead/vectors", "{not json").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{:?}", r.body);
+    assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("20991231-000000-0000dead")));
+
+    for (body, status, field) in [
+        ("{not json", StatusCode::BAD_REQUEST, "body"),
+        ("{}", StatusCode::UNPROCESSABLE_ENTITY, "ids"),
+        (r#"{"ids": []}"#, StatusCode::UNPROCESSABLE_ENTITY, "ids"),
+        (r#"{"ids": "i1,i2"}"#, StatusCode::UNPROCESSABLE_ENTITY, "ids"),
+        (r#"{"ids": ["i1", 7]}"#, StatusCode::UNPROCESSABLE_ENTITY, "ids[1]"),
+        (r#"{"ids": ["i1", "i2", " "]}"#, StatusCode::UNPROCESSABLE_ENTITY, "ids[2]"),
+        (r#"{"ids": ["i1"], "limit": 3}"#, StatusCode::UNPROCESSABLE_ENTITY, "limit"),
+    ] {
+        let r = post(uri, body).await;
+        assert_eq!((r.status, r.field().as_str()), (status, field), "{body}: {:?}", r.body);
+    }
+    let r =
+        call(&router, "POST", uri, &[("content-type", "text/plain")], r#"{"ids":["i1"]}"#).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // 1001 distinct ids are refused; 5000 entries of 3 distinct ids are one small answer.
+    let many: Vec<String> = (0..1001).map(|i| format!("x{i}")).collect();
+    let r = send_json(&router, "POST", uri, &json!({ "ids": many })).await;
+    assert_eq!((r.status, r.field().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "ids"));
+    let repeated: Vec<&str> = ["i2", "i1", "unknown-item"].into_iter().cycle().take(5000).collect();
+    let r = send_json(&router, "POST", uri, &json!({ "ids": repeated })).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let v = r.json();
+    let got: Vec<&str> = v["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .map(|e| e["item_id"].as_str().expect("item_id"))
+        .collect();
+    assert_eq!(got, ["i2", "i1"]);
+    assert_eq!(v["missing"], json!(["unknown-item"]));
 }
 
 #[tokio::test]
