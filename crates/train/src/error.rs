@@ -59,10 +59,6 @@ pub enum TrainError {
     /// no training data.
     #[error("invalid training config: {0}")]
     Config(String),
-    /// Only the distillation report (`distill_report.rs`, moving to the CLI crate) still
-    /// reports its errors as text; nothing else in this crate may use it.
-    #[error("{0}")]
-    Other(String),
 }
 
 impl TrainError {

@@ -7,7 +7,6 @@
 //! * [`loss`] — next-item cross-entropy and the distillation term; [`features`] — the item
 //!   feature tables a step scores;
 //! * [`distill`] — a larger teacher bundle guides a small student (KD loss);
-//! * [`distill_report`] — `results/distill.json` + `docs/distill.md` from the distillation runs;
 //! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
 //! * [`listwise`] — the list scorer (rank bias, list context) trained on retriever lists;
 //! * [`scorer`] — the model behind the evaluation protocols of `sessionrank-data`;
@@ -20,7 +19,6 @@ mod checkpoint;
 mod config;
 pub mod device;
 pub mod distill;
-pub mod distill_report;
 pub mod early_stopping;
 mod error;
 pub mod export;

@@ -14,8 +14,9 @@
 //! Every other setting is [`TrainConfig`]'s own default. The two tuned presets are the
 //! settings the published results were trained with, chosen on the validation splits of
 //! Amazon Beauty (22,363 user histories) and Diginetica (186,670 training sessions); smaller
-//! session logs (the Diginetica slice, RetailRocket) keep the general default. The threshold
-//! sits far from both sides, so each dataset lands on the preset it was tuned with. User
+//! session logs (the Diginetica slice, 3,256 training sessions; RetailRocket, 12,765) keep the
+//! general default. The threshold sits far from both sides, so each dataset lands on the
+//! preset it was tuned with (`sessionrank import <dataset>` prints the profile and preset). User
 //! histories are long and sparse (a user's months): a longer context and heavy dropout. A large
 //! log of short sessions (Diginetica: 4.9 clicks on average) trains a wider, shallower encoder
 //! with a short context, which is also what 2 CPU cores can train in under an hour.
@@ -176,7 +177,7 @@ mod tests {
         let beauty = TrainConfig::preset(&profile(DatasetKind::Histories, 22_363));
         assert_eq!(shape(&beauty), (64, 2, 2, 256, 50, 0.5, true));
         // The Diginetica slice and RetailRocket.
-        for sessions in [4_522, 12_213, 40_000] {
+        for sessions in [3_256, 12_765, 40_000] {
             let small = TrainConfig::preset(&profile(DatasetKind::Sessions, sessions));
             assert_eq!(shape(&small), (64, 2, 2, 256, 30, 0.2, false));
         }

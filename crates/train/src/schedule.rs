@@ -61,9 +61,8 @@ mod tests {
 
     #[test]
     fn a_run_may_stop_early_in_a_longer_schedule() {
-        let config = TrainConfig::new(ModelConfig::new())
-            .with_max_epochs(2)
-            .with_schedule_epochs(Some(8));
+        let config =
+            TrainConfig::new(ModelConfig::new()).with_max_epochs(2).with_schedule_epochs(Some(8));
         let s = Schedule::new(&config, 10);
         assert_eq!((s.total_steps, s.run_steps), (80, 20));
         assert_eq!(s.lr(5), learning_rate(&config, 5, 80));

@@ -247,6 +247,27 @@ pub fn repo() -> PathBuf {
         .expect("run inside the repository")
 }
 
+/// The `sessionrank` binary, built by the `sessionrank-cli` crate: `$SESSIONRANK_BIN` when
+/// set, else `sessionrank` beside this test's own `deps/` directory (same target directory and
+/// profile). `cargo test --workspace` builds it (the cli crate has integration tests); a run of
+/// this package alone needs `cargo build --release -p sessionrank-cli` first.
+pub fn sessionrank_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SESSIONRANK_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // <target>/<profile>/deps/<test> → <target>/<profile>/sessionrank
+    let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>");
+    let bin = profile_dir.join(format!("sessionrank{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build --release -p sessionrank-cli` \
+         (`cargo test --workspace` does) or set SESSIONRANK_BIN",
+        bin.display()
+    );
+    bin
+}
+
 /// The committed real sample (`tests/data`: the Diginetica metadata slice), so the tests that
 /// need real sessions run in any clone, with or without `../shared/data`.
 pub fn sample_dir() -> PathBuf {

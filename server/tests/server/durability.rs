@@ -29,7 +29,7 @@ async fn start_with(
     database_url: Option<&str>,
     config: Option<&std::path::Path>,
 ) -> (Child, SocketAddr) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessionrank"));
+    let mut cmd = Command::new(sessionrank_bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
     if let Some(path) = config {
         cmd.arg("--config").arg(path);

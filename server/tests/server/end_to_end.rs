@@ -242,7 +242,7 @@ fn export_writes_the_version_with_its_browser_bundle_and_prints_sizes() {
         ModelBundle::read_dir(&fixture).expect("the committed bundle reads").manifest.model_version;
     let out = tempfile::tempdir().expect("tempdir");
     let run = |extra: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sessionrank"))
+        let o = std::process::Command::new(sessionrank_bin())
             .arg("export")
             .arg(&fixture)
             .arg("--out")

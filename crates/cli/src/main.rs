@@ -1,8 +1,8 @@
-//! `sessionrank`: import real session logs, train, evaluate, export, and serve.
-use clap::Parser;
+//! `sessionrank`: logging, the command line, and a call into [`sessionrank_cli::run`]
+//! (its documentation shows the commands).
 
-mod cli;
-mod experiments;
+use clap::Parser;
+use sessionrank_cli::args::Cli;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -11,6 +11,5 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = cli::Cli::parse();
-    cli::run(args)
+    sessionrank_cli::run(Cli::parse())
 }

@@ -1,15 +1,14 @@
 //! The distillation report reads the runs of `scripts/distill` and states the checks
 //! (sizes as shipped, student vs teacher, KD vs no KD) from them, not from hand-copied numbers.
 
-mod common;
-
 use std::path::Path;
 
 use burn::tensor::Device;
-use common::slice;
+use sessionrank_cli::distill_report::{ReportPaths, write_distill_report};
 use sessionrank_model::ModelConfig;
-use sessionrank_train::distill_report::{ReportPaths, write_distill_report};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
+
+use crate::slice;
 
 /// A run directory as `sessionrank train --out --results` leaves it, with the given metrics.
 fn fake_run(runs: &Path, name: &str, d_model: usize, mrr: f64) {

@@ -1,0 +1,31 @@
+//! `sessionrank import`: a dataset's counts (to check against its README), its profile and the
+//! preset `train` would start from.
+
+use anyhow::Context;
+
+use crate::plan::ImportPlan;
+
+pub fn run(plan: ImportPlan) -> anyhow::Result<()> {
+    println!("{}", plan.imported.summary);
+    println!("profile: {}", plan.profile);
+    let config = plan.preset.train_config();
+    let m = &config.model;
+    println!(
+        "preset: {} (d_model {}, layers {}, heads {}, d_ff {}, max_len {}, dropout {}; \
+         history excluded from evaluation: {})",
+        plan.preset,
+        m.d_model,
+        m.n_layers,
+        m.n_heads,
+        m.d_ff,
+        m.max_len,
+        m.dropout,
+        config.exclude_history
+    );
+    if let Some(out) = plan.out {
+        let json = serde_json::to_vec(&plan.imported.dataset)?;
+        std::fs::write(&out, json).with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
