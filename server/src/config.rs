@@ -12,6 +12,12 @@
 //! device = "auto"          # auto | flex | wgpu
 //! time_budget_s = 1800
 //! tolerance = 0.5          # MRR@20 points the new model may lose and still be published
+//!
+//! [retrain.train]          # a TrainConfig; left out: the preset for the stored data
+//! max_epochs = 20
+//!
+//! [retrain.train.model]    # its ModelConfig
+//! d_model = 64
 //! ```
 //!
 //! The admin token is read from `SESSIONRANK_ADMIN_TOKEN` only (never a flag, which `ps` would
@@ -22,8 +28,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-use serde::{Deserialize, Serialize};
+use clap::Args;
+use serde::{Deserialize, Deserializer, Serialize};
+use sessionrank_model::ModelConfig;
+use sessionrank_train::{DeviceChoice, TrainConfig};
 
 /// Environment variable holding the admin bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "SESSIONRANK_ADMIN_TOKEN";
@@ -62,47 +70,34 @@ pub struct ServeArgs {
     pub train_time_budget: Option<u64>,
 }
 
-/// Where retraining runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TrainDevice {
-    /// burn-wgpu when an adapter initialises, else the CPU.
-    #[default]
-    Auto,
-    /// burn's CPU backend.
-    Flex,
-    /// burn-wgpu; the job fails if no adapter exists.
-    Wgpu,
-}
+/// Where retraining runs: the one device vocabulary of the workspace (`auto` = a hardware
+/// GPU through wgpu when one initialises, else the CPU; `flex`; `wgpu`, failing the job when
+/// no adapter exists), picked by [`sessionrank_train::device::pick`].
+pub type TrainDevice = DeviceChoice;
 
-/// How a retraining job trains, evaluates and decides.
+/// How a retraining job trains, evaluates and decides. The training itself is one
+/// [`TrainConfig`] (which holds the [`ModelConfig`]), the same type `sessionrank train`
+/// builds; every other field is the job's own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetrainConfig {
     pub device: TrainDevice,
     /// Name recorded in the manifest (`dataset`).
     pub shop: String,
-    pub d_model: usize,
-    pub n_layers: usize,
-    pub n_heads: usize,
-    pub max_len: usize,
-    pub dropout: f64,
-    pub max_epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub patience: usize,
-    pub seed: u64,
-    /// Sampled-softmax negatives (0 = full softmax over the catalog).
-    pub negatives: usize,
-    pub id_dropout: f64,
+    /// `[retrain.train]` and `[retrain.train.model]`. `None`: the preset for the stored data
+    /// ([`TrainConfig::preset`], chosen by the data's kind and size). A table replaces the
+    /// preset as a whole: the keys it leaves out take `TrainConfig`'s and `ModelConfig`'s
+    /// defaults. Its `time_budget_s` must stay unset (the job's budget is `time_budget_s`
+    /// here); a warm-started job trains `warm_start_epochs` at `warm_start_lr` instead of its
+    /// `max_epochs` and `lr`.
+    #[serde(deserialize_with = "train_table")]
+    pub train: Option<TrainConfig>,
     /// Stop training after the epoch during which this many seconds passed.
     pub time_budget_s: Option<u64>,
     /// Share of the most recent sessions held out to compare the new and the live model.
     pub holdout_fraction: f64,
     /// At most this many held-out cases are evaluated (the most recent ones).
     pub max_eval_cases: usize,
-    /// Validation cases the trainer uses for early stopping.
-    pub valid_cases: usize,
     /// Publish only if new MRR@20 ≥ live MRR@20 − tolerance (MRR@20 in percent, as reported).
     pub tolerance: f64,
     /// Refuse to train on fewer sessions than this.
@@ -114,7 +109,8 @@ pub struct RetrainConfig {
     /// Start from the live model's weights when its architecture matches (the catalog may have
     /// grown: item, category and token rows are matched by id, name and word).
     pub warm_start: bool,
-    /// Epochs of a warm-started job (at most `max_epochs`): fine-tuning needs fewer.
+    /// Epochs of a warm-started job (at most the training's `max_epochs`): fine-tuning needs
+    /// fewer.
     pub warm_start_epochs: usize,
     /// Peak learning rate of a warm-started job: lower, so fine-tuning does not wash out
     /// what the live model learned.
@@ -123,26 +119,13 @@ pub struct RetrainConfig {
 
 impl Default for RetrainConfig {
     fn default() -> Self {
-        // The model defaults are the CLI's for datasets without their own (see `defaults_for`).
         Self {
             device: TrainDevice::Auto,
             shop: "shop".into(),
-            d_model: 64,
-            n_layers: 2,
-            n_heads: 2,
-            max_len: 30,
-            dropout: 0.2,
-            max_epochs: 20,
-            batch_size: 128,
-            lr: 1e-3,
-            patience: 2,
-            seed: 42,
-            negatives: 0,
-            id_dropout: 0.1,
+            train: None,
             time_budget_s: Some(1800),
             holdout_fraction: 0.1,
             max_eval_cases: 5000,
-            valid_cases: 2000,
             tolerance: 0.5,
             min_sessions: 10,
             safetensors: false,
@@ -152,6 +135,71 @@ impl Default for RetrainConfig {
             warm_start_lr: 3e-4,
         }
     }
+}
+
+/// `[retrain.train]`: the table laid over `TrainConfig::new(ModelConfig::new())`, because
+/// burn's `Config` derive wants every field in a serialised config and a hand-written file
+/// should state only what it changes. A key neither config has is refused by its full name
+/// (burn's derive would ignore it), as a wrongly typed value is.
+fn train_table<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TrainConfig>, D::Error> {
+    let given = serde_json::Value::deserialize(d)?;
+    train_config_from(given).map(Some).map_err(serde::de::Error::custom)
+}
+
+const TRAIN_TABLE: &str = "retrain.train";
+
+fn train_config_from(given: serde_json::Value) -> Result<TrainConfig, String> {
+    let defaults = TrainConfig::new(ModelConfig::new());
+    let mut merged = serde_json::to_value(&defaults).map_err(|e| e.to_string())?;
+    overlay(&mut merged, given.clone());
+    let config: TrainConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+        match e.path().to_string().as_str() {
+            "." => format!("{TRAIN_TABLE}: {}", e.inner()),
+            path => format!("{TRAIN_TABLE}.{path}: {}", e.inner()),
+        }
+    })?;
+    let parsed = serde_json::to_value(&config).map_err(|e| e.to_string())?;
+    match unknown_key(&given, &parsed, TRAIN_TABLE) {
+        Some(message) => Err(message),
+        None => Ok(config),
+    }
+}
+
+/// `given`'s keys set over `base`, tables merged key by key.
+fn overlay(base: &mut serde_json::Value, given: serde_json::Value) {
+    match (base, given) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(given)) => {
+            for (key, value) in given {
+                match base.get_mut(&key) {
+                    Some(slot) => overlay(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, given) => *base = given,
+    }
+}
+
+/// The first key of `given` that `parsed` (the config read from it, serialised again) does
+/// not have, as an error naming it and the keys its table accepts.
+fn unknown_key(
+    given: &serde_json::Value,
+    parsed: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    let (serde_json::Value::Object(given), serde_json::Value::Object(parsed)) = (given, parsed)
+    else {
+        return None;
+    };
+    given.iter().find_map(|(key, value)| match parsed.get(key) {
+        Some(inner) => unknown_key(value, inner, &format!("{path}.{key}")),
+        None => Some(format!(
+            "unknown field `{path}.{key}`, expected one of {}",
+            parsed.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        )),
+    })
 }
 
 /// The TOML file: every field optional.
@@ -169,6 +217,38 @@ struct FileConfig {
     concurrency_limit: Option<usize>,
     keep_versions: Option<usize>,
     retrain: Option<RetrainConfig>,
+}
+
+impl FileConfig {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| match moved_training_key(text) {
+            Some(hint) => anyhow::anyhow!("{e}{hint}"),
+            None => anyhow::Error::new(e),
+        })
+    }
+}
+
+/// A hint for a file written before the training settings moved into `[retrain.train]`: the
+/// first `[retrain]` key that is now a `TrainConfig` or `ModelConfig` key, and where it went.
+fn moved_training_key(text: &str) -> Option<String> {
+    let file: toml::Table = toml::from_str(text).ok()?;
+    let retrain = file.get("retrain")?.as_table()?;
+    let defaults = serde_json::to_value(TrainConfig::new(ModelConfig::new())).ok()?;
+    let (train, model) = (defaults.as_object()?, defaults.get("model")?.as_object()?);
+    let known = serde_json::to_value(RetrainConfig::default()).ok()?;
+    retrain.keys().filter(|k| known.get(k.as_str()).is_none()).find_map(|key| {
+        let to = if train.contains_key(key) {
+            format!("retrain.train.{key}")
+        } else if model.contains_key(key) {
+            format!("retrain.train.model.{key}")
+        } else {
+            return None;
+        };
+        Some(format!(
+            "training settings are read from [retrain.train] and [retrain.train.model]: \
+             `retrain.{key}` is now `{to}`"
+        ))
+    })
 }
 
 /// The resolved configuration.
@@ -258,8 +338,7 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?
+                FileConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -316,10 +395,19 @@ impl Config {
         anyhow::ensure!(self.keep_versions >= 1, "keep_versions must be at least 1");
         anyhow::ensure!(self.concurrency_limit >= 1, "concurrency_limit must be at least 1");
         let r = &self.retrain;
-        anyhow::ensure!(
-            r.d_model > 0 && r.n_heads > 0 && r.d_model.is_multiple_of(r.n_heads),
-            "retrain.d_model must be a positive multiple of retrain.n_heads"
-        );
+        if let Some(t) = &r.train {
+            let m = &t.model;
+            anyhow::ensure!(
+                m.d_model > 0 && m.n_heads > 0 && m.d_model.is_multiple_of(m.n_heads),
+                "retrain.train.model.d_model must be a positive multiple of \
+                 retrain.train.model.n_heads"
+            );
+            anyhow::ensure!(
+                t.time_budget_s.is_none(),
+                "retrain.train.time_budget_s is not used: set retrain.time_budget_s, the job's \
+                 time budget"
+            );
+        }
         anyhow::ensure!(
             r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5,
             "retrain.holdout_fraction must be in (0, 0.5)"
@@ -349,11 +437,80 @@ mod tests {
 
     #[test]
     fn file_config_parses() {
-        let f: FileConfig = toml::from_str(
-            "listen = \"127.0.0.1:9\"\n[retrain]\ndevice = \"flex\"\nmax_epochs = 1\n",
+        let f = FileConfig::parse(
+            "listen = \"127.0.0.1:9\"\n[retrain]\ndevice = \"flex\"\n\
+             [retrain.train]\nmax_epochs = 1\nlr = 1\n[retrain.train.model]\nd_model = 16\n",
         )
         .expect("valid toml");
-        assert_eq!(f.retrain.map(|r| (r.device, r.max_epochs)), Some((TrainDevice::Flex, 1)));
-        assert!(toml::from_str::<FileConfig>("lisen = 1").is_err());
+        let r = f.retrain.expect("a [retrain] table");
+        assert_eq!(r.device, TrainDevice::Flex);
+        let t = r.train.expect("a [retrain.train] table");
+        assert_eq!((t.max_epochs, t.model.d_model), (1, 16));
+        assert!((t.lr - 1.0).abs() < 1e-12, "an integer is a float");
+        let defaults = TrainConfig::new(ModelConfig::new());
+        assert_eq!(
+            (t.batch_size, t.model.n_layers),
+            (defaults.batch_size, 2),
+            "left out: defaults"
+        );
+        assert!(FileConfig::parse("lisen = 1").is_err());
+        let r = FileConfig::parse("[retrain]\ndevice = \"flex\"\n").expect("valid").retrain;
+        assert!(r.is_some_and(|r| r.train.is_none()), "no table: the preset");
+    }
+
+    fn parse_error(text: &str) -> String {
+        match FileConfig::parse(text) {
+            Ok(f) => panic!("parsed: {:?}", f.retrain),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn unknown_and_mistyped_training_keys_are_named() {
+        let e = parse_error("[retrain.train]\nmax_epoch = 1\n");
+        assert!(e.contains("unknown field `retrain.train.max_epoch`"), "{e}");
+        assert!(e.contains("`max_epochs`"), "the accepted keys are listed: {e}");
+        let e = parse_error("[retrain.train.model]\nd_modle = 16\n");
+        assert!(e.contains("unknown field `retrain.train.model.d_modle`"), "{e}");
+        let e = parse_error("[retrain.train]\nmax_epochs = \"ten\"\n");
+        assert!(e.contains("retrain.train.max_epochs"), "{e}");
+        let e = parse_error("[retrain]\ncolour = 1\n");
+        assert!(e.contains("unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn a_training_key_in_retrain_says_where_it_moved() {
+        let e = parse_error("[retrain]\nmax_epochs = 1\n");
+        assert!(e.contains("`retrain.max_epochs` is now `retrain.train.max_epochs`"), "{e}");
+        let e = parse_error("[retrain]\ntolerance = 1.0\nd_model = 16\n");
+        assert!(e.contains("`retrain.d_model` is now `retrain.train.model.d_model`"), "{e}");
+    }
+
+    /// The examples in the crate docs and the README are files the server accepts.
+    #[test]
+    fn documented_examples_parse() {
+        for (doc, text) in [("config.rs", include_str!("config.rs")), ("README", README)] {
+            let block: String = text
+                .lines()
+                .map(|l| l.strip_prefix("//! ").or(l.strip_prefix("//!")).unwrap_or(l))
+                .skip_while(|l| *l != "```toml")
+                .skip(1)
+                .take_while(|l| *l != "```")
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(block.contains("[retrain.train.model]"), "{doc} has its example");
+            let f = FileConfig::parse(&block).unwrap_or_else(|e| panic!("{doc}: {e:#}"));
+            assert!(f.retrain.and_then(|r| r.train).is_some(), "{doc}");
+        }
+    }
+
+    const README: &str = include_str!("../README.md");
+
+    #[test]
+    fn the_job_time_budget_is_the_only_one() {
+        let mut c = Config::for_data_dir("x");
+        c.retrain.train = Some(TrainConfig::new(ModelConfig::new()).with_time_budget_s(Some(5)));
+        let e = c.validate().expect_err("two budgets");
+        assert!(e.to_string().contains("retrain.time_budget_s"), "{e}");
     }
 }

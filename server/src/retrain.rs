@@ -5,8 +5,10 @@
 //!    order; sessions are ordered by their last event, the most recent `holdout_fraction` are
 //!    held out as test prefixes (what the new and the live model are compared on) and the
 //!    `holdout_fraction` before those as validation prefixes (early stopping);
-//! 2. **train** — [`train_with`](sessionrank_train::train_with) on burn-wgpu when an adapter exists (`device = "auto"`), else on
-//!    the CPU;
+//! 2. **train** — [`train_with`](sessionrank_train::train_with) with `[retrain.train]`, or the
+//!    preset for the stored data ([`TrainConfig::preset`]), on the device
+//!    [`pick`](sessionrank_train::device::pick) chooses for `retrain.device` (`auto`: a
+//!    hardware GPU when one initialises, else the CPU);
 //! 3. **evaluate** — MRR@20 of the new model on all held-out cases, and of both models on the
 //!    cases whose items the live model knows (a like-for-like comparison);
 //! 4. **decide and publish** — publish iff new ≥ live − `tolerance`, atomically (see
@@ -18,7 +20,7 @@
 //! models directory before step 4, so a failure or a kill at any earlier point leaves the live
 //! model and the directory as they were.
 //!
-//! **Warm start.** When the live model has the configured architecture, the new model starts
+//! **Warm start.** When the live model has the architecture this job trains, the new model starts
 //! from its weights ([`sessionrank_train::warm::remap_model`]: item, category and token rows
 //! are matched by id, name and word, so a grown catalog or vocabulary keeps what the live
 //! model knew and only new keys start fresh) and trains `warm_start_epochs` at
@@ -40,12 +42,15 @@ use sessionrank_core::features::FeatureEncoder;
 use sessionrank_data::split::{RecentSplit, cases_of, split_recent};
 use sessionrank_data::{Catalog, Dataset, RankingMetrics, Session, TestCase};
 use sessionrank_model::{ModelConfig, SessionRankModel};
+use sessionrank_train::device::{PickedDevice, pick};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_train::trainer::evaluate_model;
 use sessionrank_train::warm::{RemapReport, remap_model, same_architecture};
-use sessionrank_train::{TrainConfig, TrainOptions, TrainProgress, train_with};
+use sessionrank_train::{
+    DatasetProfile, Preset, TrainConfig, TrainOptions, TrainProgress, train_with,
+};
 
-use crate::config::{RetrainConfig, TrainDevice};
+use crate::config::RetrainConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::job::{Job, JobState, STALE_AFTER_S, interrupted};
 use crate::state::AppState;
@@ -263,59 +268,6 @@ struct Trained {
     metrics: Value,
 }
 
-fn pick_device(choice: TrainDevice) -> anyhow::Result<(Device, String)> {
-    match choice {
-        TrainDevice::Flex => Ok((Device::flex(), "flex (CPU)".into())),
-        TrainDevice::Wgpu => wgpu_device(),
-        TrainDevice::Auto => Ok(hardware_gpu_device().unwrap_or_else(|e| {
-            tracing::info!("no hardware GPU ({e:#}): training on the CPU");
-            (Device::flex(), "flex (CPU)".into())
-        })),
-    }
-}
-
-#[cfg(feature = "wgpu")]
-fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    init_wgpu(sessionrank_train::device::wgpu_default, "wgpu")
-}
-
-/// Run a wgpu initialiser. Adapter discovery can panic inside the driver stack; a missing GPU
-/// must not kill the job.
-#[cfg(feature = "wgpu")]
-fn init_wgpu(init: fn() -> Result<Device, String>, name: &str) -> anyhow::Result<(Device, String)> {
-    let device = std::panic::catch_unwind(init)
-        .map_err(|_| anyhow::anyhow!("wgpu initialisation panicked"))?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((device, name.into()))
-}
-
-/// Auto mode wants a real GPU: a software Vulkan adapter (lavapipe) would train 10–20× slower
-/// than the CPU backend.
-#[cfg(feature = "wgpu")]
-fn hardware_gpu_device() -> anyhow::Result<(Device, String)> {
-    init_wgpu(sessionrank_train::device::hardware_gpu, "wgpu (GPU)")
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn hardware_gpu_device() -> anyhow::Result<(Device, String)> {
-    bail!("this build has no wgpu backend")
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn wgpu_device() -> anyhow::Result<(Device, String)> {
-    bail!("this build has no wgpu backend")
-}
-
-fn model_config(cfg: &RetrainConfig) -> ModelConfig {
-    ModelConfig::new()
-        .with_d_model(cfg.d_model)
-        .with_n_layers(cfg.n_layers)
-        .with_n_heads(cfg.n_heads)
-        .with_d_ff(4 * cfg.d_model)
-        .with_max_len(cfg.max_len)
-        .with_dropout(cfg.dropout)
-}
-
 /// The test cases the live model can be asked (all items known to it), mapped to its rows,
 /// with their indices in `cases`.
 fn cases_for(
@@ -352,15 +304,16 @@ impl WarmStart {
         encoder: &FeatureEncoder,
         catalog: &Catalog,
         device: &Device,
-        cfg: &RetrainConfig,
+        enabled: bool,
+        seed: u64,
     ) -> Self {
         let Some(live) = live else { return Self::NotUsed("no live model".into()) };
-        if !cfg.warm_start {
+        if !enabled {
             return Self::NotUsed("disabled (retrain.warm_start = false)".into());
         }
         if !same_architecture(&live.manifest().config, config) {
             return Self::NotUsed(format!(
-                "the live model {} has another architecture than [retrain] configures",
+                "the live model {} has another architecture than this job's training settings",
                 live.version()
             ));
         }
@@ -368,7 +321,7 @@ impl WarmStart {
             Ok(e) => e,
             Err(e) => return Self::NotUsed(format!("{e:#}")),
         };
-        device.seed(cfg.seed);
+        device.seed(seed);
         match remap_model(
             engine.model(),
             &live.manifest().config,
@@ -397,25 +350,27 @@ fn train_and_compare(
     cfg: &RetrainConfig,
     on_progress: &dyn Fn(&TrainProgress),
 ) -> anyhow::Result<Trained> {
-    let (device, device_name) = pick_device(cfg.device)?;
-    let base = model_config(cfg);
-    let encoder =
-        build_encoder(&dataset, &FeatureOptions::default(), base.max_len, base.max_candidates)?;
-    let config = complete_config(base, &encoder);
-    let warm =
-        WarmStart::prepare(live.as_deref(), &config, &encoder, &dataset.catalog, &device, cfg);
-    let mut tc = TrainConfig::new(config.clone());
-    tc.batch_size = cfg.batch_size;
-    tc.max_epochs = cfg.max_epochs;
-    tc.lr = cfg.lr;
-    tc.patience = cfg.patience;
-    tc.seed = cfg.seed;
-    tc.negatives = cfg.negatives;
-    tc.id_dropout = cfg.id_dropout;
-    tc.valid_cases = cfg.valid_cases;
-    tc.time_budget_s = cfg.time_budget_s;
+    let PickedDevice { device, description: device_name } = pick(cfg.device)?;
+    let (mut tc, settings) = train_config(cfg, &dataset);
+    let encoder = build_encoder(
+        &dataset,
+        &FeatureOptions::default(),
+        tc.model.max_len,
+        tc.model.max_candidates,
+    )?;
+    tc.model = complete_config(tc.model, &encoder);
+    let config = tc.model.clone();
+    let warm = WarmStart::prepare(
+        live.as_deref(),
+        &config,
+        &encoder,
+        &dataset.catalog,
+        &device,
+        cfg.warm_start,
+        tc.seed,
+    );
     if let WarmStart::Used { .. } = warm {
-        tc.max_epochs = cfg.warm_start_epochs.min(cfg.max_epochs);
+        tc.max_epochs = cfg.warm_start_epochs.min(tc.max_epochs);
         tc.lr = cfg.warm_start_lr;
     }
     if let Some(n) = cfg.fail_after_epoch {
@@ -484,6 +439,7 @@ fn train_and_compare(
         "history": outcome.history,
         "holdout": {"new": new_all, "live": live_m, "new_on_live_cases": new_common},
         "tolerance": cfg.tolerance,
+        "settings": settings,
         "warm_start": warm_json,
         "job_seconds": start.elapsed().as_secs_f64(),
     });
@@ -491,6 +447,22 @@ fn train_and_compare(
     let bundle =
         bundle_for(&dataset, &config, &outcome.model, &encoder, bundle_metrics, cfg.safetensors)?;
     Ok(Trained { bundle, publish, reason, device: device_name, metrics })
+}
+
+/// The job's training settings: `[retrain.train]`, or the preset for `dataset`; the job's own
+/// time budget either way. Also what they are, for the job's metrics.
+fn train_config(cfg: &RetrainConfig, dataset: &Dataset) -> (TrainConfig, String) {
+    let (mut tc, settings) = match &cfg.train {
+        Some(tc) => (tc.clone(), "retrain.train".to_string()),
+        None => {
+            let profile = DatasetProfile::of(dataset);
+            let preset = Preset::for_profile(&profile);
+            tracing::info!("training settings: preset {preset} for {profile}");
+            (TrainConfig::preset(&profile), format!("preset {preset}"))
+        }
+    };
+    tc.time_budget_s = cfg.time_budget_s;
+    (tc, settings)
 }
 
 fn decide(
@@ -566,5 +538,27 @@ mod tests {
         assert_eq!(d.test.len(), 10 * 2);
         assert_eq!(d.valid.len(), 9 * 2);
         assert!(split(catalog, sessions(2), &RetrainConfig::default()).is_err());
+    }
+
+    #[test]
+    fn without_a_train_table_the_job_trains_the_preset_for_its_data() {
+        let mut catalog = Catalog::new();
+        catalog.upsert(Item { id: "a".into(), ..Item::default() });
+        catalog.upsert(Item { id: "b".into(), ..Item::default() });
+        let cfg = RetrainConfig::default();
+        let d = split(catalog, sessions(100), &cfg).expect("enough sessions");
+        let (tc, settings) = train_config(&cfg, &d);
+        assert_eq!(settings, "preset sessions");
+        assert_eq!(tc.model, TrainConfig::preset(&DatasetProfile::of(&d)).model);
+        assert_eq!(tc.time_budget_s, cfg.time_budget_s, "the job's budget");
+
+        let cfg = RetrainConfig {
+            train: Some(TrainConfig::new(ModelConfig::new().with_d_model(8))),
+            time_budget_s: None,
+            ..RetrainConfig::default()
+        };
+        let (tc, settings) = train_config(&cfg, &d);
+        assert_eq!((tc.model.d_model, settings.as_str()), (8, "retrain.train"));
+        assert_eq!(tc.time_budget_s, None);
     }
 }

@@ -16,6 +16,7 @@ use sessionrank_model::ModelConfig;
 use sessionrank_server::client::Client;
 use sessionrank_server::config::{RetrainConfig, TrainDevice};
 use sessionrank_server::{AppState, Config};
+use sessionrank_train::TrainConfig;
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use tower::ServiceExt;
 
@@ -67,20 +68,29 @@ pub fn renamed(bundle: &ModelBundle, version: &str) -> ModelBundle {
 pub fn small_retrain() -> RetrainConfig {
     RetrainConfig {
         device: TrainDevice::Flex,
-        d_model: 16,
-        n_layers: 1,
-        n_heads: 2,
-        max_len: 20,
-        dropout: 0.1,
-        max_epochs: 2,
-        batch_size: 256,
-        patience: 2,
+        train: Some(small_training()),
         time_budget_s: Some(20),
-        valid_cases: 300,
         max_eval_cases: 500,
         min_sessions: 10,
         ..RetrainConfig::default()
     }
+}
+
+/// Its training settings: a model of 16 dimensions, 2 epochs.
+pub fn small_training() -> TrainConfig {
+    let model = ModelConfig::new()
+        .with_d_model(16)
+        .with_n_layers(1)
+        .with_n_heads(2)
+        .with_d_ff(64)
+        .with_max_len(20)
+        .with_dropout(0.1);
+    TrainConfig::new(model)
+        .with_max_epochs(2)
+        .with_batch_size(256)
+        .with_patience(2)
+        .with_id_dropout(0.1)
+        .with_valid_cases(300)
 }
 
 pub fn test_config(dir: &Path) -> Config {

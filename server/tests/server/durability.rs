@@ -143,8 +143,11 @@ async fn start_retrain(c: &mut Client) -> String {
 /// only the epochs end the run.
 fn retrain_toml(epochs: usize) -> String {
     format!(
-        "[retrain]\ndevice = \"flex\"\nd_model = 16\nn_layers = 1\nn_heads = 2\nmax_len = 20\nbatch_size = 64\n\
-         valid_cases = 300\nmax_eval_cases = 500\nmax_epochs = {epochs}\nwarm_start_epochs = {epochs}\npatience = {epochs}\ntime_budget_s = 3600\n"
+        "[retrain]\ndevice = \"flex\"\nmax_eval_cases = 500\nwarm_start_epochs = {epochs}\n\
+         time_budget_s = 3600\n\
+         [retrain.train]\nbatch_size = 64\nvalid_cases = 300\nmax_epochs = {epochs}\n\
+         patience = {epochs}\nid_dropout = 0.1\n\
+         [retrain.train.model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 64\nmax_len = 20\n"
     )
 }
 

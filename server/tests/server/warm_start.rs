@@ -122,8 +122,7 @@ fn remapping_copies_known_rows_by_key_and_gives_new_items_fresh_rows() {
     };
     assert_eq!(proj(&warm), proj(&old));
     // Another architecture is refused.
-    let wider =
-        complete_config(ModelConfig::new().with_d_model(32).with_n_heads(2), &new_enc);
+    let wider = complete_config(ModelConfig::new().with_d_model(32).with_n_heads(2), &new_enc);
     assert!(
         remap_model(&old, &old_config, &old_enc, &wider, &new_enc, &new_ds.catalog, &device)
             .is_err()
@@ -194,7 +193,7 @@ async fn second_retraining_warm_starts_from_the_first_on_a_grown_catalog() {
         .dataset;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(dir.path());
-    config.retrain.max_epochs = 3;
+    config.retrain.train = Some(small_training().with_max_epochs(3));
     config.retrain.warm_start_epochs = 1;
     let state = open(config).await;
     let router = app(state);
