@@ -22,3 +22,13 @@ need_deb() { # need_deb <probe path> <package...>
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
   fi
 }
+
+# Install a rustup component (rustfmt, clippy) only when cargo cannot run it.
+need_rustup_component() { # need_rustup_component <rustfmt|clippy>
+  local subcommand=$1
+  [ "$subcommand" = rustfmt ] && subcommand=fmt
+  if ! cargo "$subcommand" --version >/dev/null 2>&1; then
+    echo "installing the $1 component (rustup)" >&2
+    rustup component add "$1"
+  fi
+}
