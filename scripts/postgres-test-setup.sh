@@ -50,7 +50,8 @@ if ! "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
     "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
         -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR/sock -c max_connections=300" start >&2
 fi
-if ! "${AS[@]}" "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" postgres | grep -q 1; then
+exists="SELECT 1 FROM pg_database WHERE datname = '$DB'"
+if ! "${AS[@]}" "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "$exists" postgres | grep -q 1; then
     "${AS[@]}" "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$DB"
 fi
 echo "postgres://postgres@127.0.0.1:$PORT/$DB"
