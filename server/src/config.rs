@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
 use serde::{Deserialize, Deserializer, Serialize};
 use sessionrank_model::ModelConfig;
 use sessionrank_train::{DeviceChoice, TrainConfig};
@@ -36,37 +35,30 @@ use sessionrank_train::{DeviceChoice, TrainConfig};
 /// Environment variable holding the admin bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "SESSIONRANK_ADMIN_TOKEN";
 
-/// `sessionrank serve` flags. Each is also an environment variable; both override the file.
-#[derive(Debug, Clone, Default, Args)]
+/// What the operator set outside the configuration file (the `sessionrank serve` flags and
+/// their environment variables, parsed by the CLI crate: the service has no command line of
+/// its own). Each field left `None` falls back to the file, then to the defaults.
+#[derive(Debug, Clone, Default)]
 pub struct ServeArgs {
     /// TOML configuration file.
-    #[arg(long, env = "SESSIONRANK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "SESSIONRANK_LISTEN")]
+    /// Address to listen on (default 127.0.0.1:8080).
     pub listen: Option<SocketAddr>,
-    /// Directory for the SQLite database and the published model bundles
-    /// [default: ./sessionrank-data]. (Not `SESSIONRANK_DATA_DIR`: that names the datasets.)
-    #[arg(long, env = "SESSIONRANK_SERVER_DATA_DIR")]
+    /// Directory for the SQLite database and the published model bundles (default
+    /// `./sessionrank-data`).
     pub data_dir: Option<PathBuf>,
-    /// `postgres://…` to share one database between several instances
-    /// [default: sqlite://<data-dir>/sessionrank.db].
-    #[arg(long, env = "SESSIONRANK_DATABASE_URL")]
+    /// `postgres://…` to share one database between several instances (default
+    /// `sqlite://<data-dir>/sessionrank.db`).
     pub database_url: Option<String>,
-    /// Static files of the demo page [default: web/dist when it exists].
-    #[arg(long, env = "SESSIONRANK_WEB_DIR")]
+    /// Static files of the demo page (default `web/dist` when it exists).
     pub web_dir: Option<PathBuf>,
-    /// Largest request body accepted, in bytes [default: 4 MiB].
-    #[arg(long, env = "SESSIONRANK_BODY_LIMIT")]
+    /// Largest request body accepted, in bytes (default 4 MiB).
     pub body_limit: Option<usize>,
-    /// Published model versions kept on disk (the live one always is) [default: 5].
-    #[arg(long, env = "SESSIONRANK_KEEP_VERSIONS")]
+    /// Published model versions kept on disk, the live one always is (default 5).
     pub keep_versions: Option<usize>,
-    /// Device for retraining [default: auto = wgpu when an adapter exists, else the CPU].
-    #[arg(long, env = "SESSIONRANK_TRAIN_DEVICE", value_enum)]
+    /// Device for retraining (default `auto`).
     pub train_device: Option<TrainDevice>,
-    /// Seconds a retraining job may train (checked after each epoch) [default: 1800].
-    #[arg(long, env = "SESSIONRANK_TRAIN_TIME_BUDGET")]
+    /// Seconds a retraining job may train, checked after each epoch (default 1800).
     pub train_time_budget: Option<u64>,
 }
 
@@ -332,7 +324,7 @@ impl Config {
         }
     }
 
-    /// File, then environment and flags (clap has merged those two already).
+    /// File, then the operator's overrides (flags and environment, merged by the CLI).
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => {

@@ -5,9 +5,9 @@
 //!    order; sessions are ordered by their last event, the most recent `holdout_fraction` are
 //!    held out as test prefixes (what the new and the live model are compared on) and the
 //!    `holdout_fraction` before those as validation prefixes (early stopping);
-//! 2. **train** — [`train_with`](sessionrank_train::train_with) with `[retrain.train]`, or the
+//! 2. **train** — [`sessionrank_train::train_with`] with `[retrain.train]`, or the
 //!    preset for the stored data ([`TrainConfig::preset`]), on the device
-//!    [`pick`](sessionrank_train::device::pick) chooses for `retrain.device` (`auto`: a
+//!    [`pick`] chooses for `retrain.device` (`auto`: a
 //!    hardware GPU when one initialises, else the CPU);
 //! 3. **evaluate** — MRR@20 of the new model on all held-out cases, and of both models on the
 //!    cases whose items the live model knows (a like-for-like comparison);

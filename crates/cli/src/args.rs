@@ -57,7 +57,7 @@ pub enum Command {
 /// Which dataset, and where the datasets live.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Dataset: diginetica, diginetica-slice, amazon-beauty, retailrocket or recbole:<dir>/<name>.
+    /// Dataset: diginetica, diginetica-slice, amazon-beauty, retailrocket or recbole:DIR/NAME.
     pub dataset: String,
     /// Directory holding the datasets [default: $SESSIONRANK_DATA_DIR, else the first
     /// `shared/data` above the working directory].
@@ -137,7 +137,7 @@ pub struct TrainArgs {
 }
 
 /// The model's shape. The size flags have no fixed default: each comes from the dataset's
-/// preset (their help is built from [`FROM_PRESET`], so it is stated in one place).
+/// preset (their help is built from `FROM_PRESET`, so it is stated in one place).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ModelArgs {
     #[arg(long, value_name = "D")]
@@ -334,7 +334,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSIONRANK_SERVER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// `postgres://…` to share one database between several instances
-    /// [default: sqlite://<data-dir>/sessionrank.db].
+    /// [default: sqlite://DATA_DIR/sessionrank.db].
     #[arg(long, env = "SESSIONRANK_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Static files of the demo page [default: web/dist when it exists].

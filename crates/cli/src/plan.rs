@@ -268,7 +268,6 @@ impl DistillReportPlan {
 
 /// The service's own input type, from the flags (the server crate has no command line).
 fn serve_args(a: ServeArgs) -> sessionrank_server::ServeArgs {
-    use sessionrank_server::config::TrainDevice;
     sessionrank_server::ServeArgs {
         config: a.config,
         listen: a.listen,
@@ -277,11 +276,7 @@ fn serve_args(a: ServeArgs) -> sessionrank_server::ServeArgs {
         web_dir: a.web_dir,
         body_limit: a.body_limit,
         keep_versions: a.keep_versions,
-        train_device: a.train_device.map(|d| match d {
-            DeviceChoice::Auto => TrainDevice::Auto,
-            DeviceChoice::Flex => TrainDevice::Flex,
-            DeviceChoice::Wgpu => TrainDevice::Wgpu,
-        }),
+        train_device: a.train_device,
         train_time_budget: a.train_time_budget,
     }
 }

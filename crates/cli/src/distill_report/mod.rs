@@ -1,6 +1,6 @@
 //! `sessionrank distill-report`: `results/distill.json` and `docs/distill.md`, the
 //! distillation experiment's report, assembled from the runs `scripts/distill` leaves in one
-//! directory, in three steps: [`collect`] reads each dataset's runs, [`summarise`] computes
+//! directory, in three steps: [`collect()`] reads each dataset's runs, [`summarise()`] computes
 //! its numbers and checks, [`render`] writes them as JSON and Markdown.
 //!
 //! Layout read (every file as written by `sessionrank train --results/--out` and

@@ -63,14 +63,20 @@ fn the_report_derives_every_check_from_the_runs() {
     assert_eq!(dg["student"]["mrr@20"], 17.5);
     assert_eq!(dg["student_no_kd"]["mrr@20"], 17.0);
     let checks = &dg["checks"];
-    assert!((checks["student_over_teacher_mrr@20"].as_f64().unwrap() - 17.5 / 18.0).abs() < 1e-9);
-    assert!((checks["student_over_no_kd_mrr@20"].as_f64().unwrap() - 17.5 / 17.0).abs() < 1e-9);
+    assert!(
+        (checks["student_over_teacher_mrr@20"].as_f64().expect("a number") - 17.5 / 18.0).abs()
+            < 1e-9
+    );
+    assert!(
+        (checks["student_over_no_kd_mrr@20"].as_f64().expect("a number") - 17.5 / 17.0).abs()
+            < 1e-9
+    );
     // Sizes: the student counts its browser weights, the teacher its full weights.
-    let student = v["student_weight_bytes"].as_u64().unwrap();
-    let teacher = v["teacher_weight_bytes"].as_u64().unwrap();
+    let student = v["student_weight_bytes"].as_u64().expect("an integer");
+    let teacher = v["teacher_weight_bytes"].as_u64().expect("an integer");
     let runs_json = &dg["runs"];
-    assert_eq!(student, runs_json["student"]["browser_weight_bytes"].as_u64().unwrap());
-    assert_eq!(teacher, runs_json["teacher"]["full_weight_bytes"].as_u64().unwrap());
+    assert_eq!(student, runs_json["student"]["browser_weight_bytes"].as_u64().expect("an integer"));
+    assert_eq!(teacher, runs_json["teacher"]["full_weight_bytes"].as_u64().expect("an integer"));
     assert!(
         runs_json["student"]["browser_weight_bytes"].as_u64()
             < runs_json["student"]["full_weight_bytes"].as_u64()
@@ -78,7 +84,7 @@ fn the_report_derives_every_check_from_the_runs() {
     // Two student sizes, smallest first, and their plot.
     let sizes = dg["ablations"]["student_sizes"].as_array().expect("sizes");
     assert_eq!(
-        sizes.iter().map(|s| s["d_model"].as_u64().unwrap()).collect::<Vec<_>>(),
+        sizes.iter().map(|s| s["d_model"].as_u64().expect("an integer")).collect::<Vec<_>>(),
         vec![8, 16]
     );
     assert!(tmp.path().join("docs/distill-diginetica-sizes.svg").is_file());
@@ -130,8 +136,8 @@ fn a_dataset_without_runs_keeps_its_previous_section() {
         md.contains("## amazon-beauty") && md.find("## diginetica") < md.find("## amazon-beauty")
     );
     // Headline sizes span both datasets.
-    let dg_student = first["student_weight_bytes"].as_u64().unwrap();
-    assert!(second["student_weight_bytes"].as_u64().unwrap() >= dg_student);
+    let dg_student = first["student_weight_bytes"].as_u64().expect("an integer");
+    assert!(second["student_weight_bytes"].as_u64().expect("an integer") >= dg_student);
 
     // With no runs at all nothing is rewritten from thin air.
     assert!(
