@@ -190,87 +190,93 @@ impl Reranker {
 
     /// Validate the inputs and run the model, leaving the results on the device.
     pub fn prepare(&self, session: &[SessionEvent], candidates: &[Candidate]) -> Result<Prepared> {
+        Ok(self.prepare_cached(session, candidates, None)?.0)
+    }
+
+    /// [`Reranker::prepare`], reusing `cached` — the session half of an earlier call — when it
+    /// was computed for the same events (ids, kinds, times, vectors) in the model's window:
+    /// the session encoder then does not run again, and only the candidates are scored. The
+    /// state to keep for the next call comes back with the result (`None` when the session is
+    /// empty). The answer is the one `prepare` gives, within floating-point order.
+    pub fn prepare_cached(
+        &self,
+        session: &[SessionEvent],
+        candidates: &[Candidate],
+        cached: Option<&SessionState>,
+    ) -> Result<(Prepared, Option<SessionState>)> {
         validate_candidates(candidates)?;
         let dim = self.model_dim();
-        // Every item reference of the call, session first: (id, content, vector).
-        // Field names are only formatted for an error: this runs on every click.
-        let field = |i: usize| {
-            if i < session.len() {
-                format!("session[{i}]")
-            } else {
-                format!("candidates[{}]", i - session.len())
+        // Only the window reaches the model (and the explanations): older events are not
+        // converted, checked or encoded on every click.
+        let skip = session.len().saturating_sub(self.encoder.max_len);
+        let window = &session[skip..];
+        for (i, e) in window.iter().enumerate() {
+            if let Some(v) = &e.vector {
+                validate_vector(v, dim, || format!("session[{}].vector", skip + i))?;
             }
+        }
+        for (i, c) in candidates.iter().enumerate() {
+            if let Some(v) = &c.vector {
+                validate_vector(v, dim, || format!("candidates[{i}].vector"))?;
+            }
+        }
+        if window.is_empty() {
+            let r = upstream(candidates, "the session has no events yet");
+            return Ok((Prepared::Upstream(r), None));
+        }
+        let state = match cached {
+            Some(s) if s.reusable_for(window) => s.clone(),
+            _ => self.session_state(window, skip, candidates)?,
         };
-        let refs: Vec<ItemRef<'_>> = session
-            .iter()
-            .map(|e| (e.item_id.as_str(), e.content.as_ref(), e.vector.as_deref()))
-            .chain(
-                candidates
-                    .iter()
-                    .map(|c| (c.item_id.as_str(), c.content.as_ref(), c.vector.as_deref())),
-            )
-            .collect();
-        // Vectors given anywhere in the call, checked, first one per id wins.
-        let mut given: HashMap<&str, &[f32]> = HashMap::new();
-        for (i, &(id, _, vector)) in refs.iter().enumerate() {
-            if let Some(v) = vector {
-                validate_vector(v, dim, || format!("{}.vector", field(i)))?;
-                given.entry(id).or_insert(v);
-            }
-        }
-        if session.is_empty() {
-            return Ok(Prepared::Upstream(upstream(candidates, "the session has no events yet")));
-        }
-        // Local item table: row 0 padding, then the items the model encodes here, then the
-        // items whose vectors were given. Rows are numbered once both lists are known.
-        let mut slots: HashMap<&str, Slot> = HashMap::new();
+        // The candidates' rows: a session item keeps its row (its vector as the session gave
+        // it), the others are encoded here or taken as given, after the session's rows.
+        // (Ids are distinct: `validate_candidates` checked.)
         let mut items: Vec<EncodedItem> = Vec::new();
-        let mut supplied: Vec<f32> = Vec::new();
-        let mut ref_slots = Vec::with_capacity(refs.len());
-        for (i, &(id, content, _)) in refs.iter().enumerate() {
-            let slot = match slots.get(id) {
-                Some(&s) => s,
-                None => {
-                    let slot = if let Some(v) = given.get(id) {
-                        supplied.extend_from_slice(v);
-                        Slot::Given(supplied.len() / dim - 1)
-                    } else {
-                        let enc = self
-                            .encoder
-                            .encode_item(id, content)
-                            .map_err(|e| CoreError::input(field(i), e.to_string()))?;
+        let mut supplied: Vec<&[f32]> = Vec::new();
+        let mut slots = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            let slot = if let Some(&row) = state.rows.get(c.item_id.as_str()) {
+                Slot::Row(row)
+            } else {
+                match c.vector.as_deref() {
+                    Some(v) => {
+                        supplied.push(v);
+                        Slot::Given(supplied.len() - 1)
+                    }
+                    None => {
+                        let enc =
+                            self.encoder.encode_item(&c.item_id, c.content.as_ref()).map_err(
+                                |e| CoreError::input(format!("candidates[{i}]"), e.to_string()),
+                            )?;
                         items.push(enc);
                         Slot::Encoded(items.len() - 1)
-                    };
-                    slots.insert(id, slot);
-                    slot
+                    }
                 }
             };
-            ref_slots.push(slot);
+            slots.push(slot);
         }
-        let candidate_slots = ref_slots.split_off(session.len());
-        let event_slots = ref_slots;
+        // Number the new rows: encoded first, then given, after the session's table.
+        let base = state.n_rows;
         let encoded = items.len();
-        let row = |s: Slot| match s {
-            Slot::Encoded(i) => 1 + i,
-            Slot::Given(j) => 1 + encoded + j,
+        let row_of = |s: Slot| match s {
+            Slot::Row(r) => r,
+            Slot::Encoded(i) => base + i,
+            Slot::Given(j) => base + encoded + j,
         };
-        let mut events = Vec::with_capacity(session.len());
-        let mut event_rows = Vec::with_capacity(session.len());
-        for (e, &s) in session.iter().zip(&event_slots) {
-            events.push(EncodedEvent { row: row(s) as u32, kind: e.kind, timestamp: e.timestamp });
-            event_rows.push((row(s), e.item_id.clone()));
-        }
-        let candidate_rows: Vec<usize> = candidate_slots.iter().map(|&s| row(s)).collect();
+        let candidate_rows: Vec<usize> = slots.iter().map(|&s| row_of(s)).collect();
         let d = &self.device;
-        let mut table =
-            self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
-        if !supplied.is_empty() {
-            let n = supplied.len() / dim;
-            let given = Tensor::<2>::from_data(TensorData::new(supplied, [n, dim]), d);
-            table = Tensor::cat(vec![table, given], 0);
+        let mut parts = vec![state.table.clone()];
+        if !items.is_empty() {
+            // `item_features` puts a padding row first: dropped, the session's table has one.
+            let features = item_features(items.iter(), self.encoder.max_tokens, d);
+            parts.push(self.model.item_vectors(features).narrow(0, 1, items.len()));
         }
-        let input = session_input(&[&events], self.encoder.max_len, d);
+        if !supplied.is_empty() {
+            let n = supplied.len();
+            let flat: Vec<f32> = supplied.concat();
+            parts.push(Tensor::<2>::from_data(TensorData::new(flat, [n, dim]), d));
+        }
+        let table = if parts.len() == 1 { state.table.clone() } else { Tensor::cat(parts, 0) };
         let n = candidates.len();
         let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
         let cand = CandidateInput {
@@ -286,10 +292,8 @@ impl Reranker {
                 d,
             ),
         };
-        let scores = self.model.forward_rerank(table.clone(), &input, &cand);
-        // Keep the last `max_len` events only for explanations too: older ones did not count.
-        let keep = event_rows.len().saturating_sub(self.encoder.max_len);
-        Ok(Prepared::Pending(Box::new(PendingRanking {
+        let scores = self.model.score_candidates(state.h.clone(), table.clone(), &cand);
+        let pending = PendingRanking {
             scores,
             table,
             candidates: candidates
@@ -298,17 +302,129 @@ impl Reranker {
                 .map(|(i, c)| (c.item_id.clone(), i))
                 .collect(),
             candidate_rows,
-            event_rows: event_rows.split_off(keep),
-        })))
+            event_rows: state.event_rows.clone(),
+        };
+        Ok((Prepared::Pending(Box::new(pending)), Some(state)))
+    }
+
+    /// The session half of a call: the window's items in a table (row 0 padding; an event's
+    /// own vector, else a vector a candidate of this call gives, else the encoder's) and the
+    /// model's state after the last event. `skip` is the window's offset in the session (for
+    /// error fields).
+    fn session_state(
+        &self,
+        window: &[SessionEvent],
+        skip: usize,
+        candidates: &[Candidate],
+    ) -> Result<SessionState> {
+        let dim = self.model_dim();
+        // Vectors given anywhere in the call, first one per id wins (the session's first).
+        let mut given: HashMap<&str, &[f32]> = HashMap::new();
+        for e in window {
+            if let Some(v) = e.vector.as_deref() {
+                given.entry(e.item_id.as_str()).or_insert(v);
+            }
+        }
+        for c in candidates {
+            if let Some(v) = c.vector.as_deref() {
+                given.entry(c.item_id.as_str()).or_insert(v);
+            }
+        }
+        let mut slots: HashMap<&str, Slot> = HashMap::new();
+        let mut items: Vec<EncodedItem> = Vec::new();
+        let mut supplied: Vec<&[f32]> = Vec::new();
+        let mut event_slots = Vec::with_capacity(window.len());
+        for (i, e) in window.iter().enumerate() {
+            let id = e.item_id.as_str();
+            let slot = match slots.get(id) {
+                Some(&s) => s,
+                None => {
+                    let slot = if let Some(&v) = given.get(id) {
+                        supplied.push(v);
+                        Slot::Given(supplied.len() - 1)
+                    } else {
+                        let enc =
+                            self.encoder.encode_item(id, e.content.as_ref()).map_err(|err| {
+                                CoreError::input(format!("session[{}]", skip + i), err.to_string())
+                            })?;
+                        items.push(enc);
+                        Slot::Encoded(items.len() - 1)
+                    };
+                    slots.insert(id, slot);
+                    slot
+                }
+            };
+            event_slots.push(slot);
+        }
+        let encoded = items.len();
+        let row_of = |s: Slot| match s {
+            Slot::Row(r) => r,
+            Slot::Encoded(i) => 1 + i,
+            Slot::Given(j) => 1 + encoded + j,
+        };
+        let d = &self.device;
+        // Row 0 (padding) comes from the item encoder's padding features.
+        let mut table =
+            self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
+        if !supplied.is_empty() {
+            let n = supplied.len();
+            let given = Tensor::<2>::from_data(TensorData::new(supplied.concat(), [n, dim]), d);
+            table = Tensor::cat(vec![table, given], 0);
+        }
+        let mut events = Vec::with_capacity(window.len());
+        let mut event_rows = Vec::with_capacity(window.len());
+        let mut rows = HashMap::with_capacity(slots.len());
+        for (e, &s) in window.iter().zip(&event_slots) {
+            let row = row_of(s);
+            events.push(EncodedEvent { row: row as u32, kind: e.kind, timestamp: e.timestamp });
+            event_rows.push((row, e.item_id.clone()));
+            rows.entry(e.item_id.clone()).or_insert(row);
+        }
+        let input = session_input(&[&events], self.encoder.max_len, d);
+        let h = self.model.session_state(table.clone(), &input);
+        // Reusable only when nothing came from this call's candidates or the encoder's view of
+        // an unknown id: then the state depends on the window's events alone.
+        let cacheable = window.iter().all(|e| e.vector.is_some());
+        Ok(SessionState {
+            window: window.to_vec(),
+            cacheable,
+            h,
+            n_rows: 1 + encoded + supplied.len(),
+            table,
+            rows,
+            event_rows,
+        })
     }
 }
 
-/// One item reference of a call: id, content, given vector.
-type ItemRef<'a> = (&'a str, Option<&'a ItemContent>, Option<&'a [f32]>);
+/// The session half of a re-rank ([`Reranker::prepare_cached`]): the model's state after the
+/// window's last event and the window's item rows, on the device.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// The events it was computed for (what a later call must match to reuse it).
+    window: Vec<SessionEvent>,
+    /// Every event carried its own vector: nothing else went into it.
+    cacheable: bool,
+    /// `[1, d]`, ready for [`SessionRankModel::score_candidates`].
+    h: Tensor<2>,
+    /// `[n_rows, d]`: padding, then the window's distinct items.
+    table: Tensor<2>,
+    n_rows: usize,
+    rows: HashMap<String, usize>,
+    event_rows: Vec<(usize, String)>,
+}
 
-/// Where an item's vector comes from in one call: encoded by the model here, or given.
+impl SessionState {
+    fn reusable_for(&self, window: &[SessionEvent]) -> bool {
+        self.cacheable && self.window == window
+    }
+}
+
+/// Where an item's vector comes from in one call: a row already numbered, encoded by the
+/// model here, or given by the caller.
 #[derive(Debug, Clone, Copy)]
 enum Slot {
+    Row(usize),
     Encoded(usize),
     Given(usize),
 }

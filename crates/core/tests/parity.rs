@@ -453,35 +453,75 @@ fn assert_vector_close(got: Option<&[f32]>, want: Option<&[f32]>, what: &str) {
 /// ```
 #[test]
 fn the_distilled_students_browser_bundle_matches_its_golden_scores() {
-    let dir = root().join("tests/fixtures/student-diginetica-browser");
-    let golden_file = root().join("tests/fixtures/parity-student.json");
-    if let Some(full) = std::env::var_os("SESSIONRANK_STUDENT_BUNDLE") {
-        let bundle = ModelBundle::read_dir(Path::new(&full)).expect("the student's full bundle");
-        let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("student decodes");
-        let command = concat!(
+    committed_browser_bundle_matches(&CommittedBundle {
+        dir: "tests/fixtures/student-diginetica-browser",
+        golden: "tests/fixtures/parity-student.json",
+        regenerate_env: "SESSIONRANK_STUDENT_BUNDLE",
+        command: concat!(
             "SESSIONRANK_STUDENT_BUNDLE=<runs>/diginetica/student/bundle ",
             "cargo test --release -p sessionrank-core --test parity student"
-        );
-        regenerate(&bundle, &reranker, &dir, &golden_file, command, true);
+        ),
+    });
+}
+
+/// The browser benchmark's shape (`scripts/bench-browser`, issue 19): width 64, 2 layers, 2
+/// heads, FFN 256 and a 50-event window, trained on the committed sample. Regenerate with:
+///
+/// ```text
+/// sessionrank train diginetica-slice --data-dir tests/data --d-model 64 --layers 2 --heads 2 \
+///     --d-ff 256 --max-len 50 --no-baselines --rerank-cases 0 --out <dir>
+/// SESSIONRANK_BENCH_BUNDLE=<dir> cargo test --release -p sessionrank-core --test parity bench
+/// ```
+#[test]
+fn the_benchmark_bundle_matches_its_golden_scores() {
+    committed_browser_bundle_matches(&CommittedBundle {
+        dir: "tests/fixtures/bench-d64-l2-w50-browser",
+        golden: "tests/fixtures/parity-bench-d64-l2-w50.json",
+        regenerate_env: "SESSIONRANK_BENCH_BUNDLE",
+        command: concat!(
+            "sessionrank train diginetica-slice --data-dir tests/data --d-model 64 --layers 2 ",
+            "--heads 2 --d-ff 256 --max-len 50 --no-baselines --rerank-cases 0 --out <dir> && ",
+            "SESSIONRANK_BENCH_BUNDLE=<dir> cargo test --release -p sessionrank-core --test ",
+            "parity bench"
+        ),
+    });
+}
+
+/// A browser bundle committed without its full bundle (too large, or only a benchmark's), with
+/// golden scores computed by that full bundle.
+struct CommittedBundle {
+    dir: &'static str,
+    golden: &'static str,
+    /// Names the full bundle to regenerate both from.
+    regenerate_env: &'static str,
+    command: &'static str,
+}
+
+/// The committed browser bundle, given the full model's vectors, scores as the full model did
+/// (within the golden tolerances), and ships at most 1 MB of weights.
+fn committed_browser_bundle_matches(c: &CommittedBundle) {
+    let dir = root().join(c.dir);
+    let golden_file = root().join(c.golden);
+    if let Some(full) = std::env::var_os(c.regenerate_env) {
+        let bundle = ModelBundle::read_dir(Path::new(&full)).expect("the full bundle");
+        let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("bundle decodes");
+        regenerate(&bundle, &reranker, &dir, &golden_file, c.command, true);
     }
-    let browser = ModelBundle::read_dir(&dir).expect("committed student browser bundle");
+    let browser = ModelBundle::read_dir(&dir).expect("committed browser bundle");
     let weights = browser.files.get("weights.bpk").map(Vec::len).unwrap_or(0);
-    assert!(
-        weights <= 1_000_000,
-        "the student ships {weights} bytes of weights, over the 1 MB budget"
-    );
+    assert!(weights <= 1_000_000, "{} ships {weights} bytes of weights, over 1 MB", c.dir);
     let reranker =
-        Reranker::from_bundle(&browser, &Device::flex()).expect("student browser bundle decodes");
+        Reranker::from_bundle(&browser, &Device::flex()).expect("browser bundle decodes");
     let golden: Golden =
-        serde_json::from_slice(&std::fs::read(&golden_file).expect("parity-student.json"))
-            .expect("parses");
+        serde_json::from_slice(&std::fs::read(&golden_file).expect("golden file")).expect("parses");
     assert_eq!(
         golden.model_version, browser.manifest.model_version,
-        "parity-student.json belongs to another student"
+        "{} belongs to another model than {}",
+        c.golden, c.dir
     );
     let mut worst = 0.0f32;
     for case in &golden.cases {
         worst = worst.max(check(&run(&reranker, &case.session, &case.candidates), case));
     }
-    eprintln!("student browser bundle: {weights} weight bytes, max |diff| {worst:e}");
+    eprintln!("{}: {weights} weight bytes, max |diff| {worst:e}", c.dir);
 }

@@ -69,7 +69,8 @@ impl SessionRankModel {
         }
     }
 
-    /// Candidate-list scores (the product's re-rank call).
+    /// Candidate-list scores (the product's re-rank call): [`Self::session_state`] then
+    /// [`Self::score_candidates`].
     ///
     /// # Shapes
     /// * returns `[batch, n_candidates]`
@@ -79,13 +80,35 @@ impl SessionRankModel {
         session: &SessionInput,
         candidates: &CandidateInput,
     ) -> Tensor<2> {
-        let h = self.session.forward_last(table.clone(), session);
-        if self.logit_scale > 0.0 {
-            // Same geometry as `logits`: unit vectors, scaled.
-            self.scorer.forward(l2_normalize(h) * self.logit_scale, l2_normalize(table), candidates)
-        } else {
-            self.scorer.forward(h, table, candidates)
-        }
+        let h = self.session_state(table.clone(), session);
+        self.score_candidates(h, table, candidates)
+    }
+
+    /// The session's state after its last event, ready to score candidates with: the half of
+    /// a re-rank that depends on the session only, so a caller can keep it while the session
+    /// does not change (the browser re-ranks a new page without a new click).
+    ///
+    /// # Shapes
+    /// * `table`: `[n_rows, d]`; returns `[batch, d]`
+    pub fn session_state(&self, table: Tensor<2>, session: &SessionInput) -> Tensor<2> {
+        let h = self.session.forward_last(table, session);
+        // Same geometry as `logits`: unit vectors, scaled.
+        if self.logit_scale > 0.0 { l2_normalize(h) * self.logit_scale } else { h }
+    }
+
+    /// Candidate scores for session states from [`Self::session_state`]; `table` holds the
+    /// candidates' rows (raw item vectors, as for `session_state`).
+    ///
+    /// # Shapes
+    /// * `h`: `[batch, d]`, `table`: `[n_rows, d]`; returns `[batch, n_candidates]`
+    pub fn score_candidates(
+        &self,
+        h: Tensor<2>,
+        table: Tensor<2>,
+        candidates: &CandidateInput,
+    ) -> Tensor<2> {
+        let table = if self.logit_scale > 0.0 { l2_normalize(table) } else { table };
+        self.scorer.forward(h, table, candidates)
     }
 }
 

@@ -6,12 +6,13 @@ use std::rc::Rc;
 
 use sessionrank_core::BundleKind;
 use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
-use sessionrank_core::reranker::upstream;
+use sessionrank_core::reranker::{SessionState, upstream};
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
 use crate::backend::Engines;
-use crate::choice::Choice;
+
+use crate::choice::{Backend, Choice};
 use crate::error::{Error, ErrorCode, Result};
 use crate::js::{describe, now_ms, to_js};
 use crate::storage::{Backing, SessionStore};
@@ -61,6 +62,9 @@ pub struct Reranker {
     /// Vectors of items seen in candidate lists, so `observe({itemId})` after a click on a
     /// listed item knows its vector without the page passing it again.
     vectors: RefCell<VectorCache>,
+    /// The session half of the last call and the engine it was computed on: another page
+    /// re-ranked before the next click skips the session encoder (core decides when it may).
+    session_state: RefCell<Option<(Backend, SessionState)>>,
 }
 
 #[wasm_bindgen]
@@ -127,6 +131,7 @@ impl Reranker {
             engines,
             session: RefCell::new(session),
             vectors: RefCell::new(VectorCache::default()),
+            session_state: RefCell::new(None),
         })
     }
 
@@ -171,13 +176,26 @@ impl Reranker {
         // Remember the page's vectors (a click on a listed item then knows its vector), and
         // give candidates passed as bare ids the vector an earlier page gave them.
         self.vectors.borrow_mut().learn_and_fill(&mut candidates);
-        let session = self.session.borrow().events().to_vec();
+        // Only the model's window is read (the stored session keeps up to 200 events).
+        let session = {
+            let store = self.session.borrow();
+            let events = store.events();
+            let window = self.engines.cpu().manifest().config.max_len;
+            events[events.len().saturating_sub(window)..].to_vec()
+        };
         let t1 = now_ms();
         let mut t2;
         // At most twice: a WebGPU failure drops the GPU engine and the call runs on the CPU.
         let (mut ranking, backend) = loop {
             let (engine, backend) = self.engines.current();
-            let prepared = engine.prepare(&session, &candidates);
+            let kept = self.session_state.borrow_mut().take();
+            let kept = kept.filter(|(b, _)| *b == backend).map(|(_, state)| state);
+            let prepared = engine.prepare_cached(&session, &candidates, kept.as_ref()).map(
+                |(prepared, state)| {
+                    *self.session_state.borrow_mut() = state.map(|s| (backend, s));
+                    prepared
+                },
+            );
             t2 = now_ms();
             let outcome = match prepared {
                 Ok(Prepared::Upstream(r)) => Ok(r),
@@ -205,6 +223,7 @@ impl Reranker {
     /// Forget the session (memory and `sessionStorage`).
     pub fn reset(&self) {
         self.session.borrow_mut().clear();
+        self.session_state.borrow_mut().take();
     }
 
     /// The session so far (oldest first), in the shape `observe` takes.
