@@ -497,15 +497,11 @@ impl PendingRanking {
             .zip(&self.candidate_rows)
             .zip(scores)
             .map(|(((id, rank), &crow), &score)| {
-                let cv = vec(crow);
-                let mut because: Vec<Because> = distinct
-                    .iter()
-                    .filter(|(r, _)| *r != crow)
-                    .map(|(r, eid)| Because { item_id: eid.to_string(), weight: dot(cv, vec(*r)) })
-                    .filter(|b| b.weight > 0.0)
+                let because = top_two(&distinct, crow, vec(crow), vec)
+                    .into_iter()
+                    .flatten()
+                    .map(|(weight, k)| Because { item_id: distinct[k].1.to_string(), weight })
                     .collect();
-                because.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-                because.truncate(2);
                 RankedItem {
                     item_id: id.clone(),
                     score,
@@ -524,6 +520,47 @@ fn sort_by_score(items: &mut [RankedItem]) {
     items.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.upstream_rank.cmp(&b.upstream_rank)));
 }
 
+/// The (at most) two session items with the largest positive similarity to a candidate
+/// (vector `cv`, row `crow`), as (weight, index into `distinct`); on a tie the earlier event
+/// wins. Runs for every candidate on every click: no allocation.
+fn top_two<'t>(
+    distinct: &[(usize, &str)],
+    crow: usize,
+    cv: &[f32],
+    vec: impl Fn(usize) -> &'t [f32],
+) -> [Option<(f32, usize)>; 2] {
+    let mut best: [Option<(f32, usize)>; 2] = [None, None];
+    for (k, &(row, _)) in distinct.iter().enumerate() {
+        if row == crow {
+            continue;
+        }
+        let w = dot(cv, vec(row));
+        if w.is_nan() || w <= 0.0 {
+            continue;
+        }
+        match best {
+            [Some((w0, _)), _] if w <= w0 => {
+                if best[1].is_none_or(|(w1, _)| w > w1) {
+                    best[1] = Some((w, k));
+                }
+            }
+            _ => best = [Some((w, k)), best[0]],
+        }
+    }
+    best
+}
+
+/// A dot product in eight independent sums (a fixed order, so every machine gives the same
+/// value, and one the compiler turns into SIMD).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
 }
