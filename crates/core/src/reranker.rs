@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use sessionrank_model::{CandidateInput, SessionRankModel};
+use sessionrank_model::{
+    CandidateInput, EncoderCache, FusedSessionEncoder, SessionRankModel, time_gap_bucket,
+};
 
 use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
 use crate::features::{
@@ -32,6 +34,9 @@ pub struct Reranker {
     encoder: FeatureEncoder,
     device: Device,
     manifest: Manifest,
+    /// On the CPU: the session encoder as plain loops, one event at a time
+    /// ([`FusedSessionEncoder`]); `None` on a GPU (burn's modules run there).
+    fused: Option<FusedSessionEncoder>,
 }
 
 /// A prepared call: tensors still on the device, read back synchronously (native) or with
@@ -99,8 +104,13 @@ impl Reranker {
                 message: "more categories than the model has".into(),
             });
         }
-        let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?;
-        Ok(Self { model: model.valid(), encoder, device: device.clone(), manifest })
+        let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?.valid();
+        // The fused encoder reads the weights synchronously: the CPU only (a WebGPU device
+        // allows no blocking readback, and a GPU runs burn's batched modules well).
+        let fused = (*device == Device::flex())
+            .then(|| FusedSessionEncoder::new(&model.session).ok())
+            .flatten();
+        Ok(Self { model, encoder, device: device.clone(), manifest, fused })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -226,7 +236,7 @@ impl Reranker {
         }
         let state = match cached {
             Some(s) if s.reusable_for(window) => s.clone(),
-            _ => self.session_state(window, skip, candidates)?,
+            previous => self.session_state(window, skip, candidates, previous)?,
         };
         // The candidates' rows: a session item keeps its row (its vector as the session gave
         // it), the others are encoded here or taken as given, after the session's rows.
@@ -316,6 +326,7 @@ impl Reranker {
         window: &[SessionEvent],
         skip: usize,
         candidates: &[Candidate],
+        previous: Option<&SessionState>,
     ) -> Result<SessionState> {
         let dim = self.model_dim();
         // Vectors given anywhere in the call, first one per id wins (the session's first).
@@ -380,8 +391,20 @@ impl Reranker {
             event_rows.push((row, e.item_id.clone()));
             rows.entry(e.item_id.clone()).or_insert(row);
         }
-        let input = session_input(&[&events], self.encoder.max_len, d);
-        let h = self.model.session_state(table.clone(), &input);
+        let (h, cache) = match &self.fused {
+            Some(fused) => {
+                // One new click after the state this call was given: encode that event only.
+                let cache = previous.and_then(|p| p.cache_extended_by(window)).cloned();
+                let cache = self.fused_state(fused, &table, &events, cache)?;
+                let h =
+                    Tensor::<2>::from_data(TensorData::new(cache.state().to_vec(), [1, dim]), d);
+                (self.model.scale_state(h), Some(cache))
+            }
+            None => {
+                let input = session_input(&[&events], self.encoder.max_len, d);
+                (self.model.session_state(table.clone(), &input), None)
+            }
+        };
         // Reusable only when nothing came from this call's candidates or the encoder's view of
         // an unknown id: then the state depends on the window's events alone.
         let cacheable = window.iter().all(|e| e.vector.is_some());
@@ -389,11 +412,39 @@ impl Reranker {
             window: window.to_vec(),
             cacheable,
             h,
+            cache,
             n_rows: 1 + encoded + supplied.len(),
             table,
             rows,
             event_rows,
         })
+    }
+
+    /// The fused encoder's state after `events` (rows of `table`), continuing `cache` when it
+    /// holds their first positions. Events are window-relative, as `session_input` makes them:
+    /// the first one has no time gap.
+    fn fused_state(
+        &self,
+        fused: &FusedSessionEncoder,
+        table: &Tensor<2>,
+        events: &[EncodedEvent],
+        cache: Option<EncoderCache>,
+    ) -> Result<EncoderCache> {
+        let dim = self.model_dim();
+        let vectors = read_f32(table.clone())?;
+        let mut cache = cache.unwrap_or_else(|| fused.new_cache());
+        for (j, e) in events.iter().enumerate().skip(cache.len()) {
+            let gap = match (j.checked_sub(1).and_then(|p| events[p].timestamp), e.timestamp) {
+                (Some(prev), Some(now)) => Some(now - prev),
+                _ => None,
+            };
+            let row = e.row as usize;
+            let item = vectors.get(row * dim..(row + 1) * dim).unwrap_or(&[]);
+            fused
+                .push(&mut cache, item, e.kind as usize + 1, time_gap_bucket(gap))
+                .ok_or_else(|| CoreError::Device("the session does not fit the encoder".into()))?;
+        }
+        Ok(cache)
     }
 }
 
@@ -407,6 +458,8 @@ pub struct SessionState {
     cacheable: bool,
     /// `[1, d]`, ready for [`SessionRankModel::score_candidates`].
     h: Tensor<2>,
+    /// The fused encoder's keys and values (CPU), continued by the next click.
+    cache: Option<EncoderCache>,
     /// `[n_rows, d]`: padding, then the window's distinct items.
     table: Tensor<2>,
     n_rows: usize,
@@ -417,6 +470,18 @@ pub struct SessionState {
 impl SessionState {
     fn reusable_for(&self, window: &[SessionEvent]) -> bool {
         self.cacheable && self.window == window
+    }
+
+    /// The encoder cache when `window` is this state's window and one more event (a click
+    /// inside the window: the earlier positions' keys and values still hold).
+    fn cache_extended_by(&self, window: &[SessionEvent]) -> Option<&EncoderCache> {
+        let n = self.window.len();
+        let cache = self.cache.as_ref()?;
+        (self.cacheable
+            && cache.len() == n
+            && window.len() == n + 1
+            && window[..n] == self.window[..])
+            .then_some(cache)
     }
 }
 

@@ -126,3 +126,30 @@ fn events_beyond_the_window_neither_count_nor_fail() {
     );
     assert_close(&longer, &window, "older events");
 }
+
+/// Click by click inside the window, each call continuing the last call's state (the
+/// encoder's kept keys and values), the scores are a fresh call's every time; and past the
+/// window, where it slides, too.
+#[test]
+fn click_by_click_the_continued_state_gives_the_fresh_answer() {
+    let (reranker, cases) = fixture();
+    let d = reranker.model_dim();
+    let case = cases.iter().find(|c| c.name == "fifty_events").expect("fifty_events");
+    let mut session: Vec<SessionEvent> = Vec::new();
+    let mut state = None;
+    // 55 clicks: the 50-event window fills, then slides five times.
+    for k in 0..55 {
+        let mut click = case.session[k % case.session.len()].clone();
+        click.timestamp = Some(1_700_000_000 + 20 * k as i64);
+        session.push(click);
+        let (continued, next) =
+            reranker.prepare_cached(&session, &case.candidates, state.as_ref()).expect("continued");
+        state = next;
+        let fresh = reranker.prepare(&session, &case.candidates).expect("fresh");
+        assert_close(
+            &scores(continued, &case.candidates, d),
+            &scores(fresh, &case.candidates, d),
+            &format!("click {k}"),
+        );
+    }
+}

@@ -22,6 +22,7 @@
 //! * boolean masks follow burn: `true` = masked out.
 
 mod config;
+mod fused;
 mod input;
 mod item;
 mod model;
@@ -29,6 +30,7 @@ mod scorer;
 mod session;
 
 pub use config::ModelConfig;
+pub use fused::{EncoderCache, FusedSessionEncoder, Unfusable};
 pub use input::{CandidateInput, ItemFeatures, SessionInput};
 pub use item::ItemEncoder;
 pub use model::{SessionRankModel, l2_normalize};

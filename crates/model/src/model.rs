@@ -91,8 +91,16 @@ impl SessionRankModel {
     /// # Shapes
     /// * `table`: `[n_rows, d]`; returns `[batch, d]`
     pub fn session_state(&self, table: Tensor<2>, session: &SessionInput) -> Tensor<2> {
-        let h = self.session.forward_last(table, session);
-        // Same geometry as `logits`: unit vectors, scaled.
+        self.scale_state(self.session.forward_last(table, session))
+    }
+
+    /// The session encoder's output as [`Self::score_candidates`] takes it: unchanged for dot
+    /// products, a scaled unit vector for cosine logits (the geometry of `logits`). For a
+    /// state computed elsewhere ([`crate::FusedSessionEncoder`]).
+    ///
+    /// # Shapes
+    /// * `h`: `[batch, d]`; returns `[batch, d]`
+    pub fn scale_state(&self, h: Tensor<2>) -> Tensor<2> {
         if self.logit_scale > 0.0 { l2_normalize(h) * self.logit_scale } else { h }
     }
 

@@ -150,3 +150,38 @@ fn time_gap_buckets_are_monotonic_and_capped() {
     assert!(time_gap_bucket(Some(60)) < time_gap_bucket(Some(3600)));
     assert_eq!(time_gap_bucket(Some(i64::MAX)), TIME_GAP_BUCKETS - 1);
 }
+
+/// The fused CPU encoder, one event at a time, gives every position's state as burn's
+/// `SessionEncoder::forward` does (a trained-size random model, kinds and time gaps varied).
+#[test]
+fn the_fused_encoder_matches_the_session_encoder_at_every_position() {
+    let device = Device::flex();
+    let model = config().init(&device);
+    let table = model.item_vectors(features(20, &device));
+    let rows: Vec<i64> = vec![3, 9, 3, 14, 1, 20, 7, 2];
+    let kinds: Vec<i64> = vec![1, 2, 1, 3, 3, 1, 1, 2];
+    let gaps: Vec<i64> = vec![0, 5, 9, 17, 1, 0, 12, 3];
+    let l = rows.len();
+    let input = SessionInput {
+        items: Tensor::<2, Int>::from_data(TensorData::new(rows.clone(), [1, l]), &device),
+        kinds: Tensor::<2, Int>::from_data(TensorData::new(kinds.clone(), [1, l]), &device),
+        gaps: Tensor::<2, Int>::from_data(TensorData::new(gaps.clone(), [1, l]), &device),
+        last: Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64 - 1], [1]), &device),
+    };
+    let want: Vec<f32> =
+        model.session.forward(table.clone(), &input).into_data().try_to_vec().expect("f32");
+    let vectors: Vec<f32> = table.into_data().try_to_vec().expect("f32");
+    let fused = FusedSessionEncoder::new(&model.session).expect("fusable");
+    let mut cache = fused.new_cache();
+    for t in 0..l {
+        let r = rows[t] as usize;
+        fused
+            .push(&mut cache, &vectors[r * 16..(r + 1) * 16], kinds[t] as usize, gaps[t] as usize)
+            .expect("fits");
+        for (got, want) in cache.state().iter().zip(&want[t * 16..(t + 1) * 16]) {
+            assert!((got - want).abs() < 1e-5, "position {t}: {got} vs {want}");
+        }
+    }
+    // The window is full: one more event does not fit.
+    assert!(fused.push(&mut cache, &vectors[16..32], 1, 0).is_none());
+}
