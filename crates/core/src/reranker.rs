@@ -391,11 +391,17 @@ impl Reranker {
             event_rows.push((row, e.item_id.clone()));
             rows.entry(e.item_id.clone()).or_insert(row);
         }
-        let (h, cache) = match &self.fused {
+        // One new click after the state this call was given: encode that event only. A window
+        // that is already full slides with the next click (every position changes), so there
+        // burn's batched forward, faster for a whole window, runs and nothing is kept.
+        let continued = previous.and_then(|p| p.cache_extended_by(window)).cloned();
+        let fused = self
+            .fused
+            .as_ref()
+            .filter(|_| continued.is_some() || window.len() < self.encoder.max_len);
+        let (h, cache) = match fused {
             Some(fused) => {
-                // One new click after the state this call was given: encode that event only.
-                let cache = previous.and_then(|p| p.cache_extended_by(window)).cloned();
-                let cache = self.fused_state(fused, &table, &events, cache)?;
+                let cache = self.fused_state(fused, &table, &events, continued)?;
                 let h =
                     Tensor::<2>::from_data(TensorData::new(cache.state().to_vec(), [1, dim]), d);
                 (self.model.scale_state(h), Some(cache))
