@@ -3,13 +3,16 @@
 import type {
   BackendReport,
   CandidateInput,
+  Effects,
+  HiddenItem,
   Ranking,
+  Rules,
   SessionEvent,
   SessionrankError as PackageError,
   SessionrankErrorCode as PackageErrorCode,
 } from "./sessionrank.js";
 
-export type { CandidateInput, Ranking, SessionEvent, BackendReport };
+export type { CandidateInput, Effects, HiddenItem, Ranking, Rules, SessionEvent, BackendReport };
 
 export interface BundleBytes {
   manifest: Uint8Array;
@@ -107,7 +110,10 @@ export declare class RerankerClient {
   /** With a browser bundle give each event the item's `vector` from the candidate page; it is
    *  kept in the stored session and replayed with it after a reload. Without consent, a no-op. */
   observe(event: SessionEvent): Promise<void>;
-  rerank(candidates: CandidateInput[]): Promise<Ranking>;
+  /** Re-rank candidates (upstream order) under the shop's `rules` (optional; see `Rules`).
+   *  Rejects with `invalid_input` for a bad list, `invalid_rules` for rules that are invalid
+   *  or cannot be met (`field` names the rule). */
+  rerank(candidates: CandidateInput[], rules?: Rules): Promise<Ranking>;
   /** The session so far, oldest first (a copy of what `observe` accepted); empty with
    *  `storage: "none"`. */
   session(): SessionEvent[];

@@ -33,6 +33,7 @@ import { Channel } from "./sessionrank-rpc.js";
  * @typedef {import("./sessionrank-rpc.js").BundleBytes} BundleBytes
  * @typedef {import("./sessionrank-rpc.js").CandidateInput} CandidateInput
  * @typedef {import("./sessionrank-rpc.js").Ranking} Ranking
+ * @typedef {import("./sessionrank-rpc.js").Rules} Rules
  * @typedef {import("./sessionrank-rpc.js").SessionEvent} SessionEvent
  * @typedef {import("./sessionrank-rpc.js").Protocol} Protocol
  * @typedef {import("./sessionrank-rpc.js").Op} Op
@@ -363,11 +364,14 @@ export class RerankerClient {
     this.#writeStored();
   }
 
-  /** Re-rank candidates (upstream order); resolves to the `Ranking` shape of `Reranker.rerank`.
+  /** Re-rank candidates (upstream order) under the shop's `rules` (optional: pins,
+   *  exclusions, boost and bury, a category cap, diversity, a displacement limit, a blend;
+   *  see the package's `Rules`); resolves to the `Ranking` shape of `Reranker.rerank`.
    *  @param {CandidateInput[]} candidates
+   *  @param {Rules} [rules]
    *  @returns {Promise<Ranking>} */
-  async rerank(candidates) {
-    const packed = await this.#call("rerank", { candidates });
+  async rerank(candidates, rules) {
+    const packed = await this.#call("rerank", rules === undefined ? { candidates } : { candidates, rules });
     const items = Array.from(packed.order, (rank, i) => {
       const c = candidates[rank];
       return {
@@ -376,10 +380,12 @@ export class RerankerClient {
         score: packed.scores[i],
         upstreamRank: rank,
         because: packed.because[i],
+        effects: packed.effects[i],
+        explanation: packed.explanation[i],
       };
     });
-    const { personalised, reason, backend, millis, timings } = packed;
-    return { items, personalised, reason, backend, millis, timings };
+    const { personalised, reason, hidden, backend, millis, timings } = packed;
+    return { items, personalised, reason, hidden, backend, millis, timings };
   }
 
   /** The session so far, oldest first (a copy): `{ itemId, kind, timestamp, vector?, content? }`

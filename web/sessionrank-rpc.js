@@ -14,6 +14,7 @@
  * @typedef {import("./pkg/sessionrank.js").BackendReport} BackendReport
  * @typedef {import("./pkg/sessionrank.js").CandidateInput} CandidateInput
  * @typedef {import("./pkg/sessionrank.js").Ranking} Ranking
+ * @typedef {import("./pkg/sessionrank.js").Rules} Rules
  * @typedef {import("./pkg/sessionrank.js").SessionEvent} SessionEvent
  */
 
@@ -26,9 +27,11 @@
 
 /**
  * A ranking as it crosses postMessage: `order` (the upstream rank of each result, best first)
- * and `scores` are transferred, not copied; the page already has the candidates' ids.
+ * and `scores` are transferred, not copied; the page already has the candidates' ids. The
+ * per-item `because`, `effects` and `explanation` travel as arrays in the same order.
  * @typedef {Omit<Ranking, "items"> & {
- *   order: Uint32Array, scores: Float32Array, because: Ranking["items"][number]["because"][]
+ *   order: Uint32Array, scores: Float32Array, because: Ranking["items"][number]["because"][],
+ *   effects: Ranking["items"][number]["effects"][], explanation: string[]
  * }} PackedRanking
  */
 
@@ -39,7 +42,8 @@
  * @property {{ args: { event: SessionEvent }, result: null }} observe
  * @property {{ args: { events: SessionEvent[] }, result: Restored }} restore
  *   replays a stored session
- * @property {{ args: { candidates: CandidateInput[] }, result: PackedRanking }} rerank
+ * @property {{ args: { candidates: CandidateInput[], rules?: Rules }, result: PackedRanking }}
+ *   rerank (`rules`: the shop's business rules, as the package's `rerank` takes them)
  * @property {{ args: {}, result: null }} reset
  */
 

@@ -9,13 +9,14 @@
 //     op "restore" args { events: SessionEvent[] }
 //                  → { sessionLength, refused: [{index, reason}] }
 //                  (replays a stored session; an event this model refuses is dropped)
-//     op "rerank"  args { candidates }              → packed ranking (below)
+//     op "rerank"  args { candidates, rules? }      → packed ranking (below)
 //     op "reset"                                    → null
 //   worker → page  { id, ok: true, result } | { id, ok: false, error: {name, message, code, …} }
 //
 // A ranking travels packed: `order` (Uint32Array: upstream rank of each result, best first)
 // and `scores` (Float32Array) are transferred, not copied; the page already has the ids, so
-// sessionrank-client.js rebuilds `{ items: [{itemId, score, upstreamRank, because}], … }`.
+// sessionrank-client.js rebuilds `{ items: [{itemId, score, upstreamRank, because, effects,
+// explanation}], hidden, … }`.
 //
 // Workers have no sessionStorage: the worker keeps the session in memory and the client
 // mirrors it in the page's sessionStorage (and replays it with "restore" after a reload).
@@ -143,12 +144,12 @@ const ops = {
       try {
         return await rerankOn(delegate, args);
       } catch (e) {
-        if (e?.code === "invalid_input") throw e;
+        if (e?.code === "invalid_input" || e?.code === "invalid_rules") throw e;
         dropDelegate(`the WebGPU worker failed (${e?.message ?? e}); back on the CPU`);
       }
     }
     const engine = loaded();
-    const ranking = await engine.rerank(args.candidates);
+    const ranking = await engine.rerank(args.candidates, args.rules);
     if (ROLE === "cpu" && !upgradeStarted) {
       upgradeStarted = true;
       // Not awaited: re-ranks go on here while the WebGPU worker loads and warms up.
@@ -160,14 +161,22 @@ const ops = {
     const scores = new Float32Array(n);
     /** @type {PackedRanking["because"]} */
     const because = new Array(n);
+    /** @type {PackedRanking["effects"]} */
+    const effects = new Array(n);
+    /** @type {string[]} */
+    const explanation = new Array(n);
     ranking.items.forEach((item, i) => {
       order[i] = item.upstreamRank;
       scores[i] = item.score;
       because[i] = item.because;
+      effects[i] = item.effects;
+      explanation[i] = item.explanation;
     });
-    const { personalised, reason, backend, millis, timings } = ranking;
+    const { personalised, reason, hidden, backend, millis, timings } = ranking;
     return {
-      result: { order, scores, because, personalised, reason, backend, millis, timings },
+      result: {
+        order, scores, because, effects, explanation, personalised, reason, hidden, backend, millis, timings,
+      },
       transfer: [order.buffer, scores.buffer],
     };
   },

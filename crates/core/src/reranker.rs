@@ -533,9 +533,23 @@ impl PendingRanking {
         table: &'a [f32],
         d: usize,
         rules: &Rules,
+        list: Vec<ListItem<'a>>,
+    ) -> Result<Ranking> {
+        let items = self.ranked(scores, table, d)?;
+        self.arranged(items, scores, table, d, rules, list)
+    }
+
+    /// The second half of [`PendingRanking::finish_with`], on [`PendingRanking::ranked`]'s
+    /// items: the rules alone (the browser package times it on its own).
+    pub fn arranged<'a>(
+        &self,
+        mut items: Vec<RankedItem>,
+        scores: &[f32],
+        table: &'a [f32],
+        d: usize,
+        rules: &Rules,
         mut list: Vec<ListItem<'a>>,
     ) -> Result<Ranking> {
-        let mut items = self.ranked(scores, table, d)?;
         if rules.is_neutral() && list.iter().all(|c| c.available) {
             sort_by_score(&mut items);
             return Ok(Ranking { items, personalised: true, reason: None, hidden: Vec::new() });
@@ -550,8 +564,8 @@ impl PendingRanking {
         Ok(Ranking { items, personalised: true, reason: None, hidden })
     }
 
-    /// The candidates in upstream order with their scores and explanations.
-    fn ranked(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Vec<RankedItem>> {
+    /// The candidates in upstream order with their scores and "because you viewed" items.
+    pub fn ranked(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Vec<RankedItem>> {
         if scores.len() != self.candidates.len() || scores.iter().any(|s| !s.is_finite()) {
             return Err(CoreError::Device("model produced no finite scores".into()));
         }

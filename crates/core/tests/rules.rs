@@ -5,14 +5,18 @@
 //! proptest is not available offline, so each property runs over `CASES` lists drawn from a
 //! seeded `StdRng`: the same cases on every run, and a failure prints its case number.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 use sessionrank_core::explain::{Effects, HiddenReason, Shift, describe};
 use sessionrank_core::rules::{Arrangement, CategoryCap, ListItem, Rules, arrange};
-use sessionrank_core::{Candidate, CoreError, ModelBundle, Ranking, Reranker, SessionEvent};
+use sessionrank_core::{
+    Candidate, CoreError, ItemContent, ModelBundle, Ranking, Reranker, SessionEvent,
+};
 use sessionrank_data::EventKind;
 
 const CASES: u64 = 3000;
@@ -752,4 +756,221 @@ fn rules_give_the_same_order_on_the_full_and_the_browser_bundle() {
             assert_eq!(x.effects.diversity, y.effects.diversity);
         }
     }
+}
+
+// ---- Golden orders under rules, shared with the browser (crates/wasm/tests/web.rs).
+//
+// `tests/fixtures/parity-rules.json` names a page of `tests/fixtures/parity.json` (its session
+// and its 100 candidates with the full model's vectors), gives the candidates' categories and
+// marks some unavailable, and holds for each rule combination the order the native engine
+// gives. The browser must give the same order. Regenerate after an intended change with
+//
+//     SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test rules
+
+/// The page of parity.json the rule cases use.
+const RULES_PAGE: &str = "five_events_mixed_kinds";
+/// Candidates of that page marked unavailable (positions).
+const UNAVAILABLE_AT: [usize; 3] = [3, 17, 42];
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RulesGolden {
+    command: String,
+    model_version: String,
+    page: String,
+    /// Item id → category (from the bundle's items), what a page passes as `content.category`.
+    categories: BTreeMap<String, String>,
+    unavailable: Vec<String>,
+    cases: Vec<RulesCase>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RulesCase {
+    name: String,
+    /// Whether the page's session is observed first (else: an empty session).
+    with_session: bool,
+    rules: Rules,
+    /// Ids in the order shown.
+    order: Vec<String>,
+    /// Ids hidden.
+    hidden: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ParityPage {
+    name: String,
+    session: Vec<SessionEvent>,
+    candidates: Vec<Candidate>,
+}
+
+#[derive(Deserialize)]
+struct ParityFile {
+    cases: Vec<ParityPage>,
+}
+
+fn rules_golden_path() -> PathBuf {
+    repo_root().join("tests/fixtures/parity-rules.json")
+}
+
+/// The rule combinations, over the page's candidate ids.
+fn rule_cases(ids: &[&str]) -> Vec<(&'static str, bool, Rules)> {
+    let map = |pairs: &[(usize, f32)]| -> BTreeMap<String, f32> {
+        pairs.iter().map(|&(i, w)| (ids[i].to_string(), w)).collect()
+    };
+    let pins = |pairs: &[(usize, usize)]| -> BTreeMap<String, usize> {
+        pairs.iter().map(|&(i, s)| (ids[i].to_string(), s)).collect()
+    };
+    vec![
+        ("no_rules", true, Rules { hide_unavailable: false, ..Rules::default() }),
+        ("diversity", true, Rules { diversity: 0.3, ..Rules::default() }),
+        (
+            "merchandising",
+            true,
+            Rules {
+                pins: pins(&[(60, 0), (2, 4)]),
+                exclude: vec![ids[0].to_string()],
+                boost: map(&[(80, 1.0)]),
+                bury: map(&[(1, 0.5)]),
+                ..Rules::default()
+            },
+        ),
+        (
+            "cap_and_limit",
+            true,
+            Rules {
+                category_cap: Some(CategoryCap { max: 2, top: 10 }),
+                max_displacement: Some(5),
+                ..Rules::default()
+            },
+        ),
+        (
+            "everything",
+            true,
+            Rules {
+                pins: pins(&[(30, 1)]),
+                category_cap: Some(CategoryCap { max: 3, top: 12 }),
+                diversity: 0.2,
+                diversity_depth: 15,
+                max_displacement: Some(10),
+                blend: 0.6,
+                ..Rules::default()
+            },
+        ),
+        (
+            "no_session",
+            false,
+            Rules {
+                pins: pins(&[(70, 0)]),
+                exclude: vec![ids[1].to_string()],
+                diversity: 0.3,
+                ..Rules::default()
+            },
+        ),
+    ]
+}
+
+/// The page as a storefront sends it: vectors, categories, some items unavailable.
+fn rules_page(
+    bundle: &ModelBundle,
+) -> (Vec<SessionEvent>, Vec<Candidate>, BTreeMap<String, String>, Vec<String>) {
+    let parity: ParityFile = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/parity.json")).expect("parity.json"),
+    )
+    .expect("parity.json parses");
+    let page = parity.cases.into_iter().find(|c| c.name == RULES_PAGE).expect("the page");
+    let items = bundle.items().expect("items");
+    let categories: BTreeMap<String, String> = page
+        .candidates
+        .iter()
+        .filter_map(|c| {
+            let item = items.items.iter().find(|i| i.id == c.item_id)?;
+            Some((c.item_id.clone(), item.category.clone()?))
+        })
+        .collect();
+    let unavailable: Vec<String> =
+        UNAVAILABLE_AT.iter().map(|&i| page.candidates[i].item_id.clone()).collect();
+    let candidates = page
+        .candidates
+        .iter()
+        .map(|c| Candidate {
+            content: categories.get(&c.item_id).map(|cat| ItemContent {
+                text: String::new(),
+                category: Some(cat.clone()),
+                price_level: None,
+            }),
+            available: !unavailable.contains(&c.item_id),
+            ..c.clone()
+        })
+        .collect();
+    (page.session, candidates, categories, unavailable)
+}
+
+fn order_and_hidden(r: &Ranking) -> (Vec<String>, Vec<String>) {
+    (
+        r.items.iter().map(|i| i.item_id.clone()).collect(),
+        r.hidden.iter().map(|h| h.item_id.clone()).collect(),
+    )
+}
+
+#[test]
+fn golden_orders_under_rules_hold_on_the_full_and_the_browser_bundle() {
+    let (bundle, full) = engine();
+    let browser = Reranker::from_bundle(&bundle.browser().expect("derive"), &Device::flex())
+        .expect("browser engine");
+    let (session, candidates, categories, unavailable) = rules_page(&bundle);
+    let ids: Vec<&str> = candidates.iter().map(|c| c.item_id.as_str()).collect();
+    let strip = |c: &Candidate| Candidate { vector: None, content: None, ..c.clone() };
+    // The server's path: the full bundle, ids only (categories from its items); without a
+    // session there are no model vectors, so that case keeps the page's.
+    let native = |with_session: bool, rules: &Rules| {
+        if with_session {
+            let s: Vec<SessionEvent> =
+                session.iter().map(|e| SessionEvent { vector: None, ..e.clone() }).collect();
+            let c: Vec<Candidate> = candidates.iter().map(strip).collect();
+            full.rerank_with(&s, &c, rules)
+        } else {
+            full.rerank_with(&[], &candidates, rules)
+        }
+        .expect("native rerank")
+    };
+    if std::env::var_os("SESSIONRANK_REGENERATE").is_some() {
+        let cases = rule_cases(&ids)
+            .into_iter()
+            .map(|(name, with_session, rules)| {
+                let (order, hidden) = order_and_hidden(&native(with_session, &rules));
+                RulesCase { name: name.into(), with_session, rules, order, hidden }
+            })
+            .collect();
+        let golden = RulesGolden {
+            command:
+                "SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test rules"
+                    .into(),
+            model_version: bundle.manifest.model_version.clone(),
+            page: RULES_PAGE.into(),
+            categories: categories.clone(),
+            unavailable: unavailable.clone(),
+            cases,
+        };
+        let json = serde_json::to_string_pretty(&golden).expect("serialize");
+        std::fs::write(rules_golden_path(), json + "\n").expect("write parity-rules.json");
+    }
+    let golden: RulesGolden = serde_json::from_slice(
+        &std::fs::read(rules_golden_path())
+            .expect("tests/fixtures/parity-rules.json (regenerate: SESSIONRANK_REGENERATE=1)"),
+    )
+    .expect("parity-rules.json parses");
+    assert_eq!(golden.model_version, bundle.manifest.model_version, "regenerate parity-rules.json");
+    assert_eq!((golden.categories, golden.unavailable), (categories, unavailable));
+    let cases = rule_cases(&ids);
+    assert_eq!(golden.cases.len(), cases.len(), "regenerate parity-rules.json");
+    for (g, (name, with_session, rules)) in golden.cases.iter().zip(cases) {
+        assert_eq!((g.name.as_str(), g.with_session, &g.rules), (name, with_session, &rules));
+        let want = (g.order.clone(), g.hidden.clone());
+        assert_eq!(order_and_hidden(&native(with_session, &rules)), want, "{name}: full bundle");
+        // The browser's path natively: the browser bundle with the page's vectors.
+        let s: &[SessionEvent] = if with_session { &session } else { &[] };
+        let b = browser.rerank_with(s, &candidates, &rules).expect("browser bundle");
+        assert_eq!(order_and_hidden(&b), want, "{name}: browser bundle");
+    }
+    // No rules at all is the order of parity.json (today's order).
+    assert_eq!(golden.cases[0].hidden, Vec::<String>::new());
 }

@@ -10,12 +10,14 @@
 //!   RetailRocket and RecBole atomic files.
 //! * [`price`] — price → price level, the one rule training and serving share.
 //! * [`split`] — train / validation / test splits and the cases of held-out sessions.
-//! * [`metrics`] — rank of the target and HR/MRR/NDCG, accumulated into [`RankingMetrics`].
+//! * [`metrics`] — rank of the target and HR/MRR/NDCG, accumulated into [`RankingMetrics`];
+//!   [`diversity`] — category coverage and intra-list diversity of a shown list.
 //! * [`scorer`] — the [`Scorer`] trait every ranked thing implements.
 //! * [`eval`] / [`sample`] — the full-ranking and the re-ranking protocols.
 //! * [`baselines`] — popularity, item-kNN and session-kNN scorers.
 
 pub mod baselines;
+pub mod diversity;
 pub mod error;
 pub mod eval;
 pub mod import;

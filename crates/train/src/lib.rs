@@ -6,6 +6,7 @@
 //!   resume), [`early_stopping`] (best epoch, patience) and [`progress`] (callback, bar, log);
 //! * [`loss`] — next-item cross-entropy and the distillation term; [`features`] — the item
 //!   feature tables a step scores;
+//! * [`controls`] — the business rules' trade-offs (accuracy against variety) on real lists;
 //! * [`distill`] — a larger teacher bundle guides a small student (KD loss);
 //! * [`warm`] — a trained model's weights carried over to a grown catalog (warm start);
 //! * [`listwise`] — the list scorer (rank bias, list context) trained on retriever lists;
@@ -17,6 +18,7 @@
 pub mod batch;
 mod checkpoint;
 mod config;
+pub mod controls;
 pub mod device;
 pub mod distill;
 pub mod early_stopping;

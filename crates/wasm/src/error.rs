@@ -35,6 +35,10 @@ pub enum ErrorCode {
     /// A call's argument is unusable (empty, oversized or duplicate candidates, NaN price,
     /// unknown event kind …). Has `field`, e.g. `"candidates[3].content.price"`.
     InvalidInput,
+    /// The rules are invalid or cannot be met for this list (two pins on one slot, a pin past
+    /// the end of the list, pinned items over the category cap, a weight outside [0, 1], an
+    /// unknown rule). Has `field`, e.g. `"rules.pins.sku-7"`.
+    InvalidRules,
     /// The model produced no usable result on this device.
     Device,
 }
@@ -52,6 +56,7 @@ impl ErrorCode {
             Self::InvalidConfig => "invalid_config",
             Self::Tokenizer => "tokenizer",
             Self::InvalidInput => "invalid_input",
+            Self::InvalidRules => "invalid_rules",
             Self::Device => "device",
         }
     }
@@ -130,6 +135,9 @@ impl From<CoreError> for Error {
             CoreError::InvalidConfig(_) => Self::new(ErrorCode::InvalidConfig, message),
             CoreError::InvalidInput { field, .. } => {
                 Self::new(ErrorCode::InvalidInput, message).with("field", field)
+            }
+            CoreError::InvalidRules { field, .. } => {
+                Self::new(ErrorCode::InvalidRules, message).with("field", field)
             }
             CoreError::Device(_) => Self::new(ErrorCode::Device, message),
             // No file system in the browser; kept total for future variants.

@@ -7,7 +7,8 @@
 //!                              ─► fetch its files (weights.bpk, categories.json) in parallel
 //!                              ─► ModelBundle::from_parts (every sha256) ─► core::Reranker (CPU)
 //!  observe(event)             ─► session (memory, mirrored to sessionStorage per model version)
-//!  rerank(candidates)         ─► core prepare (features, forward) ─► into_data_async ─► finish
+//!  rerank(candidates, rules?) ─► core prepare (features, forward) ─► into_data_async ─► finish
+//!                              (the shop's rules: `sessionrank_core::rules`, as natively)
 //! ```
 //!
 //! * [`reranker`]: the `Reranker` class;
@@ -87,7 +88,64 @@ export interface SessionEvent {
 export type CandidateInput =
   | string
   | number
-  | { itemId: string | number; vector?: number[] | Float32Array; content?: ItemContent };
+  | {
+      itemId: string | number;
+      vector?: number[] | Float32Array;
+      content?: ItemContent;
+      /** `false`: the shop cannot sell it now; hidden unless `rules.hideUnavailable` is false. */
+      available?: boolean;
+    };
+
+/**
+ * A shop's business rules for one re-rank; every field optional, `{}` changes nothing.
+ * They apply in one order: hide (excluded ids, unavailable candidates) → relevance (`blend`
+ * of the model and the upstream order, each scaled to 0..1 over the list) → boost and bury →
+ * pins → each remaining slot from the first: the displacement limit (hard), the category
+ * cap (best effort), diversity. Rules that cannot be met reject with `invalid_rules`.
+ */
+export interface Rules {
+  /** Item id → slot (0 = first). A slot past the end of the list is an error. */
+  pins?: Record<string, number>;
+  /** Ids never to show. */
+  exclude?: string[];
+  /** Hide candidates passed with `available: false` (default true). */
+  hideUnavailable?: boolean;
+  /** Item id → strength in [0, 1]: adds strength × 0.5 to a relevance that spans 0..1. */
+  boost?: Record<string, number>;
+  /** Item id → strength in [0, 1]: subtracts strength × 0.5. */
+  bury?: Record<string, number>;
+  /** At most `max` items of one category among the first `top` (default 10); pins count. */
+  categoryCap?: { max: number; top?: number };
+  /** λ in [0, 1] of maximal marginal relevance over the item vectors (0 = relevance alone). */
+  diversity?: number;
+  /** Slots diversity shapes, from the first (default 20). */
+  diversityDepth?: number;
+  /** No item lands more than this many places from its usual position (pins excepted). */
+  maxDisplacement?: number | null;
+  /** α in [0, 1]: 1 (default) = the model's order, 0 = the upstream order. */
+  blend?: number;
+}
+
+/** What the rules did to an item; `{}` when nothing. */
+export interface Effects {
+  /** The slot the shop pinned it to (0 = first). */
+  pinned?: number;
+  boosted?: number;
+  buried?: number;
+  /** Diversity chose it over a more relevant item (`"up"`), or a different item over it. */
+  diversity?: "up" | "down";
+  /** The displacement limit placed it earlier (`"up"`) or kept it from rising (`"down"`). */
+  held?: { toward: "up" | "down"; limit: number };
+  /** The category cap moved it out of the first `top`. */
+  capped?: { category: string; max: number; top: number };
+}
+
+/** A candidate the rules did not show. */
+export interface HiddenItem {
+  itemId: string;
+  upstreamRank: number;
+  reason: "excluded" | "unavailable";
+}
 
 export interface Because { itemId: string; weight: number }
 
@@ -98,6 +156,10 @@ export interface RankedItem {
   upstreamRank: number;
   /** Up to two session items most similar to this one ("because you viewed …"). */
   because: Because[];
+  /** What the rules did to it. */
+  effects: Effects;
+  /** One short sentence (session items by id): "Because you viewed 12. Promoted by the shop." */
+  explanation: string;
 }
 
 export interface Ranking {
@@ -105,12 +167,17 @@ export interface Ranking {
   /** False when the upstream order came back unchanged; `reason` says why. */
   personalised: boolean;
   reason: string | null;
+  /** Candidates the rules hid, in upstream order. */
+  hidden: HiddenItem[];
   /** The device that computed the scores (`"cpu"` also after a WebGPU failure; `reason` says so once). */
   backend: "cpu" | "webgpu";
   /** Time spent in `rerank`, in milliseconds (building the returned object not included). */
   millis: number;
-  /** Where `millis` went: argument conversion, features + forward pass, readback + sorting. */
-  timings: { inputMs: number; modelMs: number; finishMs: number };
+  /**
+   * Where `millis` went: argument conversion, features + forward pass, readback + sorting;
+   * `rulesMs`: of those, reading and applying the rules (0 without rules).
+   */
+  timings: { inputMs: number; modelMs: number; finishMs: number; rulesMs: number };
 }
 
 export interface RerankerOptions {
@@ -138,13 +205,17 @@ export interface BackendReport {
 
 export type SessionrankErrorCode =
   | "network" | "http_status" | "checksum_mismatch" | "unsupported_format" | "missing_file"
-  | "invalid_file" | "weights" | "invalid_config" | "tokenizer" | "invalid_input" | "device";
+  | "invalid_file" | "weights" | "invalid_config" | "tokenizer" | "invalid_input"
+  | "invalid_rules" | "device";
 
 /** Every error this package throws or rejects with. */
 export interface SessionrankError extends Error {
   name: "SessionrankError";
   code: SessionrankErrorCode;
-  /** invalid_input: the argument at fault, e.g. `candidates[3].content.price`. */
+  /**
+   * invalid_input: the argument at fault, e.g. `candidates[3].content.price`; invalid_rules:
+   * the rule, e.g. `rules.pins.sku-7`.
+   */
   field?: string;
   /** checksum_mismatch, missing_file, invalid_file: the bundle file. */
   file?: string;

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use sessionrank_core::BundleKind;
 use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
-use sessionrank_core::reranker::{SessionState, upstream};
+use sessionrank_core::reranker::{SessionState, upstream, upstream_with};
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
@@ -158,11 +158,16 @@ impl Reranker {
         Ok(())
     }
 
-    /// Re-rank `candidates` (upstream order; ids or `{itemId, content?}`) for the session so
-    /// far. Resolves to `{items, personalised, reason, backend, millis}`. With no events yet,
-    /// or if the model fails on this device, the upstream order comes back with
-    /// `personalised: false` and a `reason`. Rejects with `invalid_input` for an empty list, more
-    /// than 1000 candidates, duplicate or empty ids, NaN or negative prices.
+    /// Re-rank `candidates` (upstream order; ids or `{itemId, vector?, content?, available?}`)
+    /// for the session so far, under the shop's `rules` (optional; see `Rules`: pins,
+    /// exclusions, boost and bury, a category cap, diversity, a displacement limit, a blend
+    /// with the upstream order — the same function as the native engine's). Resolves to
+    /// `{items, personalised, reason, hidden, backend, millis, timings}`; each item says why it
+    /// is there (`because`, `effects`, `explanation`). With no events yet, or if the model
+    /// fails on this device, the upstream order comes back with `personalised: false` and a
+    /// `reason` (the rules still apply to it). Rejects with `invalid_input` for an empty list,
+    /// more than 1000 candidates, duplicate or empty ids, NaN or negative prices, and with
+    /// `invalid_rules` for rules that are invalid or cannot be met (`field` names the rule).
     ///
     /// Candidates the bundle does not know are scored from their `content`; without content
     /// they get the generic "unknown item" vector (and usually sink below known items).
@@ -170,8 +175,11 @@ impl Reranker {
     pub async fn rerank(
         &self,
         #[wasm_bindgen(unchecked_param_type = "CandidateInput[]")] candidates: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "Rules")] rules: JsValue,
     ) -> Result<JsValue, JsValue> {
         let t0 = now_ms();
+        let rules = shapes::rules(rules)?;
+        let rules_parse_ms = now_ms() - t0;
         let mut candidates = shapes::candidates(&candidates)?;
         // Remember the page's vectors (a click on a listed item then knows its vector), and
         // give candidates passed as bare ids the vector an earlier page gave them.
@@ -185,6 +193,7 @@ impl Reranker {
         };
         let t1 = now_ms();
         let mut t2;
+        let mut rules_ms = rules_parse_ms;
         // At most twice: a WebGPU failure drops the GPU engine and the call runs on the CPU.
         let (mut ranking, backend) = loop {
             let (engine, backend) = self.engines.current();
@@ -198,9 +207,23 @@ impl Reranker {
             );
             t2 = now_ms();
             let outcome = match prepared {
-                Ok(Prepared::Upstream(r)) => Ok(r),
+                Ok(Prepared::Upstream(r)) => {
+                    let t = now_ms();
+                    let r = upstream_with(r, &rules, &engine.rule_items(&candidates));
+                    rules_ms += now_ms() - t;
+                    r
+                }
                 Ok(Prepared::Pending(p)) => match self.engines.read_back(backend, &p).await {
-                    Ok((scores, table)) => p.finish(&scores, &table, engine.model_dim()),
+                    Ok((scores, table)) => {
+                        let dim = engine.model_dim();
+                        p.ranked(&scores, &table, dim).and_then(|items| {
+                            let t = now_ms();
+                            let list = engine.rule_items(&candidates);
+                            let r = p.arranged(items, &scores, &table, dim, &rules, list);
+                            rules_ms += now_ms() - t;
+                            r
+                        })
+                    }
                     Err(e) => Err(e),
                 },
                 Err(e @ CoreError::Device(_)) => Err(e),
@@ -208,6 +231,9 @@ impl Reranker {
             };
             match outcome {
                 Ok(r) => break (r, backend),
+                // Rules that cannot be met for this list are the caller's to fix, not a
+                // device failure to hide behind the upstream order.
+                Err(e @ CoreError::InvalidRules { .. }) => return Err(Error::from(e).into()),
                 Err(e) if self.engines.fall_back(backend, &e) => continue,
                 Err(e) => break (degraded(&candidates, &e), backend),
             }
@@ -216,7 +242,11 @@ impl Reranker {
             ranking.reason = Some(why);
         }
         let t3 = now_ms();
-        let timings = shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2 };
+        if rules.is_neutral() {
+            rules_ms = 0.0;
+        }
+        let timings =
+            shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2, rules_ms };
         Ok(to_js(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
     }
 

@@ -6,13 +6,14 @@
 //! here, so the engine never sees a NaN.
 
 use serde::{Deserialize, Serialize};
+use sessionrank_core::explain::HiddenReason;
 use sessionrank_core::reranker::MAX_CANDIDATES;
-use sessionrank_core::{Candidate, ItemContent, Ranking, SessionEvent};
+use sessionrank_core::{Candidate, Effects, ItemContent, Ranking, Rules, SessionEvent};
 use sessionrank_data::EventKind;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::error::{Error, Result};
-use crate::js::{numbers, property};
+use crate::error::{Error, ErrorCode, Result};
+use crate::js::{describe, numbers, property};
 
 /// An item id: a string, or an integer (shops often use numeric ids).
 #[derive(Deserialize)]
@@ -275,6 +276,10 @@ pub struct RankedOut {
     pub score: f32,
     pub upstream_rank: usize,
     pub because: Vec<BecauseOut>,
+    /// What the rules did to it (`{}` when nothing).
+    pub effects: Effects,
+    /// One short sentence: the session items that raised it, then the rules' effects.
+    pub explanation: String,
 }
 
 /// `rerank`'s result.
@@ -284,6 +289,7 @@ pub struct RankingOut {
     pub items: Vec<RankedOut>,
     pub personalised: bool,
     pub reason: Option<String>,
+    pub hidden: Vec<HiddenOut>,
     pub backend: &'static str,
     pub millis: f64,
     pub timings: Timings,
@@ -299,6 +305,42 @@ pub struct Timings {
     pub model_ms: f64,
     /// Reading scores back, explanations and sorting.
     pub finish_ms: f64,
+    /// Of which the shop's rules (reading them from JS included); 0 without rules.
+    pub rules_ms: f64,
+}
+
+/// `rerank`'s optional second argument: `undefined`/`null` = no rules (the model's order).
+/// camelCase names, snake_case accepted, unknown names refused (`invalid_rules`).
+pub fn rules(value: JsValue) -> Result<Rules> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Rules::default());
+    }
+    if !value.is_object() {
+        return Err(
+            Error::new(ErrorCode::InvalidRules, "rules: expected an object").with("field", "rules")
+        );
+    }
+    // Through JSON: serde_wasm_bindgen reads only the fields a struct declares, so a
+    // misspelt rule would be ignored silently; serde_json refuses it (rules are a few bytes).
+    let bad = |e: String| {
+        Error::new(ErrorCode::InvalidRules, format!("rules: {e}")).with("field", "rules")
+    };
+    let json = js_sys::JSON::stringify(&value)
+        .map_err(|e| bad(describe(&e)))?
+        .as_string()
+        .unwrap_or_default();
+    let rules: Rules = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    rules.validate()?;
+    Ok(rules)
+}
+
+/// A candidate the rules did not show.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HiddenOut {
+    pub item_id: String,
+    pub upstream_rank: usize,
+    pub reason: HiddenReason,
 }
 
 impl RankingOut {
@@ -306,17 +348,39 @@ impl RankingOut {
         let items = r
             .items
             .into_iter()
-            .map(|i| RankedOut {
-                item_id: i.item_id,
-                score: i.score,
-                upstream_rank: i.upstream_rank,
-                because: i
-                    .because
-                    .into_iter()
-                    .map(|b| BecauseOut { item_id: b.item_id, weight: b.weight })
-                    .collect(),
+            .map(|i| {
+                let explanation = i.explanation();
+                RankedOut {
+                    item_id: i.item_id,
+                    score: i.score,
+                    upstream_rank: i.upstream_rank,
+                    because: i
+                        .because
+                        .into_iter()
+                        .map(|b| BecauseOut { item_id: b.item_id, weight: b.weight })
+                        .collect(),
+                    effects: i.effects,
+                    explanation,
+                }
             })
             .collect();
-        Self { items, personalised: r.personalised, reason: r.reason, backend, millis, timings }
+        let hidden = r
+            .hidden
+            .into_iter()
+            .map(|h| HiddenOut {
+                item_id: h.item_id,
+                upstream_rank: h.upstream_rank,
+                reason: h.reason,
+            })
+            .collect();
+        Self {
+            items,
+            personalised: r.personalised,
+            reason: r.reason,
+            hidden,
+            backend,
+            millis,
+            timings,
+        }
     }
 }

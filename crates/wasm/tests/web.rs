@@ -27,6 +27,8 @@ const CATEGORIES: &[u8] =
 /// The full bundle's manifest: this package must refuse it (it has no tokenizer).
 const FULL_MANIFEST: &[u8] = include_bytes!("../../../tests/fixtures/bundle-slice/manifest.json");
 const PARITY: &str = include_str!("../../../tests/fixtures/parity.json");
+/// Orders the native engine gives a page of `PARITY` under rule combinations.
+const PARITY_RULES: &str = include_str!("../../../tests/fixtures/parity-rules.json");
 // The distilled Diginetica student as it ships (docs/distill.md), with its native golden scores.
 const STUDENT_MANIFEST: &[u8] =
     include_bytes!("../../../tests/fixtures/student-diginetica-browser/manifest.json");
@@ -76,6 +78,32 @@ struct RankingOut {
     reason: Option<String>,
     backend: String,
     millis: f64,
+    hidden: Vec<HiddenOut>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HiddenOut {
+    item_id: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct RulesGolden {
+    page: String,
+    categories: std::collections::BTreeMap<String, String>,
+    unavailable: Vec<String>,
+    cases: Vec<RulesCase>,
+}
+
+#[derive(Deserialize)]
+struct RulesCase {
+    name: String,
+    with_session: bool,
+    /// The rules as JSON (camelCase): passed to `rerank` as a plain JS object.
+    rules: Value,
+    order: Vec<String>,
+    hidden: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +113,8 @@ struct RankedOut {
     score: f32,
     upstream_rank: usize,
     because: Vec<BecauseOut>,
+    effects: Value,
+    explanation: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,7 +175,14 @@ fn candidates_js(cs: &[Candidate]) -> JsValue {
                 if let Some(vector) = &c.vector {
                     v["vector"] = json!(vector);
                 }
-                if c.content.is_none() && c.vector.is_none() { json!(c.item_id) } else { v }
+                if !c.available {
+                    v["available"] = json!(false);
+                }
+                if c.content.is_none() && c.vector.is_none() && c.available {
+                    json!(c.item_id)
+                } else {
+                    v
+                }
             })
             .collect(),
     ));
@@ -194,7 +231,7 @@ async fn play(r: &Reranker, case: &Case) -> RankingOut {
     for e in &case.session {
         r.observe(event_js(e)).expect("observe");
     }
-    ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"))
+    ranking(r.rerank(candidates_js(&case.candidates), JsValue::UNDEFINED).await.expect("rerank"))
 }
 
 fn check_parity(case: &Case, got: &RankingOut, tolerance: Tolerance) -> f32 {
@@ -374,7 +411,7 @@ async fn bad_vectors_are_typed_errors() {
     let vector =
         Reflect::get(&js_sys::Array::from(&list).get(1), &"vector".into()).expect("vector");
     vector.unchecked_ref::<js_sys::Array>().set(3, JsValue::from_f64(f64::NAN)); // in place (Array::from copies)
-    let e = r.rerank(list).await.expect_err("NaN in a vector rejects");
+    let e = r.rerank(list, JsValue::UNDEFINED).await.expect_err("NaN in a vector rejects");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].vector[3]"));
     // An event's vector is checked when it is observed; the session keeps only good events.
     let e = r
@@ -392,7 +429,7 @@ async fn vectors_of_listed_items_reach_the_events_that_name_them() {
     let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
     let r = engine();
     r.observe(event_js(&case.session[0])).expect("observe");
-    ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
+    ranking(r.rerank(candidates_js(&case.candidates), JsValue::UNDEFINED).await.expect("rerank"));
     let clicked = &case.candidates[7];
     r.observe(js(&json!({ "itemId": clicked.item_id, "kind": "click" }))).expect("observe by id");
     let events: Vec<Value> =
@@ -401,16 +438,18 @@ async fn vectors_of_listed_items_reach_the_events_that_name_them() {
         .expect("the event got the listed vector");
     assert_eq!(Some(&kept), clicked.vector.as_ref());
     // A later call with bare ids scores like the call with vectors.
-    let with = ranking(r.rerank(candidates_js(&case.candidates)).await.expect("rerank"));
+    let with = ranking(
+        r.rerank(candidates_js(&case.candidates), JsValue::UNDEFINED).await.expect("rerank"),
+    );
     let ids: Vec<Value> = case.candidates.iter().map(|c| json!(c.item_id)).collect();
-    let bare = ranking(r.rerank(js(&Value::Array(ids))).await.expect("rerank"));
+    let bare = ranking(r.rerank(js(&Value::Array(ids)), JsValue::UNDEFINED).await.expect("rerank"));
     let order = |x: &RankingOut| x.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>();
     assert_eq!(order(&with), order(&bare));
 }
 
 /// An `invalid_input` rejection's field.
 async fn rerank_field(r: &Reranker, candidates: Value) -> String {
-    let e = r.rerank(js(&candidates)).await.expect_err("rejected");
+    let e = r.rerank(js(&candidates), JsValue::UNDEFINED).await.expect_err("rejected");
     assert_eq!(code(&e), "invalid_input");
     prop(&e, "field").as_string().expect("field")
 }
@@ -433,7 +472,7 @@ async fn bad_candidate_lists_are_typed_errors() {
     let content =
         Reflect::get(&js_sys::Array::from(&list).get(1), &"content".into()).expect("content");
     Reflect::set(&content, &"price".into(), &JsValue::from_f64(f64::NAN)).expect("set");
-    let e = r.rerank(list).await.expect_err("NaN price rejects");
+    let e = r.rerank(list, JsValue::UNDEFINED).await.expect_err("NaN price rejects");
     assert_eq!(code(&e), "invalid_input");
     assert_eq!(prop(&e, "field").as_string().as_deref(), Some("candidates[1].content.price"));
     assert_eq!(
@@ -470,7 +509,9 @@ fn bad_events_are_typed_errors_and_leave_the_session_alone() {
 #[wasm_bindgen_test]
 async fn unknown_ids_and_empty_sessions_have_documented_fallbacks() {
     let r = engine();
-    let got = ranking(r.rerank(js(&json!(["9", "12", 19]))).await.expect("empty session"));
+    let got = ranking(
+        r.rerank(js(&json!(["9", "12", 19])), JsValue::UNDEFINED).await.expect("empty session"),
+    );
     assert!(!got.personalised);
     assert!(got.reason.is_some());
     assert_eq!(got.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(), ["9", "12", "19"]);
@@ -483,7 +524,7 @@ async fn unknown_ids_and_empty_sessions_have_documented_fallbacks() {
     ))
     .expect("numeric id");
     let got = ranking(
-        r.rerank(js(&json!(["9", "also-unknown", { "itemId": "new", "content": { "text": "w2408 w26881", "category": 1053, "price": 129.9 } }])))
+        r.rerank(js(&json!(["9", "also-unknown", { "itemId": "new", "content": { "text": "w2408 w26881", "category": 1053, "price": 129.9 } }])), JsValue::UNDEFINED)
             .await
             .expect("unknown candidates are scored"),
     );
@@ -517,7 +558,10 @@ async fn the_session_persists_in_session_storage_per_model_version() {
         serde_wasm_bindgen::from_value(b.session().expect("session")).expect("events");
     assert_eq!(events[1]["kind"], "purchase");
     assert_eq!(events[1]["timestamp"].as_f64(), Some(1_700_000_000_000.0));
-    assert!(ranking(b.rerank(js(&json!(["12", "19"]))).await.expect("rerank")).personalised);
+    assert!(
+        ranking(b.rerank(js(&json!(["12", "19"])), JsValue::UNDEFINED).await.expect("rerank"))
+            .personalised
+    );
 
     // Corrupt storage is ignored, not fatal.
     storage.set_item(&key, "{garbage").expect("set");
@@ -584,4 +628,88 @@ fn timestamps_default_to_now_and_null_means_unknown() {
     assert!(t >= (before / 1000.0).floor() * 1000.0 && t <= js_sys::Date::now());
     assert!(events[1]["timestamp"].is_null());
     assert_eq!(events[0]["kind"], "view");
+}
+
+/// The shop's rules give the native engine's order in the browser, for every combination of
+/// `tests/fixtures/parity-rules.json` (pins, exclusions, unavailable items, boost and bury, a
+/// category cap, diversity, a displacement limit, a blend; with and without a session).
+#[wasm_bindgen_test]
+async fn rules_give_the_native_order() {
+    let parity: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let golden: RulesGolden = serde_json::from_str(PARITY_RULES).expect("parity-rules.json");
+    let page = parity.cases.iter().find(|c| c.name == golden.page).expect("the page");
+    let candidates: Vec<Candidate> = page
+        .candidates
+        .iter()
+        .map(|c| Candidate {
+            content: golden.categories.get(&c.item_id).map(|cat| sessionrank_core::ItemContent {
+                text: String::new(),
+                category: Some(cat.clone()),
+                price_level: None,
+            }),
+            available: !golden.unavailable.contains(&c.item_id),
+            ..c.clone()
+        })
+        .collect();
+    let r = engine();
+    for case in &golden.cases {
+        r.reset();
+        if case.with_session {
+            for e in &page.session {
+                r.observe(event_js(e)).expect("observe");
+            }
+        }
+        let got = ranking(
+            r.rerank(candidates_js(&candidates), js(&case.rules)).await.expect("rerank with rules"),
+        );
+        let order: Vec<&str> = got.items.iter().map(|i| i.item_id.as_str()).collect();
+        assert_eq!(order, case.order, "{}: the native order", case.name);
+        let hidden: Vec<&str> = got.hidden.iter().map(|h| h.item_id.as_str()).collect();
+        assert_eq!(hidden, case.hidden, "{}: hidden", case.name);
+        assert!(got.hidden.iter().all(|h| h.reason == "excluded" || h.reason == "unavailable"));
+    }
+    // Effects and explanations come with the items.
+    r.reset();
+    for e in &page.session {
+        r.observe(event_js(e)).expect("observe");
+    }
+    let pinned = &candidates[50].item_id;
+    let rules = js(&json!({ "pins": { pinned.clone(): 0 }, "diversity": 0.3 }));
+    let got = ranking(r.rerank(candidates_js(&candidates), rules).await.expect("pins"));
+    assert_eq!(&got.items[0].item_id, pinned);
+    assert_eq!(got.items[0].effects["pinned"], json!(0));
+    assert!(got.items[0].explanation.starts_with("Placed at position 1 by the shop."));
+    assert!(got.items.iter().any(|i| i.effects["diversity"] == json!("up")));
+}
+
+/// Rules that are malformed or cannot be met reject with `invalid_rules`, naming the rule.
+#[wasm_bindgen_test]
+async fn bad_rules_are_typed_errors() {
+    let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let case = &golden.cases[0];
+    let r = engine();
+    for e in &case.session {
+        r.observe(event_js(e)).expect("observe");
+    }
+    let id = &case.candidates[0].item_id;
+    for (rules, field) in [
+        (json!({ "blend": 2 }), "rules.blend"),
+        (json!({ "diversity": -0.5 }), "rules.diversity"),
+        (json!({ "pins": { id.clone(): 100 } }), &*format!("rules.pins.{id}")),
+        (json!({ "maxDisplacment": 3 }), "rules"),
+        (json!("diverse please"), "rules"),
+    ] {
+        let e = r
+            .rerank(candidates_js(&case.candidates), js(&rules))
+            .await
+            .expect_err("bad rules reject");
+        assert_eq!(code(&e), "invalid_rules", "{rules}");
+        assert_eq!(prop(&e, "field").as_string().as_deref(), Some(field), "{rules}");
+    }
+    // `null` and `undefined` are no rules.
+    let a = ranking(r.rerank(candidates_js(&case.candidates), JsValue::NULL).await.expect("null"));
+    assert!(
+        a.hidden.is_empty()
+            && a.items.iter().all(|i| i.explanation.is_empty() || !i.because.is_empty())
+    );
 }

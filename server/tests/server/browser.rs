@@ -8,7 +8,10 @@
 //!   the *full* bundle computing every vector itself: equal orders mean the split loses
 //!   nothing. The page downloaded no file of the full bundle (no item table, no tokenizer);
 //! * a tampered weights file → the page still shows the products in upstream order and says
-//!   personalisation is off.
+//!   personalisation is off;
+//! * the merchandising panel (diversity, hiding out-of-stock products, the weight of
+//!   personalisation, a move limit, a pin) re-ranks live, and the visible order equals the
+//!   native engine's under the same rules; each card says why (`docs/demo-controls.png`).
 //!
 //! Needs the browser package (`scripts/build-wasm` → `web/pkg`) and Debian's `chromium` +
 //! `chromium-driver`. `scripts/test` provides both and sets `SESSIONRANK_BROWSER_TESTS=1`, which
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use serde_json::{Value, json};
-use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, SessionEvent};
+use sessionrank_core::{Candidate, ItemContent, ModelBundle, Reranker, Rules, SessionEvent};
 use sessionrank_data::EventKind;
 use sessionrank_data::import::import_named;
 use sessionrank_server::client::Client;
@@ -324,6 +327,17 @@ impl Site {
     /// The native engine's order for `events` (as the page stored them) over `candidates`, with
     /// the full bundle: every vector computed here, none taken from the page.
     fn native_order(&self, events: &Value, candidates: &[Value]) -> Vec<String> {
+        self.native_order_with(events, candidates, &Rules::default(), &[])
+    }
+
+    /// [`Site::native_order`] under the shop's `rules`, with the `unavailable` ids marked so.
+    fn native_order_with(
+        &self,
+        events: &Value,
+        candidates: &[Value],
+        rules: &Rules,
+        unavailable: &[String],
+    ) -> Vec<String> {
         let engine = Reranker::from_bundle(&self.bundle, &Device::flex()).expect("engine");
         let session: Vec<SessionEvent> = events
             .as_array()
@@ -347,10 +361,10 @@ impl Site {
                     price_level: c["price_level"].as_u64().map(|p| p as u8),
                 }),
                 vector: None,
-                available: true,
+                available: !unavailable.iter().any(|u| c["id"].as_str() == Some(u.as_str())),
             })
             .collect();
-        let ranking = engine.rerank(&session, &candidates).expect("native rerank");
+        let ranking = engine.rerank_with(&session, &candidates, rules).expect("native rerank");
         assert!(ranking.personalised, "{:?}", ranking.reason);
         ranking.items.into_iter().map(|i| i.item_id).collect()
     }
@@ -577,6 +591,104 @@ async fn storefront_example_reranks_like_the_native_engine_and_degrades_to_upstr
     let status = b.status().await;
     assert!(status.contains("Personalisation is off"), "{status}");
     assert_eq!(b.order("#products").await, upstream);
+
+    b.cmd("DELETE", "", json!({})).await;
+    site.stop().await;
+}
+
+/// Set an `<input>` or `<select>` of the demo's merchandising panel as a shopper's hand would
+/// (its `input` and `change` events) and wait for the re-render it causes.
+async fn set_control(b: &Browser, id: &str, value: &str) {
+    let before = b.renders().await;
+    b.js(&format!(
+        "const e = document.getElementById('{id}'); e.value = '{value}'; \
+         e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); return null"
+    ))
+    .await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_merchandiser_controls_act_live_like_the_native_engine() {
+    if !browser_available() {
+        return;
+    }
+    let site = Site::start().await;
+    let b = Browser::start().await;
+    let candidates = site.candidates(60).await;
+    assert_eq!(b.open_page(&format!("{}/demo/", site.url)).await, "ready");
+    let unavailable: Vec<String> = serde_json::from_str(
+        b.js("return document.getElementById('grid').dataset.unavailable")
+            .await
+            .as_str()
+            .expect("ids"),
+    )
+    .expect("out-of-stock ids");
+    assert!(!unavailable.is_empty(), "the demo marks some products out of stock");
+
+    // Out-of-stock products are shown, marked, until the box is ticked: then they are hidden,
+    // even before any click (the rules apply to the shop's order too).
+    assert_eq!(
+        b.js("return document.querySelectorAll('#grid .stock').length").await,
+        json!(unavailable.len())
+    );
+    let before = b.renders().await;
+    b.click("#hide-out-of-stock").await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "hide out of stock")
+        .await;
+    let shown = b.order("#grid").await;
+    assert_eq!(shown.len(), candidates.len() - unavailable.len());
+    assert!(shown.iter().all(|id| !unavailable.contains(id)), "hidden products are gone");
+    let note = b.js("return document.getElementById('hidden-note').textContent").await;
+    assert!(note.as_str().is_some_and(|t| t.contains("hidden: out of stock")), "{note}");
+
+    // A session, then diversity, less personalisation, a move limit and a pin.
+    click_at(&b, "#grid", 4, "button[data-action=open]").await;
+    click_at(&b, "#grid", 9, "button[data-action=open]").await;
+    let plain = b.order("#grid").await;
+    set_control(&b, "diversity", "0.3").await;
+    let diverse = b.order("#grid").await;
+    assert_ne!(diverse, plain, "the diversity slider re-orders at once");
+    set_control(&b, "blend", "0.8").await;
+    set_control(&b, "max-move", "10").await;
+    // Below the sticky header a scrolled-to button would be covered: centre it first.
+    b.js("document.querySelectorAll('#grid > li')[12].scrollIntoView({block: 'center'}); return null")
+        .await;
+    let pinned = click_at(&b, "#grid", 12, "button[data-action=pin]").await;
+    let visible = b.order("#grid").await;
+    assert_eq!(visible[0], pinned, "the pinned product comes first");
+
+    let rules: Rules = serde_json::from_str(
+        b.js("return document.getElementById('grid').dataset.rules").await.as_str().expect("rules"),
+    )
+    .expect("the page's rules parse as the engine's");
+    assert_eq!(rules.diversity, 0.3);
+    assert_eq!(rules.max_displacement, Some(10));
+    assert_eq!(rules.pins.get(&pinned), Some(&0));
+    let events = b.js(
+        "return [...document.querySelectorAll('#session-events > li')].map(li => ({itemId: li.dataset.itemId, kind: li.dataset.kind, timestamp: Number(li.dataset.timestamp)}))",
+    )
+    .await;
+    let native = site.native_order_with(&events, &candidates, &rules, &unavailable);
+    assert_eq!(visible, native, "the page shows the native engine's order under the same rules");
+
+    // Every card says why: the pin, diversity or the move limit, the session.
+    let notes = b
+        .js("return [...document.querySelectorAll('#grid .rules-note')].map(n => n.textContent)")
+        .await;
+    let notes: Vec<&str> =
+        notes.as_array().expect("notes").iter().filter_map(Value::as_str).collect();
+    assert!(notes.iter().any(|n| n.contains("Pinned to #1 by the shop")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("to vary the list")), "{notes:?}");
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    save_screenshot(&b.screenshot().await, "demo-controls.png");
+
+    // Reset rules: the model's order for the session again.
+    let before = b.renders().await;
+    b.click("#reset-rules").await;
+    b.wait_for(&format!("Number(document.body.dataset.renders) > {before}"), "reset rules").await;
+    assert_eq!(b.order("#grid").await, site.native_order(&events, &candidates));
 
     b.cmd("DELETE", "", json!({})).await;
     site.stop().await;
