@@ -800,6 +800,14 @@ struct ParityPage {
     name: String,
     session: Vec<SessionEvent>,
     candidates: Vec<Candidate>,
+    expected: ParityExpected,
+}
+
+/// What parity.json says the engine gives the page without rules (today's order).
+#[derive(Deserialize)]
+struct ParityExpected {
+    scores: Vec<f32>,
+    top10: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -971,6 +979,24 @@ fn golden_orders_under_rules_hold_on_the_full_and_the_browser_bundle() {
         let b = browser.rerank_with(s, &candidates, &rules).expect("browser bundle");
         assert_eq!(order_and_hidden(&b), want, "{name}: browser bundle");
     }
-    // No rules at all is the order of parity.json (today's order).
-    assert_eq!(golden.cases[0].hidden, Vec::<String>::new());
+    // No rules at all is today's order: parity.json's top 10, and scores descending along the
+    // whole list (1e-3: parity.json's scores are another build's floats).
+    let no_rules = &golden.cases[0];
+    assert_eq!(no_rules.hidden, Vec::<String>::new());
+    assert_eq!(no_rules.order.len(), ids.len());
+    let today = today_expected();
+    assert_eq!(no_rules.order[..10], today.top10[..]);
+    let score = |id: &String| today.scores[ids.iter().position(|i| i == id).expect("a candidate")];
+    for w in no_rules.order.windows(2) {
+        assert!(score(&w[0]) >= score(&w[1]) - 1e-3, "{} before {}", w[0], w[1]);
+    }
+}
+
+/// parity.json's expectation for [`RULES_PAGE`].
+fn today_expected() -> ParityExpected {
+    let parity: ParityFile = serde_json::from_slice(
+        &std::fs::read(repo_root().join("tests/fixtures/parity.json")).expect("parity.json"),
+    )
+    .expect("parity.json parses");
+    parity.cases.into_iter().find(|c| c.name == RULES_PAGE).expect("the page").expected
 }

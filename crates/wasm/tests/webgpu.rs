@@ -146,7 +146,10 @@ async fn play(r: &Reranker, case: &Case) -> RankingOut {
 }
 
 async fn rerank(r: &Reranker, case: &Case) -> RankingOut {
-    let v = r.rerank(js(&Value::Array(case.candidates.clone())), JsValue::UNDEFINED).await.expect("rerank");
+    let v = r
+        .rerank(js(&Value::Array(case.candidates.clone())), JsValue::UNDEFINED)
+        .await
+        .expect("rerank");
     serde_wasm_bindgen::from_value(v).expect("ranking shape")
 }
 
