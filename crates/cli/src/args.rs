@@ -249,6 +249,12 @@ pub struct EvalArgs {
     /// Test cases for the re-ranking protocols (0 = skip them).
     #[arg(long, default_value_t = 5000, value_name = "N")]
     pub rerank_cases: usize,
+    /// A shop's business rules (JSON, as the browser package's `rerank` takes them: pins,
+    /// exclude, boost, bury, categoryCap, diversity, maxDisplacement, blend) applied to the
+    /// retriever-100 lists of the re-ranking cases: NDCG@10, HR@10, category coverage@10 and
+    /// intra-list diversity@10 with and without them [default: no rules].
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

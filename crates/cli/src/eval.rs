@@ -1,9 +1,11 @@
-//! `sessionrank eval`: a bundle (and the baselines) on a dataset's test split.
+//! `sessionrank eval`: a bundle (and the baselines) on a dataset's test split; with `--rules`,
+//! also the shop's rules on the retriever-100 lists (`sessionrank_train::controls`).
 
 use anyhow::{Context, bail};
 use burn::tensor::Device;
-use sessionrank_core::{ModelBundle, Reranker};
-use sessionrank_train::pipeline::evaluate;
+use sessionrank_core::{ModelBundle, Reranker, Rules};
+use sessionrank_train::controls::RuleBench;
+use sessionrank_train::pipeline::{evaluate, rerank_subset};
 
 use crate::output::write_json;
 use crate::plan::EvalPlan;
@@ -24,8 +26,26 @@ pub fn run(plan: EvalPlan) -> anyhow::Result<()> {
     }
     let evaluation = evaluate(reranker.model(), reranker.encoder(), &dataset, &device, &plan.eval);
     println!("{}", serde_json::to_string_pretty(&evaluation.model.full)?);
+    let mut out = serde_json::to_value(&evaluation)?;
+    if let Some(rules) = &plan.rules {
+        // The same re-rank cases as the evaluation's, each list scored once and ordered with
+        // and without the rules.
+        let cases = rerank_subset(&dataset, plan.eval.rerank_cases, plan.eval.seed);
+        let bench = RuleBench::new(&reranker, &dataset)?;
+        let (metrics, recall) = bench.measure(&cases, &[Rules::default(), rules.clone()])?;
+        let report = serde_json::json!({
+            "protocol": "retriever-100",
+            "cases": cases.len(),
+            "retriever_recall@100": recall,
+            "rules": rules,
+            "without_rules": metrics.first(),
+            "with_rules": metrics.get(1),
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        out["rules"] = report;
+    }
     if let Some(path) = &plan.results {
-        write_json(path, &evaluation)?;
+        write_json(path, &out)?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use sessionrank_core::Rules;
 use sessionrank_data::default_data_dir;
 use sessionrank_data::import::{Imported, import_named};
 use sessionrank_model::ModelConfig;
@@ -44,7 +45,7 @@ pub fn resolve(cli: Cli) -> anyhow::Result<Plan> {
         }
         Command::Eval(a) => {
             let imported = import(&a.data)?;
-            Plan::Eval(EvalPlan::resolve(a, imported))
+            Plan::Eval(EvalPlan::resolve(a, imported)?)
         }
         Command::Export(a) => Plan::Export(ExportPlan::resolve(a)),
         Command::ListStage(a) => {
@@ -184,10 +185,12 @@ pub struct EvalPlan {
     pub bundle: PathBuf,
     pub results: Option<PathBuf>,
     pub eval: EvalOptions,
+    /// The shop's rules of `--rules`, read and checked.
+    pub rules: Option<Rules>,
 }
 
 impl EvalPlan {
-    pub fn resolve(a: EvalArgs, imported: Imported) -> Self {
+    pub fn resolve(a: EvalArgs, imported: Imported) -> anyhow::Result<Self> {
         let profile = DatasetProfile::of(&imported.dataset);
         let eval = EvalOptions {
             exclude_history: profile.exclude_history(),
@@ -195,8 +198,19 @@ impl EvalPlan {
             baselines: !a.no_baselines,
             seed: EVAL_SEED,
         };
-        Self { imported, bundle: a.bundle, results: a.results, eval }
+        let rules = a.rules.as_deref().map(read_rules).transpose()?;
+        Ok(Self { imported, bundle: a.bundle, results: a.results, eval, rules })
     }
+}
+
+/// A rules file: the engine's `Rules` as JSON, refused whole when a rule is unknown or invalid
+/// (the error names the rule, e.g. `rules.diversity`).
+fn read_rules(path: &std::path::Path) -> anyhow::Result<Rules> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let rules: Rules = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not valid rules", path.display()))?;
+    rules.validate().with_context(|| format!("{}", path.display()))?;
+    Ok(rules)
 }
 
 /// `export`: a bundle verified and copied.

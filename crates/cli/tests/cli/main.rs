@@ -1,7 +1,8 @@
 //! Integration tests of the `sessionrank` command, in one test binary (one link step on 2
 //! cores). Building them also builds the `sessionrank` binary, which the server's tests spawn.
 //!
-//! * `commands` — the binary itself on the committed sample: import, profile and preset;
+//! * `commands` — the binary itself on the committed sample: import, profile and preset, eval
+//!   with a rules file;
 //! * `distill_report` — the distillation report from a directory of runs.
 
 mod commands;
