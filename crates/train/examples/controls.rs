@@ -157,6 +157,16 @@ fn main() -> Result<(), Error> {
                 "note": note(held_out),
                 "bundle": dir.display().to_string(),
                 "model_version": bundle.manifest.model_version,
+                // How good the bundle is on the test split (its manifest's numbers), to set it
+                // beside the reported models of results/quality-*.json.
+                "bundle_test_metrics": bundle.manifest.metrics.get("test").map(|t| {
+                    serde_json::json!({
+                        "ndcg@10": t.get("ndcg_at_10"),
+                        "hr@10": t.get("hr_at_10"),
+                        "hr@20": t.get("hr_at_20"),
+                        "mrr@20": t.get("mrr_at_20"),
+                    })
+                }),
             }),
         );
     }
