@@ -504,10 +504,7 @@ fn fill(
         }
     }
 
-    let diversity = Diversity::new(rules, items, kept);
-    let lambda = rules.diversity;
-    let mut max_sim: Vec<f32> = vec![0.0; m];
-    let mut any_placed = false;
+    let mut mmr = Diversity::new(rules, items, kept).map(|unit| Mmr::new(unit, rules.diversity));
 
     // The unplaced items by relevance: the most relevant is the first not yet placed (so each
     // slot finds it in O(1) rather than by a pass over the list).
@@ -526,7 +523,7 @@ fn fill(
     let shaped_until = match rules.max_displacement {
         Some(_) => usize::MAX,
         None => {
-            let diversity_end = if diversity.is_some() { rules.diversity_depth } else { 0 };
+            let diversity_end = if mmr.is_some() { rules.diversity_depth } else { 0 };
             diversity_end.max(rules.category_cap.map_or(0, |c| c.top))
         }
     };
@@ -555,14 +552,7 @@ fn fill(
                         }
                         _ => true,
                     },
-                    |k| {
-                        if diversity.is_some() && p < rules.diversity_depth {
-                            let penalty = if any_placed { max_sim[k] } else { 0.0 };
-                            (1.0 - lambda) * list.rel[k] - lambda * penalty
-                        } else {
-                            list.rel[k]
-                        }
-                    },
+                    mmr.as_mut().filter(|_| p < rules.diversity_depth),
                 );
                 record(rules, &pick, &cat_name, effects);
                 let k = pick.chosen;
@@ -582,11 +572,10 @@ fn fill(
         {
             cat_count[cat[chosen]] += 1;
         }
-        if let Some(d) = &diversity
+        if let Some(mmr) = &mut mmr
             && p + 1 < rules.diversity_depth
         {
-            d.update(chosen, &unplaced, &mut max_sim, any_placed);
-            any_placed = true;
+            mmr.placed.push(chosen);
         }
     }
     Ok(order)
@@ -623,7 +612,7 @@ fn pick(
     list: &List,
     s: Slot<'_>,
     cap_ok: impl Fn(usize) -> bool,
-    objective: impl Fn(usize) -> f32,
+    mmr: Option<&mut Mmr>,
 ) -> Pick {
     let u = s.unplaced;
     // The displacement limit allows a prefix of the unplaced items (baseline order): those
@@ -642,10 +631,6 @@ fn pick(
         }
     };
     let better_rel = |a: usize, b: usize| list.cmp(a, b) == Ordering::Less;
-    let better_obj = |a: usize, b: usize| {
-        let (oa, ob) = (objective(a), objective(b));
-        ob.total_cmp(&oa).then(list.cmp(a, b)) == Ordering::Less
-    };
     let best = s.best.unwrap_or_else(|| {
         let mut best = u[0];
         for &k in &u[1..] {
@@ -657,31 +642,29 @@ fn pick(
     });
     let mut best_allowed = u[0];
     let mut best_capped: Option<usize> = None;
-    let mut chosen_capped: Option<usize> = None;
-    let mut chosen_any = u[0];
     for &k in &u[..allowed] {
         if better_rel(k, best_allowed) {
             best_allowed = k;
         }
-        if better_obj(k, chosen_any) {
-            chosen_any = k;
-        }
-        if cap_ok(k) {
-            if best_capped.is_none_or(|b| better_rel(k, b)) {
-                best_capped = Some(k);
-            }
-            if chosen_capped.is_none_or(|c| better_obj(k, c)) {
-                chosen_capped = Some(k);
-            }
+        if cap_ok(k) && best_capped.is_none_or(|b| better_rel(k, b)) {
+            best_capped = Some(k);
         }
     }
+    // Without diversity the objective is the relevance: the best allowed item within the cap.
+    let chosen = match mmr {
+        Some(mmr) => mmr
+            .choose(list, &u[..allowed], &cap_ok)
+            .or_else(|| mmr.choose(list, &u[..allowed], &|_| true))
+            .unwrap_or(best_allowed),
+        None => best_capped.unwrap_or(best_allowed),
+    };
     let limited = match rules.max_displacement {
         Some(limit) if best != best_allowed => {
             Some(if s.base[best] > s.p + limit { Shift::Down } else { Shift::Up })
         }
         _ => None,
     };
-    Pick { chosen: chosen_capped.unwrap_or(chosen_any), best, best_allowed, limited, best_capped }
+    Pick { chosen, best, best_allowed, limited, best_capped }
 }
 
 /// Record why `pick.chosen` took the slot instead of the most relevant item.
@@ -754,14 +737,94 @@ impl Diversity {
     fn row(&self, k: usize) -> &[f32] {
         &self.unit[k * self.dim..(k + 1) * self.dim]
     }
+}
 
-    /// After `placed` took a slot: each unplaced item's highest similarity to the placed ones.
-    fn update(&self, placed: usize, unplaced: &[usize], max_sim: &mut [f32], any_placed: bool) {
-        let pv = self.row(placed);
-        for &k in unplaced {
-            let sim = dot(self.row(k), pv);
-            max_sim[k] = if any_placed { max_sim[k].max(sim) } else { sim };
+/// Maximal marginal relevance, slot by slot: the item maximising `(1 - λ) × relevance - λ ×
+/// its highest cosine similarity to the items placed so far` (0 before any is placed).
+///
+/// Similarities are brought up to date lazily, only for items that could still win the slot:
+/// an item's highest similarity only grows as items are placed, so its score from a partial
+/// update (at least the first placed item) bounds its true score from above, and an item whose
+/// bound is below the best true score so far cannot win. The choice is exactly the eager
+/// one's (the same dot products and comparisons) at a fraction of the dot products.
+struct Mmr {
+    unit: Diversity,
+    lambda: f32,
+    /// The items placed in the slots diversity shapes, in order.
+    placed: Vec<usize>,
+    /// Per item: its highest similarity to `placed[..seen[k]]` (-∞ before the first).
+    max_sim: Vec<f32>,
+    seen: Vec<usize>,
+}
+
+impl Mmr {
+    fn new(unit: Diversity, lambda: f32) -> Self {
+        let m = unit.unit.len() / unit.dim.max(1);
+        Self {
+            unit,
+            lambda,
+            placed: Vec::new(),
+            max_sim: vec![f32::NEG_INFINITY; m],
+            seen: vec![0; m],
         }
+    }
+
+    /// The score of `k` with the similarities it has seen: exact when `seen[k]` covers every
+    /// placed item, an upper bound otherwise. Sees at least the first placed item.
+    fn score(&mut self, list: &List, k: usize) -> f32 {
+        let penalty = match self.placed.first() {
+            None => 0.0,
+            Some(&first) => {
+                if self.seen[k] == 0 {
+                    self.max_sim[k] = dot(self.unit.row(k), self.unit.row(first));
+                    self.seen[k] = 1;
+                }
+                self.max_sim[k]
+            }
+        };
+        (1.0 - self.lambda) * list.rel[k] - self.lambda * penalty
+    }
+
+    /// `k`'s exact score.
+    fn refresh(&mut self, list: &List, k: usize) -> f32 {
+        let from = self.seen[k];
+        for &j in &self.placed[from.min(self.placed.len())..] {
+            self.max_sim[k] = self.max_sim[k].max(dot(self.unit.row(k), self.unit.row(j)));
+        }
+        self.seen[k] = self.placed.len();
+        self.score(list, k)
+    }
+
+    /// The best item of `candidates` that `ok` accepts: highest score, ties in relevance order.
+    fn choose(
+        &mut self,
+        list: &List,
+        candidates: &[usize],
+        ok: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        // The highest bound first (it is likely the winner, which prunes the most), then
+        // every other item whose bound reaches the best exact score so far.
+        let mut top: Option<(f32, usize)> = None;
+        for &k in candidates {
+            if ok(k) {
+                let bound = self.score(list, k);
+                if top.is_none_or(|(t, tk)| bound.total_cmp(&t).then(list.cmp(tk, k)).is_gt()) {
+                    top = Some((bound, k));
+                }
+            }
+        }
+        let (_, first) = top?;
+        let mut best = (self.refresh(list, first), first);
+        for &k in candidates {
+            if k == first || !ok(k) || self.score(list, k).total_cmp(&best.0).is_lt() {
+                continue;
+            }
+            let score = self.refresh(list, k);
+            if score.total_cmp(&best.0).then(list.cmp(best.1, k)).is_gt() {
+                best = (score, k);
+            }
+        }
+        Some(best.1)
     }
 }
 

@@ -344,6 +344,96 @@ fn no_diversity_and_full_blend_reproduce_the_model_order() {
     });
 }
 
+/// `a · b` as the engine sums it (eight running sums, then a fixed order), so that the
+/// reference below makes the same float comparisons.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, &xi), &yi) in acc.iter_mut().zip(x).zip(y) {
+            *s += xi * yi;
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Diversity as the textbook greedy MMR, every similarity updated after every placement:
+/// the engine's lazy updates must choose exactly the same items.
+fn eager_mmr(case: &Case, lambda: f32, depth: usize) -> Vec<usize> {
+    let n = case.ids.len();
+    let (lo, hi) = case
+        .scores
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    let rel: Vec<f32> =
+        case.scores.iter().map(|&s| if hi > lo { (s - lo) / (hi - lo) } else { 1.0 }).collect();
+    let d = case.vectors.iter().flatten().map(Vec::len).next().unwrap_or(0);
+    let unit: Vec<Vec<f32>> = case
+        .vectors
+        .iter()
+        .map(|v| match v {
+            Some(v) => {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if norm > 0.0 { v.iter().map(|x| x / norm).collect() } else { vec![0.0; d] }
+            }
+            None => vec![0.0; d],
+        })
+        .collect();
+    let by_rel = |a: usize, b: usize| {
+        rel[b].total_cmp(&rel[a]).then(case.scores[b].total_cmp(&case.scores[a])).then(a.cmp(&b))
+    };
+    let mut left: Vec<usize> = (0..n).collect();
+    let mut max_sim = vec![0.0f32; n];
+    let mut any = false;
+    let mut order = Vec::new();
+    for p in 0..n {
+        let score = |k: usize| {
+            if p < depth && d > 0 {
+                (1.0 - lambda) * rel[k] - lambda * if any { max_sim[k] } else { 0.0 }
+            } else {
+                rel[k]
+            }
+        };
+        let mut best = left[0];
+        for &k in &left[1..] {
+            if score(k).total_cmp(&score(best)).then(by_rel(best, k)).is_gt() {
+                best = k;
+            }
+        }
+        left.retain(|&k| k != best);
+        order.push(best);
+        if p + 1 < depth && d > 0 {
+            for &k in &left {
+                let sim = dot8(&unit[k], &unit[best]);
+                max_sim[k] = if any { max_sim[k].max(sim) } else { sim };
+            }
+            any = true;
+        }
+    }
+    order
+}
+
+#[test]
+fn diversity_chooses_exactly_what_eager_maximal_marginal_relevance_chooses() {
+    for_each_case(|seed, rng, case| {
+        let lambda = rng.random_range(1..=20) as f32 * 0.05;
+        let depth = rng.random_range(0..case.ids.len() + 3);
+        let rules = Rules {
+            hide_unavailable: false,
+            diversity: lambda,
+            diversity_depth: depth,
+            ..Rules::default()
+        };
+        let a = case.arrange(&rules).expect("diversity alone");
+        assert_eq!(
+            a.order,
+            eager_mmr(case, lambda, depth),
+            "case {seed}: λ {lambda} depth {depth}"
+        );
+    });
+}
+
 #[test]
 fn zero_blend_is_the_shops_order_and_no_scores_is_too() {
     for_each_case(|seed, _rng, case| {
