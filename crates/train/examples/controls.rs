@@ -178,10 +178,9 @@ fn main() -> Result<(), Error> {
             "retriever-100 lists (item-kNN over the training sessions; its order is the shop's \
              order); the model scores each list as the product does; every rule variant \
              re-orders the same scores with sessionrank_core::rules::arrange. mmr: diversity λ \
-             in {lambdas} (depth 20, cosine over the model's item vectors); max_move: \
+             in {LAMBDAS:?} (depth 20, cosine over the model's item vectors); max_move: \
              maxDisplacement in {limits} (null = none); shop_order: blend 0. Metrics of the top \
              10 averaged over cases; a target the retriever missed is a miss.",
-            lambdas = format!("{LAMBDAS:?}"),
             limits = LIMITS
                 .iter()
                 .map(|l| l.map_or("null".to_string(), |l| l.to_string()))
