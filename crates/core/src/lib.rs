@@ -17,6 +17,7 @@ pub mod features;
 pub mod ranking;
 pub mod reranker;
 pub mod rules;
+mod similarity;
 pub mod tokenizer;
 pub mod validate;
 pub mod weights;

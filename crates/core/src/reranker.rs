@@ -19,6 +19,7 @@ use crate::features::{
     EncodedEvent, EncodedItem, FeatureEncoder, ItemContent, item_features, session_input,
 };
 use crate::rules::{self, ListItem, Rules};
+use crate::similarity::dot;
 use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 
 // The call's shapes, checks and weight helpers have modules of their own; re-exported here,
@@ -633,19 +634,4 @@ fn top_two<'t>(
         }
     }
     best
-}
-
-/// A dot product in eight independent sums (a fixed order, so every machine gives the same
-/// value, and one the compiler turns into SIMD).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }

@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::explain::{Capped, Effects, Held, HiddenReason, Shift};
 use crate::ranking::{HiddenItem, RankedItem};
+use crate::similarity::dot;
 use crate::{CoreError, Result};
 
 /// A boost of strength 1 adds this to the relevance (which spans 0..1 over the list).
@@ -826,20 +827,4 @@ impl Mmr {
         }
         Some(best.1)
     }
-}
-
-/// `a · b` in eight independent sums, added in a fixed order: the same result on every
-/// machine, and ~8x faster than one running sum, whose every addition waits for the last (this
-/// is most of diversity's cost: 20 slots × 100 items × 64 dimensions per re-rank).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for ((sum, &xi), &yi) in acc.iter_mut().zip(x).zip(y) {
-            *sum += xi * yi;
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }

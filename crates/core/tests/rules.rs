@@ -344,8 +344,8 @@ fn no_diversity_and_full_blend_reproduce_the_model_order() {
     });
 }
 
-/// `a · b` as the engine sums it (eight running sums, then a fixed order), so that the
-/// reference below makes the same float comparisons.
+/// `a · b` as the engine sums it (`similarity::dot`: eight running sums, then in order), so
+/// that the reference below makes the same float comparisons.
 fn dot8(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -355,7 +355,7 @@ fn dot8(a: &[f32], b: &[f32]) -> f32 {
             *s += xi * yi;
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Diversity as the textbook greedy MMR, every similarity updated after every placement:
