@@ -377,10 +377,10 @@ function card(item, position, seen, personalised) {
   const li = el("li", { class: `card${seen.has(item.itemId) ? " seen" : ""}${out ? " out" : ""}` });
   li.dataset.itemId = item.itemId;
   li.dataset.upstreamRank = String(item.upstreamRank);
-  const name = productName(item.itemId);
+  const { name, meta } = product(item.itemId);
   li.append(
     el("button", { type: "button", class: "open", "data-action": "open", "aria-label": `View ${name}` }, name),
-    el("span", { class: "meta" }, `${c?.category ? `Category ${c.category}` : "Uncategorised"} · ${priceBand(c?.price_level)}`),
+    el("span", { class: "meta" }, c?.price_level == null ? meta : `${meta} · ${priceBand(c.price_level)}`),
   );
   if (out) li.append(el("span", { class: "stock" }, "Out of stock"));
   if (personalised) {
@@ -437,9 +437,37 @@ function renderSession() {
   );
 }
 
-const productName = (/** @type {string | number} */ id) => `Product ${id}`;
-const priceBand = (/** @type {number | null | undefined} */ level) =>
-  level == null ? "price unknown" : `price band ${level} of 15`;
+const productName = (/** @type {string | number} */ id) => product(id).name;
+
+/**
+ * What a card says about an item. The catalog's `text` is what the shop sent: in the Amazon
+ * Beauty sample of `scripts/demo`, brand and category path (ending in `category`), then words of
+ * the title. A text without letters (Diginetica's titles are hashed) shows the id.
+ * @param {string | number} id
+ * @returns {{ name: string, meta: string }}
+ */
+function product(id) {
+  const c = view.byId.get(String(id));
+  const text = (c?.text ?? "").trim();
+  const category = c?.category ?? "";
+  if (!/\p{L}/u.test(text)) {
+    return { name: `Product ${id}`, meta: category ? `Category ${category}` : "Uncategorised" };
+  }
+  // The path ends with `category`, which may also end an earlier step ("Fluids & Lotions",
+  // then "Lotions"): its last occurrence that the (lower-case) title follows, else its last.
+  let at = -1;
+  let titled = -1;
+  for (let i = category ? text.indexOf(category) : -1; i >= 0; i = text.indexOf(category, i + 1)) {
+    at = i;
+    if (!/^\s*\p{Lu}/u.test(text.slice(i + category.length))) titled = i;
+  }
+  if (titled >= 0) at = titled;
+  const path = at >= 0 ? text.slice(0, at + category.length) : category;
+  const title = (at >= 0 ? text.slice(at + category.length).trim() : text) || path;
+  return { name: title[0].toUpperCase() + title.slice(1), meta: path || "Uncategorised" };
+}
+
+const priceBand = (/** @type {number} */ level) => `price band ${level} of 15`;
 
 /** @param {string} message */
 function setStatus(message) {

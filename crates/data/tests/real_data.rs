@@ -1,5 +1,6 @@
 //! Import counts and baseline sanity on the real datasets (`shared/data`, see its README), and
-//! on the bundled Diginetica slice (`tests/data`, always present).
+//! on the bundled samples (`tests/data`: the Diginetica slice and the demo's Amazon Beauty
+//! sample, always present).
 //!
 //! A test whose dataset is absent skips, saying so on stderr, so the crate's tests pass on a
 //! machine without the data; under `CI=true` it fails instead (see [`dataset`]), so CI cannot
@@ -141,6 +142,29 @@ fn beauty_counts_and_protocols() -> Result<()> {
     let m = evaluate_full(&knn, &d.test, d.catalog.len(), 512, true);
     println!("{} full (exclude history): {m}", knn.name());
     assert!(m.hr_at_10 > 0.01, "{m}");
+    Ok(())
+}
+
+/// The demo's catalog (`tests/data/amazon-beauty`, cut from the S3-Rec files): it imports with
+/// the full files' importer, its counts are those its README states, and its text is clean
+/// (no HTML entities on the demo's cards).
+#[test]
+fn bundled_beauty_sample_counts_and_clean_text() -> Result<()> {
+    let dir = bundled_slice().with_file_name("amazon-beauty");
+    let imp = import_beauty(&dir)?;
+    let d = &imp.dataset;
+    assert_eq!(d.catalog.len(), 8_017);
+    assert_eq!(d.test.len(), 2_000);
+    assert_eq!(imp.summary.events_by_kind[EventKind::View as usize], 24_226);
+    let first = d.catalog.get(0).expect("item 1");
+    assert_eq!(first.text, "OPI Makeup Nails Nail Polish nail lacquer simmer and shimmer");
+    assert_eq!(first.category.as_deref(), Some("Nail Polish"));
+    let oreal = d.catalog.items().iter().filter(|i| i.text.starts_with("L'Oreal Paris")).count();
+    assert!(oreal > 0, "entities decoded: L'Oreal, not L&#39;Oreal");
+    for item in d.catalog.items() {
+        let entity = ["&amp;", "&#39;", "&quot;", "&reg;"].iter().find(|e| item.text.contains(**e));
+        assert!(entity.is_none(), "item {}: {entity:?} in {:?}", item.id, item.text);
+    }
     Ok(())
 }
 

@@ -16,7 +16,9 @@
 //! Needs the browser package (`scripts/build-wasm` → `web/pkg`) and Debian's `chromium` +
 //! `chromium-driver`. `scripts/test` provides both and sets `SESSIONRANK_BROWSER_TESTS=1`, which
 //! turns a missing piece into a failure, as `CI=true` does; otherwise the tests skip (with a
-//! note) when a piece is missing. `SESSIONRANK_UPDATE_SCREENSHOT=1` also writes `docs/demo.png`.
+//! note) when a piece is missing. `SESSIONRANK_UPDATE_SCREENSHOT=1` also writes the screenshots
+//! to `docs/` (`demo-fixture.png`: this Diginetica site; the README's `docs/demo.png` is the real
+//! `scripts/demo` on the Amazon Beauty sample, taken by `scripts/demo-screenshot`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -503,7 +505,7 @@ async fn demo_reranks_like_the_native_engine_and_degrades_to_upstream_order() {
     );
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
-    let shot = save_screenshot(&b.screenshot().await, "demo.png");
+    let shot = save_screenshot(&b.screenshot().await, "demo-fixture.png");
     eprintln!("screenshot: {}", shot.display());
 
     // Personalisation off → upstream order; on again → the personalised order.
