@@ -50,9 +50,13 @@ impl Options {
 /// ```js
 /// import init, { Reranker } from "sessionrank";
 /// await init();
-/// const r = await Reranker.load("/models/20261123-081327-779a3ef3/manifest.json");
-/// r.observe({ itemId: "123", kind: "click" });            // after every click
-/// const { items } = await r.rerank(["9", "12", "19"]);    // upstream order in, re-ordered out
+/// // A version's browser bundle (no item table): items come as vectors the server computed.
+/// const r = await Reranker.load("/v1/models/20261123-081327-779a3ef3/browser/manifest.json");
+/// const page = await (await fetch("/v1/candidates")).json();     // {id, vector} per item
+/// const list = page.items.map((it) => ({ itemId: it.id, vector: it.vector }));
+/// await r.rerank(list);                                 // no session yet: upstream order
+/// r.observe({ itemId: list[3].itemId, kind: "click" }); // a listed item: its vector is known
+/// const { items } = await r.rerank(list);               // upstream order in, re-ordered out
 /// ```
 #[wasm_bindgen]
 pub struct Reranker {
@@ -104,8 +108,8 @@ impl Reranker {
     }
 
     /// Build from bytes the page already has: the manifest and a `Map` or plain object of
-    /// file name → `Uint8Array` / `ArrayBuffer` (at least `weights.bpk`, `tokenizer.json`,
-    /// `items.json`). Verified exactly like `load`.
+    /// file name → `Uint8Array` / `ArrayBuffer`: every file the browser manifest lists
+    /// (`weights.bpk`, `categories.json`). Verified exactly like `load`.
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(
         manifest: &[u8],
@@ -135,12 +139,14 @@ impl Reranker {
         })
     }
 
-    /// Record what the shopper did: `{itemId, kind?, timestamp?, content?}`. `kind` is
+    /// Record what the shopper did: `{itemId, kind?, timestamp?, vector?, content?}`. `kind` is
     /// `"click"`/`"view"` (default), `"add_to_cart"` or `"purchase"`; `timestamp` is
     /// milliseconds since the epoch (`Date.now()` when absent, `null` for "unknown").
-    /// `content` describes an item the bundle may not know (`{text, category, price |
-    /// priceLevel}`); an unknown item without content counts with the generic "unknown item"
-    /// vector. A rejected event leaves the session unchanged.
+    /// `vector` is the item's vector from the server (`d_model` numbers); without one, the
+    /// vector a listed candidate of that id had. An item with neither is encoded from
+    /// `content` (`{category, price | priceLevel}`; text needs the tokenizer this package
+    /// leaves out), else it counts with the generic "unknown item" vector. A rejected event
+    /// leaves the session unchanged.
     pub fn observe(
         &self,
         #[wasm_bindgen(unchecked_param_type = "SessionEvent")] event: JsValue,
@@ -169,8 +175,9 @@ impl Reranker {
     /// more than 1000 candidates, duplicate or empty ids, NaN or negative prices, and with
     /// `invalid_rules` for rules that are invalid or cannot be met (`field` names the rule).
     ///
-    /// Candidates the bundle does not know are scored from their `content`; without content
-    /// they get the generic "unknown item" vector (and usually sink below known items).
+    /// A candidate without a `vector` (given now, or by an earlier call for the same id) is
+    /// scored from its `content` (category, price); without content it gets the generic
+    /// "unknown item" vector (and usually sinks below the others).
     #[wasm_bindgen(unchecked_return_type = "Ranking")]
     pub async fn rerank(
         &self,
