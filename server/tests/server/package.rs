@@ -291,8 +291,10 @@ window.probes.fetchVectors = async () => {
   const many = await fetchVectors(page.model_version, long);
   const longDiff = Math.max(...page.items.flatMap((p) =>
     p.vector.map((x, i) => Math.abs(x - (many.get(p.id)?.[i] ?? Infinity)))));
+  // The direct API exports the same helper.
+  const direct = (await import("/pkg/sessionrank.js")).fetchVectors === fetchVectors;
   return { size: got.size, maxDiff: diff, longSize: many.size, pageSize: page.items.length,
-    longDiff, posts: posts() - postsBefore };
+    longDiff, posts: posts() - postsBefore, direct };
 };
 window.probes.publishStart = window.publishStart;
 window.probes.publishAfter = window.publishAfter;
@@ -408,6 +410,7 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     assert_eq!(v["longSize"], v["pageSize"], "the long list's known ids all come back: {v}");
     assert!(v["longDiff"].as_f64().unwrap_or(f64::MAX) < 1e-6, "{v}");
     assert_eq!(v["posts"], 2, "a list too long for a URL: one POST per 1000 ids: {v}");
+    assert_eq!(v["direct"], true, "`sessionrank` exports the same fetchVectors: {v}");
 
     // A publish mid-session: the same weights under a new version, made live.
     let before = probe(&b, "publishStart").await;
