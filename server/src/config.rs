@@ -21,7 +21,11 @@
 //! ```
 //!
 //! The admin token is read from `SESSIONRANK_ADMIN_TOKEN` only (never a flag, which `ps` would
-//! show, and never printed: [`Config`]'s `Debug` redacts it).
+//! show, and never printed: [`Config`]'s `Debug` redacts it). Ingest keys (who may write events
+//! and items, see [`crate::auth`]) come from `SESSIONRANK_INGEST_KEYS` and from
+//! `[[ingest_keys]]` tables holding each secret's sha256; the origins allowed to read the
+//! public routes from another site's pages from `cors_origins` or `SESSIONRANK_CORS_ORIGINS`
+//! (comma-separated).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,8 +36,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sessionrank_model::ModelConfig;
 use sessionrank_train::{DeviceChoice, TrainConfig};
 
+use crate::auth::{INGEST_KEYS_ENV, IngestKeyEntry, IngestKeys, parse_env_keys};
+
 /// Environment variable holding the admin bearer token.
 pub const ADMIN_TOKEN_ENV: &str = "SESSIONRANK_ADMIN_TOKEN";
+
+/// Environment variable listing the origins (`https://shop.example`) allowed by CORS.
+pub const CORS_ORIGINS_ENV: &str = "SESSIONRANK_CORS_ORIGINS";
 
 /// What the operator set outside the configuration file (the `sessionrank serve` flags and
 /// their environment variables, parsed by the CLI crate: the service has no command line of
@@ -98,6 +107,10 @@ pub struct RetrainConfig {
     pub safetensors: bool,
     /// Test hook: fail the job after this many epochs, as a crash mid-training would.
     pub fail_after_epoch: Option<usize>,
+    /// Test hook, never read from a file: panic in the job's task after loading, as a bug
+    /// would.
+    #[serde(skip)]
+    pub panic_after_loading: bool,
     /// Start from the live model's weights when its architecture matches (the catalog may have
     /// grown: item, category and token rows are matched by id, name and word).
     pub warm_start: bool,
@@ -122,6 +135,7 @@ impl Default for RetrainConfig {
             min_sessions: 10,
             safetensors: false,
             fail_after_epoch: None,
+            panic_after_loading: false,
             warm_start: true,
             warm_start_epochs: 5,
             warm_start_lr: 3e-4,
@@ -207,7 +221,13 @@ struct FileConfig {
     max_items_per_request: Option<usize>,
     request_timeout_s: Option<u64>,
     concurrency_limit: Option<usize>,
+    max_connections: Option<usize>,
+    header_read_timeout_s: Option<u64>,
+    shutdown_deadline_s: Option<u64>,
+    event_retention_days: Option<u64>,
     keep_versions: Option<usize>,
+    ingest_keys: Option<Vec<IngestKeyEntry>>,
+    cors_origins: Option<Vec<String>>,
     retrain: Option<RetrainConfig>,
 }
 
@@ -252,11 +272,25 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// `None` disables the admin API.
     pub admin_token: Option<String>,
+    /// Who may write events and items; none: every write is refused.
+    pub ingest_keys: IngestKeys,
+    /// Origins whose pages may call the public routes (CORS); empty: same origin only.
+    pub cors_origins: Vec<String>,
     pub body_limit: usize,
     pub max_events_per_request: usize,
     pub max_items_per_request: usize,
     pub request_timeout: Duration,
     pub concurrency_limit: usize,
+    /// Open connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it opened, or
+    /// after its previous answer (idle keep-alive), is closed: slow-loris clients hold nothing.
+    pub header_read_timeout: Duration,
+    /// After SIGTERM: how long connections and a running job get to finish before the process
+    /// exits anyway (a running training is cancelled at once; the live model is untouched).
+    pub shutdown_deadline: Duration,
+    /// Events older than this many days are deleted in the background; `None` keeps them.
+    pub event_retention_days: Option<u64>,
     pub keep_versions: usize,
     pub retrain: RetrainConfig,
 }
@@ -269,15 +303,27 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("web_dir", &self.web_dir)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("ingest_keys", &self.ingest_keys)
+            .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
             .field("max_events_per_request", &self.max_events_per_request)
             .field("max_items_per_request", &self.max_items_per_request)
             .field("request_timeout", &self.request_timeout)
             .field("concurrency_limit", &self.concurrency_limit)
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("shutdown_deadline", &self.shutdown_deadline)
+            .field("event_retention_days", &self.event_retention_days)
             .field("keep_versions", &self.keep_versions)
             .field("retrain", &self.retrain)
             .finish()
     }
+}
+
+/// The admin token as configured, without the whitespace a copy-paste or a file's final
+/// newline adds (which would otherwise lock the operator out); empty means none.
+pub fn admin_token_from(raw: Option<String>) -> Option<String> {
+    raw.map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// A database URL with any password replaced by `***`.
@@ -314,11 +360,17 @@ impl Config {
             data_dir,
             web_dir: None,
             admin_token: None,
+            ingest_keys: IngestKeys::default(),
+            cors_origins: Vec::new(),
             body_limit: 4 << 20,
             max_events_per_request: 10_000,
             max_items_per_request: 10_000,
             request_timeout: Duration::from_secs(30),
             concurrency_limit: 1024,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_deadline: Duration::from_secs(10),
+            event_retention_days: None,
             keep_versions: 5,
             retrain: RetrainConfig::default(),
         }
@@ -350,7 +402,21 @@ impl Config {
             let d = PathBuf::from("web/dist");
             d.is_dir().then_some(d)
         });
-        c.admin_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        c.admin_token = admin_token_from(std::env::var(ADMIN_TOKEN_ENV).ok());
+        let mut keys = Vec::new();
+        for entry in file.ingest_keys.iter().flatten() {
+            keys.push(entry.resolve()?);
+        }
+        if let Ok(text) = std::env::var(INGEST_KEYS_ENV) {
+            keys.extend(parse_env_keys(&text)?);
+        }
+        c.ingest_keys = IngestKeys::new(keys)?;
+        c.cors_origins = match std::env::var(CORS_ORIGINS_ENV) {
+            Ok(list) => {
+                list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect()
+            }
+            Err(_) => file.cors_origins.unwrap_or_default(),
+        };
         if let Some(v) = args.body_limit.or(file.body_limit_bytes) {
             c.body_limit = v;
         }
@@ -366,6 +432,16 @@ impl Config {
         if let Some(v) = file.concurrency_limit {
             c.concurrency_limit = v;
         }
+        if let Some(v) = file.max_connections {
+            c.max_connections = v;
+        }
+        if let Some(v) = file.header_read_timeout_s {
+            c.header_read_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = file.shutdown_deadline_s {
+            c.shutdown_deadline = Duration::from_secs(v);
+        }
+        c.event_retention_days = file.event_retention_days;
         if let Some(v) = args.keep_versions.or(file.keep_versions) {
             c.keep_versions = v;
         }
@@ -383,9 +459,28 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        for origin in &self.cors_origins {
+            anyhow::ensure!(
+                (origin.starts_with("https://") || origin.starts_with("http://"))
+                    && !origin
+                        .trim_end_matches('/')
+                        .contains(|c: char| c == '*' || c.is_whitespace())
+                    && origin.matches('/').count() == 2,
+                "cors origin `{origin}`: expected scheme://host[:port], no path and no wildcard"
+            );
+        }
         anyhow::ensure!(self.body_limit >= 1024, "body_limit_bytes must be at least 1024");
         anyhow::ensure!(self.keep_versions >= 1, "keep_versions must be at least 1");
         anyhow::ensure!(self.concurrency_limit >= 1, "concurrency_limit must be at least 1");
+        anyhow::ensure!(self.max_connections >= 1, "max_connections must be at least 1");
+        anyhow::ensure!(
+            !self.header_read_timeout.is_zero(),
+            "header_read_timeout_s must be at least 1"
+        );
+        anyhow::ensure!(
+            self.event_retention_days.is_none_or(|d| d >= 1),
+            "event_retention_days must be at least 1"
+        );
         let r = &self.retrain;
         if let Some(t) = &r.train {
             let m = &t.model;
@@ -420,6 +515,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_is_trimmed() {
+        assert_eq!(
+            admin_token_from(Some(" s3cret-token\n".into())).as_deref(),
+            Some("s3cret-token")
+        );
+        assert_eq!(admin_token_from(Some(" \n".into())), None);
+        assert_eq!(admin_token_from(None), None);
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let mut c = Config::for_data_dir("x");
+        c.cors_origins = vec!["https://shop.example".into(), "http://127.0.0.1:5173".into()];
+        c.validate().expect("valid origins");
+        for bad in ["*", "https://*.shop.example", "shop.example", "https://shop.example/path"] {
+            c.cors_origins = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn passwords_are_redacted() {

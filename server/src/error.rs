@@ -34,6 +34,9 @@ pub enum ApiError {
     /// An admin route without the right bearer token (401).
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A known ingest key without the scope this route needs (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Admin routes are disabled because no admin token is configured (403).
     #[error("the admin API is disabled: set SESSIONRANK_ADMIN_TOKEN to enable it")]
     AdminDisabled,
@@ -68,7 +71,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::AdminDisabled | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

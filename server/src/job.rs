@@ -2,7 +2,8 @@
 //! and startup recovery marks failed. Kept apart from [`crate::retrain`] (which runs a job) so
 //! that recovery and the state read and fail jobs without depending on training.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -104,18 +105,32 @@ fn new_job_id() -> String {
     format!("job-{}-{}", now_s(), &hash[..8])
 }
 
-/// The job running in this process and its progress, for `/metrics` and `/admin/stats`.
+/// The job running in this process and its progress, for `/metrics` and `/admin/stats`; and
+/// whether the server is stopping (the running job's training then ends at its next step).
 #[derive(Debug, Default)]
-pub struct JobTracker(Mutex<Option<(String, f64)>>);
+pub struct JobTracker {
+    running: Mutex<Option<(String, f64)>>,
+    /// Set once at shutdown; the training thread reads it before every step.
+    pub stopping: Arc<AtomicBool>,
+}
 
 impl JobTracker {
     pub fn running(&self) -> Option<(String, f64)> {
-        self.0.lock().ok().and_then(|j| j.clone())
+        self.running.lock().ok().and_then(|j| j.clone())
     }
 
     pub fn set(&self, v: Option<(String, f64)>) {
-        if let Ok(mut j) = self.0.lock() {
+        if let Ok(mut j) = self.running.lock() {
             *j = v;
         }
+    }
+
+    /// Ask the running job to stop (shutdown); no new job starts afterwards.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 }

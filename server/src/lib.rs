@@ -1,6 +1,7 @@
 //! The sessionrank service: event and catalog ingestion, retraining, versioned model
 //! publishing, and the HTTP API over them (axum + tokio + sqlx).
 //!
+//! * [`auth`] — ingest keys: who may write events and items;
 //! * [`config`] — TOML file, `SESSIONRANK_*` environment variables, flags;
 //! * [`store`] — the data-access layer (SQLite by default, PostgreSQL by URL);
 //! * [`routes`] — the router ([`app`]) and its handlers; [`error`] — the API's error type;
@@ -11,10 +12,11 @@
 //! * [`serve`] — crash recovery, binding, graceful shutdown; [`client`] — the minimal HTTP
 //!   client the load tool and the tests use.
 //!
-//! Layers, each importing only those below it: `config`, `store`, `metrics`, `version`,
+//! Layers, each importing only those below it: `auth` → `config`, `store`, `metrics`, `version`,
 //! `openapi`, `client` (leaves) → `error`, `job`, `registry` → `state` → `retrain` →
 //! `routes` → `serve`.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;

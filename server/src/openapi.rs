@@ -14,12 +14,15 @@ pub const SPEC: &str = r##"{
       "post": {
         "summary": "Store a batch of session events",
         "description": "One transaction per request: all events are stored or none. Answered only after the commit (durable). Every item_id must be in the catalog (422 naming `events[i].item_id` otherwise). With an Idempotency-Key a retry stores nothing and returns the first answer (header `Idempotent-Replayed: true`); the same key with another body is a 422. Keys are kept 24 hours.",
+        "security": [{"ingestKey": []}],
         "parameters": [
           {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
         ],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}},
         "responses": {
           "200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"accepted": {"type": "integer"}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/WrongScope"},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "413": {"$ref": "#/components/responses/TooLarge"},
           "415": {"$ref": "#/components/responses/Error"},
@@ -30,13 +33,41 @@ pub const SPEC: &str = r##"{
     "/v1/items": {
       "put": {
         "summary": "Insert or update catalog items",
-        "description": "`price` (number or numeric string, shop currency) becomes a log2 price level; or give `price_level` 0..15. NaN, infinite or negative prices are a 422 naming the field. Items are never deleted; one transaction per request.",
+        "description": "`price` (number or numeric string, shop currency) becomes a log2 price level; or give `price_level` 0..15. NaN, infinite or negative prices are a 422 naming the field. Items are never deleted, only withdrawn; a PUT makes a withdrawn item available again. One transaction per request.",
+        "security": [{"ingestKey": []}],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ItemBatch"}}}},
         "responses": {
           "200": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object", "properties": {"upserted": {"type": "integer"}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/WrongScope"},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "413": {"$ref": "#/components/responses/TooLarge"},
           "422": {"$ref": "#/components/responses/Invalid"}
+        }
+      }
+    },
+    "/v1/items/{id}": {
+      "delete": {
+        "summary": "Withdraw an item: off the candidate pages at once, kept for the models",
+        "security": [{"ingestKey": []}],
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {
+          "200": {"description": "Withdrawn", "content": {"application/json": {"schema": {"type": "object", "properties": {"withdrawn": {"type": "string"}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/WrongScope"},
+          "404": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
+    "/v1/sessions/{id}": {
+      "delete": {
+        "summary": "Erase a session: every stored event of this session id (idempotent)",
+        "security": [{"ingestKey": []}],
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {
+          "200": {"description": "Erased", "content": {"application/json": {"schema": {"type": "object", "properties": {"session_id": {"type": "string"}, "deleted_events": {"type": "integer"}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/WrongScope"}
         }
       }
     },
@@ -199,6 +230,12 @@ pub const SPEC: &str = r##"{
         "responses": {"200": {"description": "Healthy"}, "503": {"description": "The database does not answer"}}
       }
     },
+    "/readyz": {
+      "get": {
+        "summary": "Readiness: the database answers and a model is live",
+        "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready; `reasons` says why"}}
+      }
+    },
     "/metrics": {
       "get": {
         "summary": "Prometheus metrics (text format 0.0.4)",
@@ -211,7 +248,8 @@ pub const SPEC: &str = r##"{
   },
   "components": {
     "securitySchemes": {
-      "bearer": {"type": "http", "scheme": "bearer", "description": "The token in SESSIONRANK_ADMIN_TOKEN. Without one configured the admin API answers 403."}
+      "bearer": {"type": "http", "scheme": "bearer", "description": "The token in SESSIONRANK_ADMIN_TOKEN. Without one configured the admin API answers 403."},
+      "ingestKey": {"type": "http", "scheme": "bearer", "description": "An ingest key (SESSIONRANK_INGEST_KEYS or [[ingest_keys]]) with the route's scope: `events` for events and session erasure, `items` for the catalog. Distinct from the admin token."}
     },
     "responses": {
       "Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -219,6 +257,7 @@ pub const SPEC: &str = r##"{
       "Invalid": {"description": "A value is unacceptable; `field` names it", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "TooLarge": {"description": "The body exceeds the configured limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "Unauthorized": {"description": "Missing or wrong bearer token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "WrongScope": {"description": "The ingest key lacks the route's scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "AdminDisabled": {"description": "No admin token is configured", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     },
     "schemas": {

@@ -212,7 +212,11 @@ impl ModelRegistry {
         } else {
             self.remember(loaded);
         }
-        self.prune().await?;
+        // The version is published and live: failing to remove old ones is worth a warning
+        // (the next publish or restart tries again), not a failed publish.
+        if let Err(e) = self.prune().await {
+            tracing::warn!("published {version}, but removing old versions failed: {e:#}");
+        }
         Ok(version)
     }
 
@@ -260,7 +264,8 @@ impl ModelRegistry {
 /// Write `<models>/current` atomically (temporary file, fsync, rename, fsync the directory).
 fn write_current_file(dir: &Path, version: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    let tmp = dir.join(format!(".{CURRENT_FILE}.tmp-{}", std::process::id()));
+    let tmp =
+        dir.join(format!(".{CURRENT_FILE}.tmp-{}", sessionrank_core::bundle::unique_suffix()));
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(format!("{version}\n").as_bytes())?;

@@ -61,6 +61,12 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Start a job in the background; 409 naming the running job if there is one.
 pub async fn start(state: &AppState) -> ApiResult<Job> {
+    if state.jobs.is_stopping() {
+        return Err(ApiError::Conflict {
+            message: "the server is shutting down".into(),
+            job_id: None,
+        });
+    }
     let job = Job::new(state.models.current_version());
     if let Err(running) = state.store.claim_job(&job.id, &job, STALE_AFTER_S, interrupted).await? {
         return Err(ApiError::Conflict {
@@ -123,7 +129,16 @@ async fn run(state: AppState, job: SharedJob) {
             }
         })
     };
-    let result = execute(&state, &job).await;
+    // In a task of its own, so that a panic in it (a bug) is an error here and the job is
+    // still finished and its slot freed, instead of dying with the slot held.
+    let task = {
+        let (state, job) = (state.clone(), job.clone());
+        tokio::spawn(async move { execute(&state, &job).await })
+    };
+    let result = match task.await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("the job stopped unexpectedly: {e}")),
+    };
     heartbeat.abort();
     let j = edit(&job, |j| {
         j.finished_at = Some(now_s());
@@ -153,6 +168,9 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     let catalog = state.store.load_catalog().await?;
     let sessions = state.store.load_sessions(&catalog).await?;
     let dataset = split(catalog, sessions, &cfg)?;
+    if cfg.panic_after_loading {
+        panic!("injected panic (retrain.panic_after_loading)");
+    }
     edit(job, |j| {
         j.metrics = json!({
             "items": dataset.catalog.len(),
@@ -169,8 +187,9 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
         handle: tokio::runtime::Handle::current(),
         last_save: Mutex::new(Instant::now()),
     };
+    let stopping = state.jobs.stopping.clone();
     let trained = tokio::task::spawn_blocking(move || {
-        train_and_compare(dataset, live, &cfg, &|p| reporter.report(p))
+        train_and_compare(dataset, live, &cfg, &|p| reporter.report(p), &stopping)
     })
     .await
     .context("the training thread panicked")??;
@@ -184,6 +203,9 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     });
     if !trained.publish {
         return Ok(());
+    }
+    if state.jobs.is_stopping() {
+        bail!("not published: the server is shutting down; the live model is unchanged");
     }
     stage(state, job, "publishing", 0.9).await;
     let version = state.models.publish(trained.bundle, true).await.context("publishing")?;
@@ -349,6 +371,7 @@ fn train_and_compare(
     live: Option<Arc<LoadedModel>>,
     cfg: &RetrainConfig,
     on_progress: &dyn Fn(&TrainProgress),
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<Trained> {
     let PickedDevice { device, description: device_name } = pick(cfg.device)?;
     let (mut tc, settings) = train_config(cfg, &dataset);
@@ -400,8 +423,20 @@ fn train_and_compare(
         &encoder,
         &tc,
         &device,
-        TrainOptions { initial_model, on_progress: Some(on_progress), ..TrainOptions::default() },
-    )?;
+        TrainOptions {
+            initial_model,
+            on_progress: Some(on_progress),
+            cancel: Some(cancel),
+            ..TrainOptions::default()
+        },
+    )
+    .map_err(|e| match e {
+        sessionrank_train::TrainError::Cancelled(step) => anyhow::anyhow!(
+            "cancelled after {step} steps: the server is shutting down; the live model is \
+             unchanged"
+        ),
+        other => other.into(),
+    })?;
     if let Some(n) = cfg.fail_after_epoch {
         bail!("injected failure after epoch {n} (retrain.fail_after_epoch)");
     }

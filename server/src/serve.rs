@@ -1,11 +1,23 @@
 //! Running the service: bind, recover from an earlier crash, serve, shut down gracefully on
-//! SIGINT/SIGTERM.
+//! SIGINT/SIGTERM within a deadline.
+//!
+//! Connections are served by hyper directly (not `axum::serve`) for the limits a public port
+//! needs: at most `max_connections` open at once (the next ones wait in the backlog), and a
+//! header-read timeout that closes a connection which does not send a whole request head in
+//! time, also between requests on a kept-alive one (slow-loris clients and idle sockets).
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 
 use crate::config::{Config, ServeArgs};
 use crate::job::{self, STALE_AFTER_S};
@@ -22,7 +34,10 @@ pub fn run_cli(args: &ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(run(config))
+    let result = runtime.block_on(run(config));
+    // A blocking thread still busy (a training step, a model load) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// Bind `config.listen` and serve until SIGINT/SIGTERM.
@@ -36,9 +51,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Serve on a bound listener until `shutdown` completes (tests bind 127.0.0.1:0 and pass a
-/// future of their own), after [`recover`]ing from an earlier crash. In-flight requests
-/// finish; a running retraining job is abandoned and marked failed at the next start, the
-/// live model untouched.
+/// future of their own), after [`recover`]ing from an earlier crash. Then: stop accepting,
+/// let in-flight requests finish, cancel a running training, and return once all of that is
+/// done or `shutdown_deadline` has passed. A job cut short is recorded as failed (or, if the
+/// process is gone first, at the next start); the live model is never touched.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -50,11 +66,100 @@ pub async fn serve(
     println!("listening on http://{addr}");
     tracing::info!("listening on http://{addr}");
     let background = spawn_background(state.clone());
-    let result = axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown).await;
+    let connections = Arc::new(Semaphore::new(state.config.max_connections));
+    let (closing, closing_rx) = watch::channel(false);
+    accept_until(
+        &listener,
+        crate::app(state.clone()),
+        &state,
+        connections.clone(),
+        closing_rx,
+        shutdown,
+    )
+    .await;
+    drop(listener);
+    let started = Instant::now();
+    let deadline = state.config.shutdown_deadline;
+    state.jobs.stop();
+    let _ = closing.send(true);
+    let max = u32::try_from(state.config.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(deadline, async {
+        let _all = connections.acquire_many(max).await;
+        while state.jobs.running().is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     background.abort();
-    result.context("serving")?;
-    tracing::info!("shut down");
+    match drained {
+        Ok(()) => tracing::info!("shut down in {:.1} s", started.elapsed().as_secs_f64()),
+        Err(_) => tracing::warn!(
+            "shutdown deadline of {} s passed: exiting with {} connection(s) open{}",
+            deadline.as_secs(),
+            state.config.max_connections - connections.available_permits(),
+            if state.jobs.running().is_some() { " and the job still stopping" } else { "" }
+        ),
+    }
     Ok(())
+}
+
+/// Accept connections until `shutdown` completes, each served on a task of its own.
+async fn accept_until(
+    listener: &TcpListener,
+    app: Router,
+    state: &AppState,
+    connections: Arc<Semaphore>,
+    closing: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let header_timeout = state.config.header_read_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => return,
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(
+            app.clone().map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
+        );
+        let mut closing = closing.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!("connection closed: {e}");
+                    }
+                }
+                () = async {
+                    let _ = closing.wait_for(|c| *c).await;
+                } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
 }
 
 /// Crash recovery: fail the retraining jobs that died with an earlier server and remove the
@@ -76,7 +181,16 @@ pub async fn recover(state: &AppState) -> anyhow::Result<()> {
     state.models.remove_partial_versions().await
 }
 
-/// Periodic chores: forget old idempotency keys; follow the live-model pointer (another
+/// Retention: delete the events older than `event_retention_days` (by event time). The
+/// background task runs this at start and hourly; 0 without a retention.
+pub async fn prune_expired_events(state: &AppState) -> anyhow::Result<u64> {
+    let Some(days) = state.config.event_retention_days else { return Ok(0) };
+    let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400).min(i64::MAX / 86_400);
+    Ok(state.store.delete_events_before(crate::store::now_s() - days * 86_400).await?)
+}
+
+/// Periodic chores: delete expired events and forget old idempotency keys (hourly); follow
+/// the live-model pointer (another
 /// instance sharing the database may have published or activated a version).
 fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -88,6 +202,11 @@ fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
                 tracing::warn!("refreshing the live model: {e:#}");
             }
             if n.is_multiple_of(360) {
+                match prune_expired_events(&state).await {
+                    Ok(0) => {}
+                    Ok(k) => tracing::info!("retention: deleted {k} events"),
+                    Err(e) => tracing::warn!("deleting expired events: {e}"),
+                }
                 match state.store.purge_idempotency_keys(IDEMPOTENCY_TTL_S).await {
                     Ok(0) => {}
                     Ok(k) => tracing::info!("forgot {k} idempotency keys older than 24 h"),

@@ -5,7 +5,8 @@
 //!
 //! Durability: a write returns only after its transaction committed; on SQLite with
 //! `synchronous = FULL` that means after the WAL was fsynced, on PostgreSQL after the commit
-//! record was flushed (its default). The HTTP layer acknowledges only then.
+//! record was flushed (`synchronous_commit = on`, set on every connection). The HTTP layer
+//! acknowledges only then.
 //!
 //! SQLite allows one writer at a time, so its writes go through a pool of one connection (no
 //! `SQLITE_BUSY` between our own writers); reads use a separate pool (WAL readers never block).
@@ -79,6 +80,23 @@ pub struct Stats {
 
 /// Rows per multi-row INSERT (5 parameters each, far below both engines' limits).
 const INSERT_CHUNK: usize = 1000;
+
+/// Schema changes after the first layout (version 1, the `CREATE TABLE IF NOT EXISTS` set in
+/// [`Store::migrate`]), applied in order, each once, in one transaction with its record in
+/// `schema_migrations`. The same SQL on both engines. Never edit one that shipped: add one.
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    // Items can be withdrawn (`DELETE /v1/items/{id}`): kept for the models, off the pages.
+    (2, &["ALTER TABLE items ADD COLUMN available BIGINT NOT NULL DEFAULT 1"]),
+    // Erasure of a shopper's session (`DELETE /v1/sessions/{id}`) and retention pruning by
+    // event time without a scan of the whole table.
+    (
+        3,
+        &[
+            "CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id)",
+            "CREATE INDEX IF NOT EXISTS events_by_time ON events (ts)",
+        ],
+    ),
+];
 
 /// Key of the live-model pointer in `settings`.
 const CURRENT_MODEL: &str = "current_model";
@@ -203,7 +221,8 @@ async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>>
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
+    // A replay's first answer is read in the same transaction that found its key taken, so
+    // the key cannot be purged (or its row change) between the two.
     let mut out = Vec::with_capacity(batches.len());
     for (b, fresh) in batches.iter().zip(stored) {
         match (&b.key, fresh) {
@@ -212,7 +231,7 @@ async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>>
                     "SELECT request_sha256, response FROM idempotency_keys WHERE key = $1",
                 )
                 .bind(key.as_str())
-                .fetch_one(pool)
+                .fetch_one(&mut *tx)
                 .await?;
                 out.push(Ingested::Replayed {
                     request_sha256: row.try_get(0)?,
@@ -222,6 +241,7 @@ async fn write_group(pool: &AnyPool, batches: &[Batch]) -> Result<Vec<Ingested>>
             _ => out.push(Ingested::Stored),
         }
     }
+    tx.commit().await?;
     Ok(out)
 }
 
@@ -279,6 +299,14 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
+                    // An acknowledged write must survive a crash of the database server, whatever
+                    // the database's or role's default says.
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("SET synchronous_commit = on").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Self { read: pool.clone(), write: pool, backend, writer: None }
@@ -322,13 +350,58 @@ impl Store {
         for s in statements {
             self.write.execute(s.as_str()).await?;
         }
+        self.write
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, \
+                 applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+        for (version, statements) in MIGRATIONS {
+            let mut tx = self.write.begin().await?;
+            if self.backend == Backend::Postgres {
+                // Instances starting together: one migrates, the others wait and then skip.
+                sqlx::query("LOCK TABLE schema_migrations IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !done {
+                for statement in *statements {
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(*version)
+                    .bind(now_s())
+                    .execute(&mut *tx)
+                    .await?;
+                tracing::info!("database schema migrated to version {version}");
+            }
+            tx.commit().await?;
+        }
         Ok(())
+    }
+
+    /// The newest schema migration applied.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row =
+            sqlx::query("SELECT MAX(version) FROM schema_migrations").fetch_one(&self.read).await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(1))
     }
 
     /// Run one statement without parameters (administration, tests).
     pub async fn execute_raw(&self, sql: &str) -> Result<()> {
         self.write.execute(sql).await?;
         Ok(())
+    }
+
+    /// The first column of the first row of `sql`, as text (administration, tests).
+    pub async fn query_text(&self, sql: &str) -> Result<Option<String>> {
+        let row = sqlx::query(sql).fetch_optional(&self.write).await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
     /// `SELECT 1` (health check).
@@ -367,6 +440,33 @@ impl Store {
                 out.pop().ok_or_else(|| StoreError::Corrupt("no outcome".into()))
             }
         }
+    }
+
+    /// Erase a session: every event of `session_id`, in one statement. The count deleted.
+    pub async fn delete_session(&self, session_id: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Delete events whose time (`ts`) is before `before_s` (retention). The count deleted.
+    pub async fn delete_events_before(&self, before_s: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE ts < $1")
+            .bind(before_s)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Events stored for `session_id`.
+    pub async fn session_events(&self, session_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM events WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// Forget idempotency keys older than `max_age_s`.
@@ -436,8 +536,9 @@ impl Store {
                 sql.push_str(&format!("(${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5));
             }
             sql.push_str(
-                " ON CONFLICT (id) DO UPDATE SET text = excluded.text, category = excluded.category, \
-                 price_level = excluded.price_level, updated_at = excluded.updated_at",
+                " ON CONFLICT (id) DO UPDATE SET text = excluded.text, \
+                 category = excluded.category, price_level = excluded.price_level, \
+                 updated_at = excluded.updated_at, available = 1",
             );
             let mut q = sqlx::query(&sql).persistent(false);
             for it in chunk {
@@ -466,7 +567,19 @@ impl Store {
         Ok(catalog)
     }
 
-    /// The `limit` catalog items with the most events, most first (ties and items without
+    /// Withdraw an item (`available = 0`): it stays in the catalog, so models keep its row and
+    /// its events, but candidate pages leave it out until a `PUT` brings it back. `false`
+    /// when no such item is stored.
+    pub async fn withdraw_item(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE items SET available = 0, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_s())
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The `limit` available catalog items with the most events, most first (ties and items without
     /// events in catalog order): the demo's stand-in for a shop's upstream retrieval.
     ///
     /// Events are counted per item first and joined afterwards, so the cost is one scan of
@@ -475,7 +588,8 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(
             "SELECT i.id, i.text, i.category, i.price_level, c.n FROM \
-             (SELECT item_id, COUNT(*) AS n FROM events GROUP BY item_id ORDER BY n DESC LIMIT $1) c \
+             (SELECT e.item_id, COUNT(*) AS n FROM events e JOIN items a ON a.id = e.item_id \
+              AND a.available = 1 GROUP BY e.item_id ORDER BY n DESC LIMIT $1) c \
              JOIN items i ON i.id = c.item_id ORDER BY c.n DESC, i.seq",
         )
         .bind(limit)
@@ -489,7 +603,8 @@ impl Store {
             // Top up with items nobody has touched yet, in catalog order.
             let have: HashSet<String> = out.iter().map(|(it, _)| it.id.clone()).collect();
             let rows = sqlx::query(
-                "SELECT id, text, category, price_level FROM items ORDER BY seq LIMIT $1",
+                "SELECT id, text, category, price_level FROM items WHERE available = 1 \
+                 ORDER BY seq LIMIT $1",
             )
             .bind(limit.saturating_add(have.len() as i64))
             .fetch_all(&self.read)

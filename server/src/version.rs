@@ -30,10 +30,7 @@ pub const BROWSER_DIR: &str = "browser";
 
 /// Version names are path components: letters, digits, `-`, `_`, `.`, not starting with `.`.
 pub fn valid_version(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 100
-        && !v.starts_with('.')
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    sessionrank_core::bundle::is_plain_name(v)
 }
 
 /// One bundle's files as served: the manifest exactly as stored (what clients download and
@@ -223,7 +220,8 @@ fn load_browser(dir: &Path, full: &ModelBundle) -> anyhow::Result<ServedFiles> {
 pub fn write_version_dir(bundle: &ModelBundle, dir: &Path) -> anyhow::Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let staging = parent.join(format!(".tmp-version-{name}-{}", std::process::id()));
+    let staging =
+        parent.join(format!(".tmp-version-{name}-{}", sessionrank_core::bundle::unique_suffix()));
     let browser =
         bundle.browser().with_context(|| format!("deriving the browser bundle of {name}"))?;
     bundle.write_dir(&staging).with_context(|| format!("writing {}", staging.display()))?;

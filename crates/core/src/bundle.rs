@@ -134,6 +134,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Whether `name` may be a version name or a bundle file name, i.e. one plain path component:
+/// 1 to 100 ASCII letters, digits, `-`, `_` or `.`, not starting with `.` (no `..`, no
+/// separator, no hidden or staging name). A manifest is data from outside: its names are
+/// joined to directories and deleted by, so they are checked before anything else reads them.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A suffix for temporary names that no other process writing to the same directory picks:
+/// the time, the process id and a counter, hashed with this process's random hash keys
+/// (in containers every server may be pid 1, sharing one volume).
+pub fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    format!("{}-{:016x}", std::process::id(), h.finish())
+}
+
 impl ModelBundle {
     /// Assemble a bundle, computing each file's checksum.
     pub fn new(mut manifest: Manifest, files: BTreeMap<String, Vec<u8>>) -> Self {
@@ -169,6 +197,16 @@ impl ModelBundle {
             file: MANIFEST.into(),
             message: e.to_string(),
         })?;
+        let invalid = |message: String| CoreError::InvalidFile { file: MANIFEST.into(), message };
+        if !is_plain_name(&m.model_version) {
+            return Err(invalid(format!(
+                "model_version {:?} is not a plain name (letters, digits, `-`, `_`, `.`)",
+                m.model_version
+            )));
+        }
+        if let Some(name) = m.files.keys().find(|n| !is_plain_name(n) || *n == MANIFEST) {
+            return Err(invalid(format!("file name {name:?} is not a plain bundle file name")));
+        }
         for &name in m.kind.required_files() {
             if !m.files.contains_key(name) {
                 return Err(CoreError::MissingFile(name.into()));
@@ -256,7 +294,7 @@ impl ModelBundle {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "bundle".into());
-        let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = parent.join(format!(".tmp-{name}-{}", unique_suffix()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
@@ -278,5 +316,28 @@ impl ModelBundle {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_plain_name, unique_suffix};
+
+    #[test]
+    fn only_plain_names_pass() {
+        for ok in ["20261123-081500-3f2a9c1e", "v1", "weights.bpk", "model.safetensors"] {
+            assert!(is_plain_name(ok), "{ok}");
+        }
+        for bad in ["", "..", "../x", "a/b", "a\\b", ".tmp-x", "/etc", "a b", "é"] {
+            assert!(!is_plain_name(bad), "{bad}");
+        }
+        assert!(!is_plain_name(&"a".repeat(101)));
+    }
+
+    #[test]
+    fn temporary_suffixes_differ() {
+        let (a, b) = (unique_suffix(), unique_suffix());
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("{}-", std::process::id())), "{a}");
     }
 }

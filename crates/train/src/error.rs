@@ -32,6 +32,9 @@ pub enum TrainError {
         #[source]
         source: burn::store::RecordError,
     },
+    /// The caller asked the run to stop (`TrainOptions::cancel`), after `step` steps.
+    #[error("training cancelled after {0} steps")]
+    Cancelled(usize),
     /// A checkpoint exists but does not belong to this run (other config or dataset).
     #[error(
         "checkpoint {path}: was written by a run with another config or dataset; use another \

@@ -62,6 +62,9 @@ pub struct TrainOptions<'a> {
     /// Called every 20 steps and after every epoch's validation, on the training thread:
     /// keep it cheap.
     pub on_progress: Option<&'a dyn Fn(&TrainProgress)>,
+    /// Checked before every step: once it is `true` the run ends with
+    /// [`TrainError::Cancelled`] (a server shutting down does not wait for an epoch).
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Evaluate `model` (inference mode) on `cases` with the full-ranking protocol.
@@ -108,7 +111,7 @@ pub fn train_with(
     device: &Device,
     options: TrainOptions<'_>,
 ) -> Result<TrainOutcome> {
-    let TrainOptions { checkpoint_dir, initial_model, on_progress } = options;
+    let TrainOptions { checkpoint_dir, initial_model, on_progress, cancel } = options;
     let start = Instant::now();
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
@@ -139,7 +142,7 @@ pub fn train_with(
     while run.state.epoch < config.max_epochs && !run.state.stopping.should_stop(config.patience) {
         let epoch_start = Instant::now();
         let epoch = run.state.epoch;
-        let (trained, totals) = train_epoch(&steps, &progress, run)?;
+        let (trained, totals) = train_epoch(&steps, &progress, run, cancel)?;
         run = trained;
         let valid_model = run.model.valid();
         let metrics = evaluate_model(&valid_model, encoder, &valid, config.exclude_history, device);
@@ -270,6 +273,7 @@ fn train_epoch(
     steps: &Steps<'_>,
     progress: &Progress<'_>,
     run: RunState,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<(RunState, EpochTotals)> {
     let RunState { mut state, mut model, mut optim, best } = run;
     let config = steps.config;
@@ -284,6 +288,9 @@ fn train_epoch(
         ..Default::default()
     };
     for (i, ids) in batches.iter().enumerate() {
+        if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(TrainError::Cancelled(state.step));
+        }
         let (loss, kd) = steps.loss(&model, ids, &mut rng);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         totals.lr = steps.schedule.lr(state.step);

@@ -1,4 +1,5 @@
-//! Operations: `/healthz`, `/metrics` (Prometheus text), `/openapi.json`.
+//! Operations: `/healthz` (alive: the database answers), `/readyz` (ready for traffic: the
+//! database answers and a model is live), `/metrics` (Prometheus text), `/openapi.json`.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +23,36 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// 200 when the database answers and a model is live, 503 naming what is missing otherwise:
+/// a load balancer sends shoppers only to instances that can serve candidate vectors and
+/// browser bundles (a fresh installation is alive, `/healthz`, before it is ready).
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let model = state.models.current_version();
+    let store = state.store.ping().await;
+    if let Err(e) = &store {
+        tracing::error!("readiness check: {e}");
+    }
+    let mut missing = Vec::new();
+    if store.is_err() {
+        missing.push("the database does not answer");
+    }
+    if model.is_none() {
+        missing.push("no model is live");
+    }
+    if state.jobs.is_stopping() {
+        missing.push("shutting down");
+    }
+    if missing.is_empty() {
+        Json(json!({"status": "ready", "model_version": model})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "model_version": model, "reasons": missing})),
+        )
+            .into_response()
     }
 }
 

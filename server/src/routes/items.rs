@@ -7,8 +7,9 @@
 //! `price` (the shop's currency; a number or a numeric string) becomes a log2 price level
 //! through [`ItemContent::price_level_of`]; shops that bucket prices themselves may send
 //! `price_level` (0..=15) instead. NaN, infinite or negative prices are a 422 naming the field.
-//! Items are never deleted; an update keeps the item's position in the catalog. All items of
-//! a request are stored in one transaction.
+//! Items are never deleted, only withdrawn (`DELETE /v1/items/{id}`: off the candidate pages,
+//! kept for the models; a `PUT` brings one back); an update keeps the item's position in the
+//! catalog. All items of a request are stored in one transaction.
 
 use std::collections::HashMap;
 
@@ -136,4 +137,18 @@ pub async fn upsert(
     state.items.extend(items.iter().map(|it| it.id.clone()));
     state.metrics.items_upserted(items.len());
     Ok(Json(json!({"upserted": items.len()})))
+}
+
+/// `DELETE /v1/items/{id}`: withdraw an item (sold out, discontinued, taken down). It leaves
+/// the candidate pages at once; it stays in the catalog, so models keep its row and its events
+/// still train them. A later `PUT` of the same id brings it back. 404 for an unknown id.
+pub async fn withdraw(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    check_id(&id, || "id".into())?;
+    if !state.store.withdraw_item(&id).await? {
+        return Err(ApiError::NotFound(format!("no item `{id}`")));
+    }
+    Ok(Json(json!({"withdrawn": id})))
 }

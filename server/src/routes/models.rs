@@ -19,14 +19,18 @@
 //!   known the answer depends on the version and the ids only and is immutable; otherwise it
 //!   depends on the catalog too and may be cached for a minute.
 //! * `POST /v1/models/{version}/vectors` with `{"ids": [...]}` — the same answer for a list too
-//!   long for a URL (a shop's own search results, up to 1000 ids; `no-store`).
+//!   long for a URL (a shop's own search results, up to 1000 ids; `no-store`; body at most
+//!   512 KiB).
+//!
+//! Both refuse a list of more than 5000 entries (repeats included) before any work: the GET
+//! by counting separators in the raw query, the POST by stopping its parse at entry 5001.
 //! * `GET /v1/models` — published versions, newest first, and which one is live.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -172,11 +176,64 @@ pub struct VectorsQuery {
     ids: Option<String>,
 }
 
+/// Entries of one vectors query, repeats included: a list longer than this is refused by a
+/// count before anything is decoded, parsed or looked up (1000 distinct ids is the limit
+/// that matters; repeats are allowed up to here).
+pub const MAX_ID_ENTRIES: usize = 5 * MAX_CANDIDATES;
+
+/// Body limit of `POST …/vectors`: 1000 ids of up to 256 bytes, with room for repeats.
+pub const VECTORS_BODY_LIMIT: usize = 512 << 10;
+
 /// The body of `POST /v1/models/{version}/vectors`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VectorsBody {
-    ids: Vec<String>,
+    ids: BoundedIds,
+}
+
+/// A JSON array of ids whose parsing stops at entry [`MAX_ID_ENTRIES`] + 1.
+#[derive(Debug)]
+struct BoundedIds(Vec<String>);
+
+impl<'de> Deserialize<'de> for BoundedIds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BoundedIds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_ID_ENTRIES} item ids")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BoundedIds, A::Error> {
+                let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_CANDIDATES));
+                while let Some(id) = seq.next_element::<String>()? {
+                    if ids.len() == MAX_ID_ENTRIES {
+                        return Err(serde::de::Error::custom(too_many_ids()));
+                    }
+                    ids.push(id);
+                }
+                Ok(BoundedIds(ids))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
+fn too_many_ids() -> String {
+    format!("more than {MAX_ID_ENTRIES} ids; at most {MAX_CANDIDATES} distinct ones per request")
+}
+
+/// 422 when `raw` (a query string, still encoded) holds more than [`MAX_ID_ENTRIES`] ids: a
+/// count of separators, so a huge list costs no decoding.
+fn check_id_count(raw: &str) -> ApiResult<()> {
+    let separators = raw.bytes().filter(|&b| b == b',').count()
+        + raw.as_bytes().windows(3).filter(|w| w.eq_ignore_ascii_case(b"%2c")).count();
+    if separators >= MAX_ID_ENTRIES {
+        return Err(ApiError::invalid("ids", too_many_ids()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -202,11 +259,12 @@ struct Vectors<'a> {
 pub async fn vectors(
     State(state): State<AppState>,
     Path(version): Path<String>,
-    query: Result<Query<VectorsQuery>, QueryRejection>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad_request(Some("ids".into()), e.body_text()))?;
+    check_id_count(uri.query().unwrap_or(""))?;
+    let Query(query) = Query::<VectorsQuery>::try_from_uri(&uri)
+        .map_err(|e: QueryRejection| ApiError::bad_request(Some("ids".into()), e.body_text()))?;
     let raw = query.ids.ok_or_else(|| ApiError::invalid("ids", "give ids=a,b,c"))?;
     let ids = unique_ids(raw.split(',').map(str::trim), |_| "ids".to_string())?;
     let model = state.models.get(&version).await?;
@@ -228,10 +286,10 @@ pub async fn vectors(
 pub async fn vectors_post(
     State(state): State<AppState>,
     Path(version): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<VECTORS_BODY_LIMIT>,
 ) -> ApiResult<Response> {
     let model = state.models.get(&version).await?;
-    let VectorsBody { ids } = parse_json(&body)?;
+    let VectorsBody { ids: BoundedIds(ids) } = parse_json(&body)?;
     let ids = unique_ids(ids.iter().map(|id| id.trim()), |i| format!("ids[{i}]"))?;
     let (body, _) = encode_vectors(&state, model, ids).await?;
     let mut response = Response::new(Body::from(body));

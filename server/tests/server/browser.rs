@@ -299,7 +299,7 @@ impl Site {
         put_catalog(&mut c, &data.catalog).await;
         for chunk in training_events(&data, 3000).chunks(1000) {
             let r = c
-                .json("POST", "/v1/events", &json!({"events": chunk}), None)
+                .json("POST", "/v1/events", &json!({"events": chunk}), Some(INGEST_KEY))
                 .await
                 .expect("POST events");
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));

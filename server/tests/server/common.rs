@@ -22,6 +22,14 @@ use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
+/// The ingest key of [`test_config`] (scopes `events` and `items`).
+pub const INGEST_KEY: &str = "test-ingest-key-0123456789";
+
+/// [`INGEST_KEY`] as `SESSIONRANK_INGEST_KEYS` gives it to a spawned server.
+pub fn ingest_keys_env() -> String {
+    format!("test:events,items:{INGEST_KEY}")
+}
+
 /// A small, untrained bundle of the current architecture over items `i0..i29` (built here
 /// rather than read from a committed fixture, so these tests follow model changes).
 pub fn tiny_bundle(version: &str) -> ModelBundle {
@@ -96,6 +104,10 @@ pub fn small_training() -> TrainConfig {
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::for_data_dir(dir);
     c.admin_token = Some(TOKEN.into());
+    c.ingest_keys = sessionrank_server::auth::IngestKeys::new(
+        sessionrank_server::auth::parse_env_keys(&ingest_keys_env()).expect("test key parses"),
+    )
+    .expect("one key");
     c.retrain = small_retrain();
     c
 }
@@ -128,7 +140,28 @@ impl Resp {
     }
 }
 
+/// A request as the shop's back end sends it: the write routes (`/v1/events`, `/v1/items`,
+/// `/v1/sessions`) get `Authorization: Bearer` [`INGEST_KEY`] unless `headers` name an
+/// `authorization` of their own; [`call_raw`] sends exactly what it is given.
 pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Resp {
+    let write = ["/v1/events", "/v1/items", "/v1/sessions"].iter().any(|p| uri.starts_with(p));
+    let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    if write && !has_auth {
+        let auth = format!("Bearer {INGEST_KEY}");
+        let mut with: Vec<(&str, &str)> = headers.to_vec();
+        with.push(("authorization", &auth));
+        return call_raw(app, method, uri, &with, body).await;
+    }
+    call_raw(app, method, uri, headers, body).await
+}
+
+pub async fn call_raw(
     app: &Router,
     method: &str,
     uri: &str,
@@ -227,8 +260,10 @@ pub async fn put_catalog(c: &mut Client, catalog: &Catalog) {
     for chunk in catalog.items().chunks(2000) {
         let items: Vec<Value> =
             chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
-        let r =
-            c.json("PUT", "/v1/items", &json!({"items": items}), None).await.expect("PUT items");
+        let r = c
+            .json("PUT", "/v1/items", &json!({"items": items}), Some(INGEST_KEY))
+            .await
+            .expect("PUT items");
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
 }

@@ -24,7 +24,7 @@ async fn start(data_dir: &std::path::Path, database_url: Option<&str>) -> (Child
 }
 
 /// [`start`] with a TOML configuration file.
-async fn start_with(
+pub(crate) async fn start_with(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     config: Option<&std::path::Path>,
@@ -38,6 +38,7 @@ async fn start_with(
         cmd.args(["--database-url", url]);
     }
     cmd.env("SESSIONRANK_ADMIN_TOKEN", TOKEN)
+        .env("SESSIONRANK_INGEST_KEYS", ingest_keys_env())
         .env("RUST_LOG", "warn")
         .env_remove("SESSIONRANK_CONFIG")
         .stdout(Stdio::piped())
@@ -67,7 +68,7 @@ pub async fn kill_during_ingest_loses_no_acknowledged_event(database_url: Option
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, addr) = start(dir.path(), database_url.as_deref()).await;
     let mut c = Client::connect(addr).await.expect("connect");
-    let r = c.json("PUT", "/v1/items", &items_json(100), None).await.expect("items");
+    let r = c.json("PUT", "/v1/items", &items_json(100), Some(INGEST_KEY)).await.expect("items");
     assert_eq!(r.status, 200);
 
     let acked = Arc::new(AtomicU64::new(0));
@@ -82,7 +83,13 @@ pub async fn kill_during_ingest_loses_no_acknowledged_event(database_url: Option
                     .collect();
                 let body = serde_json::to_vec(&json!({"events": events})).unwrap_or_default();
                 let key = format!("w{w}-{n}");
-                match c.send("POST", "/v1/events", &[("content-type", "application/json"), ("idempotency-key", &key)], body).await {
+                let auth = format!("Bearer {INGEST_KEY}");
+                let headers = [
+                    ("content-type", "application/json"),
+                    ("idempotency-key", key.as_str()),
+                    ("authorization", auth.as_str()),
+                ];
+                match c.send("POST", "/v1/events", &headers, body).await {
                     Ok(r) if r.status == 200 => {
                         acked.fetch_add(BATCH as u64, Ordering::SeqCst);
                     }
@@ -126,14 +133,14 @@ async fn kill_during_ingest_loses_no_acknowledged_event_sqlite() {
 }
 
 /// GET `path` with the admin token, as JSON.
-async fn admin_get(c: &mut Client, path: &str) -> serde_json::Value {
+pub(crate) async fn admin_get(c: &mut Client, path: &str) -> serde_json::Value {
     let r = c.json("GET", path, &json!(null), Some(TOKEN)).await.expect("admin GET");
     assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
     r.json().expect("json")
 }
 
 /// Start a retraining job; its id.
-async fn start_retrain(c: &mut Client) -> String {
+pub(crate) async fn start_retrain(c: &mut Client) -> String {
     let r = c.json("POST", "/admin/retrain", &json!(null), Some(TOKEN)).await.expect("retrain");
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     r.json().expect("json")["id"].as_str().expect("job id").to_string()
@@ -141,7 +148,7 @@ async fn start_retrain(c: &mut Client) -> String {
 
 /// A small CPU model; `epochs` (also when warm-started) and a time budget long enough that
 /// only the epochs end the run.
-fn retrain_toml(epochs: usize) -> String {
+pub(crate) fn retrain_toml(epochs: usize) -> String {
     format!(
         "[retrain]\ndevice = \"flex\"\nmax_eval_cases = 500\nwarm_start_epochs = {epochs}\n\
          time_budget_s = 3600\n\
@@ -163,11 +170,11 @@ async fn kill_during_training_keeps_the_live_model_and_leaves_no_partial_files()
     let (mut child, addr) = start_with(&data_dir, None, Some(&quick)).await;
     let mut c = Client::connect(addr).await.expect("connect");
     assert_eq!(
-        c.json("PUT", "/v1/items", &items_json(100), None).await.expect("items").status,
+        c.json("PUT", "/v1/items", &items_json(100), Some(INGEST_KEY)).await.expect("items").status,
         200
     );
     assert_eq!(
-        c.json("POST", "/v1/events", &events_json(1500, 100, 0), None)
+        c.json("POST", "/v1/events", &events_json(1500, 100, 0), Some(INGEST_KEY))
             .await
             .expect("events")
             .status,

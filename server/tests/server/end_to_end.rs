@@ -40,7 +40,11 @@ async fn real_data_in_retrain_download_and_score() {
             .send(
                 "POST",
                 "/v1/events",
-                &[("content-type", "application/json"), ("idempotency-key", &key)],
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", &key),
+                    ("authorization", &format!("Bearer {INGEST_KEY}")),
+                ],
                 body,
             )
             .await

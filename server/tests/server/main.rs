@@ -7,16 +7,26 @@
 //!   during retraining keeps the live model and leaves no partial files;
 //! * `warm_start` — remapping a model onto a grown catalog; a second retraining on real data
 //!   starts from the first one's model;
+//! * `bounded_work` — limits before work, body limits, slow loris, the connection cap, SIGTERM
+//!   during a retrain;
 //! * `browser` — the demo page and the plain-JS example in headless Chromium (when built);
+//! * `lifecycle` — withdrawn items, session erasure, retention, migrations, `/readyz`;
 //! * `package` — the npm package: the Vite example built from the tarball, and the worker
 //!   client's options and failure paths, in headless Chromium;
+//! * `write_auth` — ingest keys and scopes, CORS, `nosniff` and the pages' CSP;
+//! * `review_fixes` — the review's findings: manifest names, idempotency races, a panicking
+//!   job, PostgreSQL's `synchronous_commit`, a failed prune after a publish;
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
+mod bounded_work;
 mod browser;
 mod common;
 mod durability;
 mod end_to_end;
+mod lifecycle;
 mod package;
 mod postgres;
+mod review_fixes;
 mod router;
 mod warm_start;
+mod write_auth;

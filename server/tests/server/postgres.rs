@@ -36,7 +36,7 @@ fn rand_suffix() -> u64 {
     t ^ (std::process::id() as u64) << 32
 }
 
-async fn pg_state(
+pub(crate) async fn pg_state(
     test: &str,
     configure: impl FnOnce(&mut sessionrank_server::Config),
 ) -> Option<(tempfile::TempDir, AppState)> {
@@ -101,5 +101,60 @@ async fn failed_retraining_leaves_the_live_model_postgres() {
 async fn kill_during_ingest_loses_no_acknowledged_event_postgres() {
     if let Some(url) = fresh_url("kill").await {
         durability::kill_during_ingest_loses_no_acknowledged_event(Some(url)).await;
+    }
+}
+
+#[tokio::test]
+async fn writes_need_a_key_with_the_scope_and_refused_ones_store_nothing_postgres() {
+    if let Some((_dir, state)) = pg_state("auth", crate::write_auth::scoped_keys).await {
+        crate::write_auth::writes_need_a_key_with_the_scope_and_refused_ones_store_nothing(state)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_key_store_once_postgres() {
+    if let Some((_dir, state)) = pg_state("race", |_| {}).await {
+        crate::review_fixes::concurrent_retries_of_one_key_store_once(state).await;
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_job_frees_the_retrain_slot_postgres() {
+    if let Some((_dir, state)) = pg_state("panic", crate::review_fixes::panics_after_loading).await
+    {
+        crate::review_fixes::a_panicking_job_frees_the_retrain_slot(state).await;
+    }
+}
+
+/// Acknowledged writes are flushed even where the database's default says otherwise.
+#[tokio::test]
+async fn connections_commit_synchronously_whatever_the_default() {
+    let Some(url) = fresh_url("sync").await else { return };
+    let url = format!("{url}&options%5Bsynchronous_commit%5D=off");
+    let store = Store::open(&url).await.expect("opens");
+    let setting =
+        store.query_text("SELECT current_setting('synchronous_commit')").await.expect("query");
+    assert_eq!(setting.as_deref(), Some("on"));
+}
+
+#[tokio::test]
+async fn withdrawn_items_leave_the_candidate_pages_postgres() {
+    if let Some((_dir, state)) = pg_state("withdraw", |_| {}).await {
+        crate::lifecycle::withdrawn_items_leave_the_candidate_pages(state).await;
+    }
+}
+
+#[tokio::test]
+async fn erasure_removes_the_sessions_events_postgres() {
+    if let Some((_dir, state)) = pg_state("erase", |_| {}).await {
+        crate::lifecycle::erasure_removes_the_sessions_events(state).await;
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_old_events_postgres() {
+    if let Some((_dir, state)) = pg_state("retention", crate::lifecycle::thirty_days).await {
+        crate::lifecycle::retention_deletes_old_events(state).await;
     }
 }

@@ -985,7 +985,10 @@ async fn health_metrics_openapi_and_unknown_routes() {
         "/admin/models/{version}/activate",
         "/admin/stats",
         "/healthz",
+        "/readyz",
         "/metrics",
+        "/v1/items/{id}",
+        "/v1/sessions/{id}",
     ] {
         assert!(spec["paths"][path].is_object(), "{path} is documented");
     }

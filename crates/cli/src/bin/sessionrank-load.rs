@@ -10,7 +10,8 @@
 //! the catalog is uploaded first (`PUT /v1/items`) so every event's item exists. Each of
 //! `--connections` workers owns one keep-alive connection and sends batches of `--batch`
 //! events, each with its own `Idempotency-Key`, flat out or (`--rate`) at a fixed total rate
-//! of events per second. Only loopback URLs are accepted.
+//! of events per second. Only loopback URLs are accepted. The writes carry the ingest key
+//! from `SESSIONRANK_INGEST_KEY` (an environment variable, never a flag: `ps` shows flags).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -94,11 +95,15 @@ fn batches(dataset: &Dataset, batch: usize, max_events: usize) -> anyhow::Result
         .collect()
 }
 
-async fn put_items(client: &mut Client, dataset: &Dataset) -> anyhow::Result<()> {
+async fn put_items(
+    client: &mut Client,
+    dataset: &Dataset,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
     for chunk in dataset.catalog.items().chunks(2000) {
         let items: Vec<_> =
             chunk.iter().map(|it| json!({"id": it.id, "text": it.text, "category": it.category, "price_level": it.price_level})).collect();
-        let r = client.json("PUT", "/v1/items", &json!({"items": items}), None).await?;
+        let r = client.json("PUT", "/v1/items", &json!({"items": items}), key).await?;
         anyhow::ensure!(
             r.status == 200,
             "PUT /v1/items: {} {}",
@@ -108,6 +113,9 @@ async fn put_items(client: &mut Client, dataset: &Dataset) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// Environment variable holding the ingest key the writes carry (scopes `events`, `items`).
+const INGEST_KEY_ENV: &str = "SESSIONRANK_INGEST_KEY";
 
 #[derive(Default)]
 struct Totals {
@@ -124,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
         args.batch > 0 && args.connections > 0,
         "--batch and --connections must be positive"
     );
+    let ingest_key = std::env::var(INGEST_KEY_ENV).ok().map(|k| k.trim().to_string());
+    let auth = Arc::new(ingest_key.as_ref().map(|k| format!("Bearer {k}")));
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let dataset = import_named(&args.dataset, &data_dir)
         .with_context(|| format!("importing {}", args.dataset))?
@@ -137,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if args.put_items {
         let mut c = Client::connect(addr).await?;
-        put_items(&mut c, &dataset).await?;
+        put_items(&mut c, &dataset, ingest_key.as_deref()).await?;
         eprintln!("{} items uploaded", dataset.catalog.len());
     }
     let run_id = format!(
@@ -155,8 +165,8 @@ async fn main() -> anyhow::Result<()> {
     let mut workers = Vec::new();
     let once = args.once;
     for w in 0..args.connections {
-        let (bodies, next, totals, run_id) =
-            (bodies.clone(), next.clone(), totals.clone(), run_id.clone());
+        let (bodies, next, totals, run_id, auth) =
+            (bodies.clone(), next.clone(), totals.clone(), run_id.clone(), auth.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies_ms: Vec<f32> = Vec::new();
             let mut client: Option<Client> = None;
@@ -187,14 +197,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let Some(c) = client.as_mut() else { continue };
                 let sent = Instant::now();
-                let r = c
-                    .send(
-                        "POST",
-                        "/v1/events",
-                        &[("content-type", "application/json"), ("idempotency-key", &key)],
-                        body.clone(),
-                    )
-                    .await;
+                let mut headers =
+                    vec![("content-type", "application/json"), ("idempotency-key", key.as_str())];
+                if let Some(a) = auth.as_deref() {
+                    headers.push(("authorization", a));
+                }
+                let r = c.send("POST", "/v1/events", &headers, body.clone()).await;
                 latencies_ms.push(sent.elapsed().as_secs_f32() * 1000.0);
                 totals.requests.fetch_add(1, Ordering::Relaxed);
                 match r {
