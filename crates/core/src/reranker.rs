@@ -287,7 +287,7 @@ impl Reranker {
             let flat: Vec<f32> = supplied.concat();
             parts.push(Tensor::<2>::from_data(TensorData::new(flat, [n, dim]), d));
         }
-        let table = if parts.len() == 1 { state.table.clone() } else { Tensor::cat(parts, 0) };
+        let table = if parts.len() == 1 { parts.swap_remove(0) } else { Tensor::cat(parts, 0) };
         let n = candidates.len();
         let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
         let cand = CandidateInput {

@@ -1,21 +1,15 @@
 //! The engine against the committed bundle (`tests/fixtures/bundle-slice`, trained on the
 //! Diginetica metadata slice): decoding, verification, re-ranking and every bad input.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
+
+use common::repo_root;
 
 use burn::tensor::Device;
 use sessionrank_core::{Candidate, CoreError, ItemContent, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::EventKind;
-
-/// The repository root, found at run time from the working directory (`cargo test` runs in the
-/// package's directory): a compile-time path would go stale when checkouts share a build cache.
-fn repo_root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors()
-        .find(|d| d.join("Trunk.toml").is_file())
-        .map(Path::to_path_buf)
-        .expect("run inside the repository")
-}
 
 fn fixture() -> PathBuf {
     repo_root().join("tests/fixtures/bundle-slice")

@@ -16,7 +16,11 @@
 //! SESSIONRANK_REGENERATE=1 cargo test --release -p sessionrank-core --test parity
 //! ```
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::repo_root;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -75,29 +79,19 @@ struct Expected {
     top10: Vec<String>,
 }
 
-/// The repository root, found at run time from the working directory (`cargo test` runs in the
-/// package's directory): a compile-time path would go stale when checkouts share a build cache.
-fn root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors()
-        .find(|d| d.join("Trunk.toml").is_file())
-        .map(Path::to_path_buf)
-        .expect("run inside the repository")
-}
-
 fn golden_path() -> PathBuf {
-    root().join("tests/fixtures/parity.json")
+    repo_root().join("tests/fixtures/parity.json")
 }
 
 fn engine() -> (ModelBundle, Reranker) {
-    let bundle = ModelBundle::read_dir(&root().join("tests/fixtures/bundle-slice"))
+    let bundle = ModelBundle::read_dir(&repo_root().join("tests/fixtures/bundle-slice"))
         .expect("committed bundle");
     let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("bundle decodes");
     (bundle, reranker)
 }
 
 fn browser_dir() -> PathBuf {
-    root().join("tests/fixtures/bundle-slice-browser")
+    repo_root().join("tests/fixtures/bundle-slice-browser")
 }
 
 /// The item id whose vector the golden leaves out (the browser encodes it itself).
@@ -500,8 +494,8 @@ struct CommittedBundle {
 /// The committed browser bundle, given the full model's vectors, scores as the full model did
 /// (within the golden tolerances), and ships at most 1 MB of weights.
 fn committed_browser_bundle_matches(c: &CommittedBundle) {
-    let dir = root().join(c.dir);
-    let golden_file = root().join(c.golden);
+    let dir = repo_root().join(c.dir);
+    let golden_file = repo_root().join(c.golden);
     if let Some(full) = std::env::var_os(c.regenerate_env) {
         let bundle = ModelBundle::read_dir(Path::new(&full)).expect("the full bundle");
         let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("bundle decodes");

@@ -5,8 +5,12 @@
 //! proptest is not available offline, so each property runs over `CASES` lists drawn from a
 //! seeded `StdRng`: the same cases on every run, and a failure prints its case number.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use common::repo_root;
 
 use burn::tensor::Device;
 use rand::rngs::StdRng;
@@ -680,14 +684,6 @@ fn a_hundred_candidates_with_every_rule_take_well_under_a_tenth_of_a_millisecond
 }
 
 // ---- The rules inside the engine, on the committed bundle (tests/fixtures/bundle-slice).
-
-fn repo_root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors()
-        .find(|d| d.join("Trunk.toml").is_file())
-        .map(Path::to_path_buf)
-        .expect("run inside the repository")
-}
 
 fn engine() -> (ModelBundle, Reranker) {
     let bundle = ModelBundle::read_dir(&repo_root().join("tests/fixtures/bundle-slice"))

@@ -1,7 +1,9 @@
 //! The session half of a re-rank kept between calls (`Reranker::prepare_cached`): reused only
 //! for the same events in the model's window, and then the same answer as a fresh call.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::repo_root;
 
 use burn::tensor::Device;
 use serde::Deserialize;
@@ -21,22 +23,15 @@ struct Case {
     candidates: Vec<Candidate>,
 }
 
-fn root() -> PathBuf {
-    let cwd = std::env::current_dir().expect("working directory");
-    cwd.ancestors()
-        .find(|d| d.join("Trunk.toml").is_file())
-        .map(Path::to_path_buf)
-        .expect("run inside the repository")
-}
-
 /// The benchmark's browser bundle (width 64, 2 layers, a 50-event window) and its golden
 /// inputs, whose events and candidates carry the full model's vectors as a page does.
 fn fixture() -> (Reranker, Vec<Case>) {
-    let dir = root().join("tests/fixtures/bench-d64-l2-w50-browser");
+    let dir = repo_root().join("tests/fixtures/bench-d64-l2-w50-browser");
     let bundle = ModelBundle::read_dir(&dir).expect("committed browser bundle");
     let reranker = Reranker::from_bundle(&bundle, &Device::flex()).expect("decodes");
     let golden: Golden = serde_json::from_slice(
-        &std::fs::read(root().join("tests/fixtures/parity-bench-d64-l2-w50.json")).expect("read"),
+        &std::fs::read(repo_root().join("tests/fixtures/parity-bench-d64-l2-w50.json"))
+            .expect("read"),
     )
     .expect("parses");
     (reranker, golden.cases)
