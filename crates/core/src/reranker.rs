@@ -7,11 +7,13 @@
 //! browser package and the evaluation call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sessionrank_model::{
-    CandidateInput, EncoderCache, FusedSessionEncoder, SessionRankModel, time_gap_bucket,
+    CandidateInput, EncoderCache, FusedScorer, FusedSessionEncoder, SessionRankModel,
+    time_gap_bucket,
 };
 
 use crate::bundle::{BundleKind, CATEGORIES, ITEMS, MANIFEST, TOKENIZER, WEIGHTS};
@@ -26,7 +28,7 @@ use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 // where the server, the browser package and the trainer have always found them.
 pub use crate::ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent, upstream};
 pub use crate::validate::{MAX_CANDIDATES, validate_candidates, validate_config, validate_vector};
-pub use crate::weights::{load_weights, read_f32, weights_bytes};
+pub use crate::weights::{load_weights, read_f32, read_f32_async, weights_bytes};
 
 /// The re-ranking engine: a model, its feature encoder and the device it runs on.
 #[derive(Debug)]
@@ -38,19 +40,45 @@ pub struct Reranker {
     /// On the CPU: the session encoder as plain loops, one event at a time
     /// ([`FusedSessionEncoder`]); `None` on a GPU (burn's modules run there).
     fused: Option<FusedSessionEncoder>,
+    /// On the CPU, for a model both fused halves cover: a call's item table, session state
+    /// and scores stay host slices, and burn's modules run only to encode an item that came
+    /// without a vector (or a whole window that slid).
+    host: Option<HostPath>,
 }
 
-/// A prepared call: tensors still on the device, read back synchronously (native) or with
-/// `into_data_async` (browser, where WebGPU forbids a blocking readback).
+/// What [`Reranker`]'s host path needs besides the fused encoder.
+#[derive(Debug)]
+struct HostPath {
+    scorer: FusedScorer,
+    /// The item encoder's padding row (row 0 of every table), computed once.
+    padding: Vec<f32>,
+}
+
+/// A prepared call: scores and item table, still on the device (read back synchronously
+/// natively, or with `into_data_async` in the browser, where WebGPU forbids a blocking
+/// readback) or already on the host (the CPU's fused path).
 #[derive(Debug)]
 pub struct PendingRanking {
-    /// `[1, n_candidates]` scores.
-    pub scores: Tensor<2>,
-    /// `[n_rows, d]` local item table (rows: padding, then session + candidate items).
-    pub table: Tensor<2>,
+    output: Output,
     candidates: Vec<(String, usize)>,
     candidate_rows: Vec<usize>,
     event_rows: Vec<(usize, String)>,
+}
+
+/// `[1, n_candidates]` scores and the `[n_rows, d]` local item table (rows: padding, then
+/// session + candidate items).
+#[derive(Debug)]
+enum Output {
+    Device { scores: Tensor<2>, table: Tensor<2> },
+    Host { scores: Vec<f32>, table: Vec<f32> },
+}
+
+/// A value a call computed: a tensor on the engine's device, or host floats (the CPU's fused
+/// path), shared by the states kept between calls.
+#[derive(Debug, Clone)]
+enum Held {
+    Device(Tensor<2>),
+    Host(Arc<[f32]>),
 }
 
 impl Reranker {
@@ -111,7 +139,19 @@ impl Reranker {
         let fused = (*device == Device::flex())
             .then(|| FusedSessionEncoder::new(&model.session).ok())
             .flatten();
-        Ok(Self { model, encoder, device: device.clone(), manifest, fused })
+        let host = match (&fused, FusedScorer::new(&model)) {
+            (Some(_), Ok(scorer)) => {
+                let none = std::iter::empty::<&EncodedItem>();
+                let padding = read_f32(model.item_vectors(item_features(
+                    none,
+                    manifest.features.max_tokens,
+                    device,
+                )))?;
+                Some(HostPath { scorer, padding })
+            }
+            _ => None,
+        };
+        Ok(Self { model, encoder, device: device.clone(), manifest, fused, host })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -148,8 +188,7 @@ impl Reranker {
         match self.prepare(session, candidates)? {
             Prepared::Upstream(r) => upstream_with(r, rules, &self.rule_items(candidates)),
             Prepared::Pending(p) => {
-                let scores = read_f32(p.scores.clone())?;
-                let table = read_f32(p.table.clone())?;
+                let (scores, table) = p.read()?;
                 p.finish_with(&scores, &table, self.model_dim(), rules, self.rule_items(candidates))
             }
         }
@@ -246,7 +285,7 @@ impl Reranker {
         let mut supplied: Vec<&[f32]> = Vec::new();
         let mut slots = Vec::with_capacity(candidates.len());
         for (i, c) in candidates.iter().enumerate() {
-            let slot = if let Some(&row) = state.rows.get(c.item_id.as_str()) {
+            let slot = if let Some(&row) = state.0.rows.get(c.item_id.as_str()) {
                 Slot::Row(row)
             } else {
                 match c.vector.as_deref() {
@@ -267,7 +306,7 @@ impl Reranker {
             slots.push(slot);
         }
         // Number the new rows: encoded first, then given, after the session's table.
-        let base = state.n_rows;
+        let base = state.0.n_rows;
         let encoded = items.len();
         let row_of = |s: Slot| match s {
             Slot::Row(r) => r,
@@ -275,8 +314,57 @@ impl Reranker {
             Slot::Given(j) => base + encoded + j,
         };
         let candidate_rows: Vec<usize> = slots.iter().map(|&s| row_of(s)).collect();
+        let output = match (&self.host, &state.0.h, &state.0.table) {
+            (Some(host), Held::Host(h), Held::Host(rows)) => {
+                let mut table = Vec::with_capacity((base + encoded + supplied.len()) * dim);
+                table.extend_from_slice(rows);
+                if !items.is_empty() {
+                    table.extend(self.encode_items(&items)?);
+                }
+                for v in &supplied {
+                    table.extend_from_slice(v);
+                }
+                let mut scores = Vec::new();
+                host.scorer
+                    .score(h, &table, &candidate_rows, &mut scores)
+                    .ok_or_else(|| CoreError::Device("a candidate row outside the table".into()))?;
+                Output::Host { scores, table }
+            }
+            _ => self.score_on_device(&state, items, &supplied, &candidate_rows)?,
+        };
+        let pending = PendingRanking {
+            output,
+            candidates: candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.item_id.clone(), i))
+                .collect(),
+            candidate_rows,
+            event_rows: state.0.event_rows.clone(),
+        };
+        Ok((Prepared::Pending(Box::new(pending)), Some(state)))
+    }
+
+    /// Item vectors of the item encoder for `items` (rows without the padding row), read
+    /// back: the host path's one use of burn's modules on a call.
+    fn encode_items(&self, items: &[EncodedItem]) -> Result<Vec<f32>> {
+        let features = item_features(items.iter(), self.encoder.max_tokens, &self.device);
+        read_f32(self.model.item_vectors(features).narrow(0, 1, items.len()))
+    }
+
+    /// The candidates' half of [`Reranker::prepare_cached`] with burn's modules (a GPU, or a
+    /// model the fused path does not cover): the table grows on the device and is scored
+    /// there.
+    fn score_on_device(
+        &self,
+        state: &SessionState,
+        items: Vec<EncodedItem>,
+        supplied: &[&[f32]],
+        candidate_rows: &[usize],
+    ) -> Result<Output> {
         let d = &self.device;
-        let mut parts = vec![state.table.clone()];
+        let dim = self.model_dim();
+        let mut parts = vec![state.0.table.tensor(dim, d)];
         if !items.is_empty() {
             // `item_features` puts a padding row first: dropped, the session's table has one.
             let features = item_features(items.iter(), self.encoder.max_tokens, d);
@@ -288,7 +376,7 @@ impl Reranker {
             parts.push(Tensor::<2>::from_data(TensorData::new(flat, [n, dim]), d));
         }
         let table = if parts.len() == 1 { parts.swap_remove(0) } else { Tensor::cat(parts, 0) };
-        let n = candidates.len();
+        let n = candidate_rows.len();
         let max_rank = self.manifest.config.max_candidates.saturating_sub(1) as i64;
         let cand = CandidateInput {
             items: Tensor::<2, Int>::from_data(
@@ -303,19 +391,8 @@ impl Reranker {
                 d,
             ),
         };
-        let scores = self.model.score_candidates(state.h.clone(), table.clone(), &cand);
-        let pending = PendingRanking {
-            scores,
-            table,
-            candidates: candidates
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.item_id.clone(), i))
-                .collect(),
-            candidate_rows,
-            event_rows: state.event_rows.clone(),
-        };
-        Ok((Prepared::Pending(Box::new(pending)), Some(state)))
+        let scores = self.model.score_candidates(state.0.h.tensor(dim, d), table.clone(), &cand);
+        Ok(Output::Device { scores, table })
     }
 
     /// The session half of a call: the window's items in a table (row 0 padding; an event's
@@ -375,14 +452,34 @@ impl Reranker {
             Slot::Given(j) => 1 + encoded + j,
         };
         let d = &self.device;
-        // Row 0 (padding) comes from the item encoder's padding features.
-        let mut table =
-            self.model.item_vectors(item_features(items.iter(), self.encoder.max_tokens, d));
-        if !supplied.is_empty() {
-            let n = supplied.len();
-            let given = Tensor::<2>::from_data(TensorData::new(supplied.concat(), [n, dim]), d);
-            table = Tensor::cat(vec![table, given], 0);
-        }
+        let table = match &self.host {
+            Some(host) => {
+                let mut table = Vec::with_capacity((1 + encoded + supplied.len()) * dim);
+                table.extend_from_slice(&host.padding);
+                if !items.is_empty() {
+                    table.extend(self.encode_items(&items)?);
+                }
+                for v in &supplied {
+                    table.extend_from_slice(v);
+                }
+                Held::Host(table.into())
+            }
+            None => {
+                // Row 0 (padding) comes from the item encoder's padding features.
+                let mut table = self.model.item_vectors(item_features(
+                    items.iter(),
+                    self.encoder.max_tokens,
+                    d,
+                ));
+                if !supplied.is_empty() {
+                    let n = supplied.len();
+                    let given =
+                        Tensor::<2>::from_data(TensorData::new(supplied.concat(), [n, dim]), d);
+                    table = Tensor::cat(vec![table, given], 0);
+                }
+                Held::Device(table)
+            }
+        };
         let mut events = Vec::with_capacity(window.len());
         let mut event_rows = Vec::with_capacity(window.len());
         let mut rows = HashMap::with_capacity(slots.len());
@@ -400,22 +497,34 @@ impl Reranker {
             .fused
             .as_ref()
             .filter(|_| continued.is_some() || window.len() < self.encoder.max_len);
-        let (h, cache) = match fused {
-            Some(fused) => {
-                let cache = self.fused_state(fused, &table, &events, continued)?;
+        let (h, cache) = match (fused, &table) {
+            (Some(fused), Held::Host(vectors)) => {
+                let cache = self.fused_state(fused, vectors, &events, continued)?;
+                let mut h = cache.state().to_vec();
+                if let Some(host) = &self.host {
+                    host.scorer.scale_state(&mut h);
+                }
+                (Held::Host(h.into()), Some(cache))
+            }
+            (Some(fused), Held::Device(t)) => {
+                let cache = self.fused_state(fused, &read_f32(t.clone())?, &events, continued)?;
                 let h =
                     Tensor::<2>::from_data(TensorData::new(cache.state().to_vec(), [1, dim]), d);
-                (self.model.scale_state(h), Some(cache))
+                (Held::Device(self.model.scale_state(h)), Some(cache))
             }
-            None => {
+            (None, table) => {
                 let input = session_input(&[&events], self.encoder.max_len, d);
-                (self.model.session_state(table.clone(), &input), None)
+                let h = self.model.session_state(table.tensor(dim, d), &input);
+                match table {
+                    Held::Host(_) => (Held::Host(read_f32(h)?.into()), None),
+                    Held::Device(_) => (Held::Device(h), None),
+                }
             }
         };
         // Reusable only when nothing came from this call's candidates or the encoder's view of
         // an unknown id: then the state depends on the window's events alone.
         let cacheable = window.iter().all(|e| e.vector.is_some());
-        Ok(SessionState {
+        Ok(SessionState(Arc::new(StateInner {
             window: window.to_vec(),
             cacheable,
             h,
@@ -424,21 +533,20 @@ impl Reranker {
             table,
             rows,
             event_rows,
-        })
+        })))
     }
 
-    /// The fused encoder's state after `events` (rows of `table`), continuing `cache` when it
-    /// holds their first positions. Events are window-relative, as `session_input` makes them:
-    /// the first one has no time gap.
+    /// The fused encoder's state after `events` (rows of the `[n_rows, d]` table `vectors`),
+    /// continuing `cache` when it holds their first positions. Events are window-relative, as
+    /// `session_input` makes them: the first one has no time gap.
     fn fused_state(
         &self,
         fused: &FusedSessionEncoder,
-        table: &Tensor<2>,
+        vectors: &[f32],
         events: &[EncodedEvent],
         cache: Option<EncoderCache>,
     ) -> Result<EncoderCache> {
         let dim = self.model_dim();
-        let vectors = read_f32(table.clone())?;
         let mut cache = cache.unwrap_or_else(|| fused.new_cache());
         for (j, e) in events.iter().enumerate().skip(cache.len()) {
             let gap = match (j.checked_sub(1).and_then(|p| events[p].timestamp), e.timestamp) {
@@ -455,20 +563,36 @@ impl Reranker {
     }
 }
 
+impl Held {
+    /// As a `[n, dim]` tensor on `device` (host floats are copied there).
+    fn tensor(&self, dim: usize, device: &Device) -> Tensor<2> {
+        match self {
+            Held::Device(t) => t.clone(),
+            Held::Host(v) => {
+                Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len() / dim, dim]), device)
+            }
+        }
+    }
+}
+
 /// The session half of a re-rank ([`Reranker::prepare_cached`]): the model's state after the
-/// window's last event and the window's item rows, on the device.
+/// window's last event and the window's item rows. Cheap to clone (shared): a storefront
+/// keeps it and hands it back with every call.
 #[derive(Debug, Clone)]
-pub struct SessionState {
+pub struct SessionState(Arc<StateInner>);
+
+#[derive(Debug)]
+struct StateInner {
     /// The events it was computed for (what a later call must match to reuse it).
     window: Vec<SessionEvent>,
     /// Every event carried its own vector: nothing else went into it.
     cacheable: bool,
-    /// `[1, d]`, ready for [`SessionRankModel::score_candidates`].
-    h: Tensor<2>,
+    /// `[1, d]`, ready for scoring ([`SessionRankModel::score_candidates`]).
+    h: Held,
     /// The fused encoder's keys and values (CPU), continued by the next click.
     cache: Option<EncoderCache>,
     /// `[n_rows, d]`: padding, then the window's distinct items.
-    table: Tensor<2>,
+    table: Held,
     n_rows: usize,
     rows: HashMap<String, usize>,
     event_rows: Vec<(usize, String)>,
@@ -476,18 +600,16 @@ pub struct SessionState {
 
 impl SessionState {
     fn reusable_for(&self, window: &[SessionEvent]) -> bool {
-        self.cacheable && self.window == window
+        self.0.cacheable && self.0.window == window
     }
 
     /// The encoder cache when `window` is this state's window and one more event (a click
     /// inside the window: the earlier positions' keys and values still hold).
     fn cache_extended_by(&self, window: &[SessionEvent]) -> Option<&EncoderCache> {
-        let n = self.window.len();
-        let cache = self.cache.as_ref()?;
-        (self.cacheable
-            && cache.len() == n
-            && window.len() == n + 1
-            && window[..n] == self.window[..])
+        let s = &self.0;
+        let n = s.window.len();
+        let cache = s.cache.as_ref()?;
+        (s.cacheable && cache.len() == n && window.len() == n + 1 && window[..n] == s.window[..])
             .then_some(cache)
     }
 }
@@ -518,6 +640,27 @@ pub fn upstream_with(mut r: Ranking, rules: &Rules, list: &[ListItem<'_>]) -> Re
 }
 
 impl PendingRanking {
+    /// Scores and item table on the host, read back synchronously (native and the CPU in
+    /// the browser; on WebGPU use [`PendingRanking::read_async`]).
+    pub fn read(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &self.output {
+            Output::Device { scores, table } => {
+                Ok((read_f32(scores.clone())?, read_f32(table.clone())?))
+            }
+            Output::Host { scores, table } => Ok((scores.clone(), table.clone())),
+        }
+    }
+
+    /// [`PendingRanking::read`] without blocking (the only readback WebGPU allows).
+    pub async fn read_async(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &self.output {
+            Output::Device { scores, table } => {
+                Ok((read_f32_async(scores.clone()).await?, read_f32_async(table.clone()).await?))
+            }
+            Output::Host { scores, table } => Ok((scores.clone(), table.clone())),
+        }
+    }
+
     /// Turn read-back scores and item table into the ranking (the model's order).
     pub fn finish(&self, scores: &[f32], table: &[f32], d: usize) -> Result<Ranking> {
         let mut items = self.ranked(scores, table, d)?;

@@ -22,9 +22,19 @@ pub fn weights_bytes(model: &SessionRankModel) -> Result<Vec<u8>> {
     Ok(bytes.to_vec())
 }
 
-/// Synchronous readback (native only; the browser uses `into_data_async`).
+/// Synchronous readback (native, and the CPU device in the browser).
 pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.try_into_data()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| CoreError::Device(format!("{e:?}")))
+}
+
+/// Readback without blocking (the only one WebGPU allows).
+pub async fn read_f32_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data_async()
+        .await
         .map_err(|e| CoreError::Device(format!("{e:?}")))?
         .convert::<f32>()
         .try_into_vec::<f32>()

@@ -7,7 +7,7 @@ use common::repo_root;
 
 use burn::tensor::Device;
 use serde::Deserialize;
-use sessionrank_core::reranker::{Prepared, read_f32};
+use sessionrank_core::reranker::Prepared;
 use sessionrank_core::{Candidate, ModelBundle, Reranker, SessionEvent};
 use sessionrank_data::EventKind;
 
@@ -40,8 +40,7 @@ fn fixture() -> (Reranker, Vec<Case>) {
 /// Scores by candidate id, in the candidates' order.
 fn scores(prepared: Prepared, candidates: &[Candidate], d: usize) -> Vec<f32> {
     let Prepared::Pending(p) = prepared else { panic!("expected model scores") };
-    let s = read_f32(p.scores.clone()).expect("scores");
-    let t = read_f32(p.table.clone()).expect("table");
+    let (s, t) = p.read().expect("scores and table");
     let ranking = p.finish(&s, &t, d).expect("finish");
     candidates
         .iter()

@@ -296,7 +296,7 @@ fn erf(x: f32) -> f32 {
     (if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }) as f32
 }
 
-fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Unfusable> {
+pub(crate) fn floats<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Unfusable> {
     let data: TensorData = t.into_data();
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Unfusable(format!("{e:?}")))
 }

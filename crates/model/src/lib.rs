@@ -23,6 +23,7 @@
 
 mod config;
 mod fused;
+mod fused_scorer;
 mod input;
 mod item;
 mod model;
@@ -31,6 +32,7 @@ mod session;
 
 pub use config::ModelConfig;
 pub use fused::{EncoderCache, FusedSessionEncoder, Unfusable};
+pub use fused_scorer::FusedScorer;
 pub use input::{CandidateInput, ItemFeatures, SessionInput};
 pub use item::ItemEncoder;
 pub use model::{SessionRankModel, l2_normalize};

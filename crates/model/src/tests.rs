@@ -185,3 +185,56 @@ fn the_fused_encoder_matches_the_session_encoder_at_every_position() {
     // The window is full: one more event does not fit.
     assert!(fused.push(&mut cache, &vectors[16..32], 1, 0).is_none());
 }
+
+/// The fused CPU scorer gives burn's candidate scores (state scaling, cosine or dot logits,
+/// the rank bias clamped at the last rank it has), and refuses a list-context model.
+#[test]
+fn the_fused_scorer_matches_score_candidates() {
+    let device = Device::flex();
+    for scale in [None, Some(7.5)] {
+        let mut model = config().with_max_candidates(4).with_logit_scale(scale).init(&device);
+        // A bias that differs by rank (it starts at zero), so a wrong rank shows.
+        model.scorer.rank_bias.weight = burn::module::Param::from_tensor(Tensor::<2>::from_data(
+            TensorData::new(vec![0.3f32, -0.2, 0.05, 0.4], [4, 1]),
+            &device,
+        ));
+        let table = model.item_vectors(features(20, &device));
+        let h = Tensor::<2>::from_data(
+            TensorData::new((0..16).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), [1, 16]),
+            &device,
+        );
+        let rows: Vec<i64> = vec![4, 0, 11, 19, 2, 7];
+        let n = rows.len();
+        let candidates = CandidateInput {
+            items: Tensor::<2, Int>::from_data(TensorData::new(rows.clone(), [1, n]), &device),
+            ranks: Tensor::<2, Int>::from_data(
+                TensorData::new((0..n as i64).map(|r| r.min(3)).collect::<Vec<_>>(), [1, n]),
+                &device,
+            ),
+        };
+        let state = model.scale_state(h.clone());
+        let want: Vec<f32> = model
+            .score_candidates(state.clone(), table.clone(), &candidates)
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
+        let fused = FusedScorer::new(&model).expect("fusable");
+        let mut got_state: Vec<f32> = h.into_data().try_to_vec().expect("f32");
+        fused.scale_state(&mut got_state);
+        let want_state: Vec<f32> = state.into_data().try_to_vec().expect("f32");
+        for (g, w) in got_state.iter().zip(&want_state) {
+            assert!((g - w).abs() < 1e-5, "state ({scale:?}): {g} vs {w}");
+        }
+        let vectors: Vec<f32> = table.into_data().try_to_vec().expect("f32");
+        let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        let mut got = Vec::new();
+        fused.score(&got_state, &vectors, &rows, &mut got).expect("rows in the table");
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5 * (1.0 + w.abs()), "score ({scale:?}): {g} vs {w}");
+        }
+        assert!(fused.score(&got_state, &vectors, &[21], &mut got).is_none(), "row outside");
+    }
+    let listwise = config().with_list_context(true).init(&device);
+    assert!(FusedScorer::new(&listwise).is_err());
+}

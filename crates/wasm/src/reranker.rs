@@ -14,7 +14,7 @@ use crate::backend::Engines;
 
 use crate::choice::{Backend, Choice};
 use crate::error::{Error, ErrorCode, Result};
-use crate::js::{describe, now_ms, to_js};
+use crate::js::{describe, now_ms, to_js, to_js_via_json};
 use crate::storage::{Backing, SessionStore};
 use crate::vectors::VectorCache;
 use crate::{fetch, shapes};
@@ -254,7 +254,7 @@ impl Reranker {
         }
         let timings =
             shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2, rules_ms };
-        Ok(to_js(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
+        Ok(to_js_via_json(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
     }
 
     /// Forget the session (memory and `sessionStorage`).

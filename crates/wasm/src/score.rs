@@ -7,18 +7,7 @@ use sessionrank_core::{CoreError, Prepared, Ranking, Reranker as Engine};
 
 /// Scores and item table, read back without blocking (the only readback WebGPU allows).
 pub async fn read_back(p: &PendingRanking) -> Result<(Vec<f32>, Vec<f32>), CoreError> {
-    let read = |d: burn::tensor::TensorData| {
-        d.convert::<f32>().try_into_vec::<f32>().map_err(|e| CoreError::Device(format!("{e:?}")))
-    };
-    let scores = p
-        .scores
-        .clone()
-        .into_data_async()
-        .await
-        .map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    let table =
-        p.table.clone().into_data_async().await.map_err(|e| CoreError::Device(format!("{e:?}")))?;
-    Ok((read(scores)?, read(table)?))
+    p.read_async().await
 }
 
 /// One whole call on `engine` (prepare, readback, finish): what the warm-up times.

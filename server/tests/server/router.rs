@@ -353,7 +353,7 @@ pub async fn candidates_carry_the_live_models_vectors(state: AppState) {
     let Prepared::Pending(pending) = engine.prepare(&session, &candidates).expect("prepare") else {
         panic!("a session with an event is scored")
     };
-    let table = read_f32(pending.table).expect("table");
+    let (_, table) = pending.read().expect("table");
     assert_eq!(table.len(), (candidates.len() + 1) * d);
     for (i, v) in served.iter().enumerate() {
         let native = &table[(i + 1) * d..(i + 2) * d];
