@@ -71,8 +71,10 @@ fn main() {
         .next()
         .map(PathBuf::from)
         .unwrap_or(root.join("tests/fixtures/parity-bench-d64-l2-w50.json"));
+    let t = Instant::now();
     let bundle = ModelBundle::read_dir(&dir).expect("a bundle directory");
     let r = Reranker::from_bundle(&bundle, &Device::flex()).expect("a valid bundle");
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let golden: Golden =
         serde_json::from_slice(&std::fs::read(&golden).expect("golden file")).expect("golden");
     let case = golden.cases.iter().find(|c| c.name == "fifty_events").expect("fifty_events");
@@ -107,7 +109,7 @@ fn main() {
     });
     println!(
         "{{\"bundle\": {:?}, \"window\": {window}, \"candidates\": {}, \"per_click_ms\": {per_click:.4}, \
-         \"per_click_sliding_ms\": {sliding:.4}, \"warm_ms\": {warm:.4}}}",
+         \"per_click_sliding_ms\": {sliding:.4}, \"warm_ms\": {warm:.4}, \"load_ms\": {load_ms:.2}}}",
         dir.display().to_string(),
         case.candidates.len()
     );

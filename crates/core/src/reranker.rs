@@ -69,7 +69,7 @@ pub struct PendingRanking {
 /// session + candidate items).
 #[derive(Debug)]
 enum Output {
-    Device { scores: Tensor<2>, table: Tensor<2> },
+    Device { scores: Box<Tensor<2>>, table: Box<Tensor<2>> },
     Host { scores: Vec<f32>, table: Vec<f32> },
 }
 
@@ -77,7 +77,7 @@ enum Output {
 /// path), shared by the states kept between calls.
 #[derive(Debug, Clone)]
 enum Held {
-    Device(Tensor<2>),
+    Device(Box<Tensor<2>>),
     Host(Arc<[f32]>),
 }
 
@@ -392,7 +392,7 @@ impl Reranker {
             ),
         };
         let scores = self.model.score_candidates(state.0.h.tensor(dim, d), table.clone(), &cand);
-        Ok(Output::Device { scores, table })
+        Ok(Output::Device { scores: Box::new(scores), table: Box::new(table) })
     }
 
     /// The session half of a call: the window's items in a table (row 0 padding; an event's
@@ -477,7 +477,7 @@ impl Reranker {
                         Tensor::<2>::from_data(TensorData::new(supplied.concat(), [n, dim]), d);
                     table = Tensor::cat(vec![table, given], 0);
                 }
-                Held::Device(table)
+                Held::Device(Box::new(table))
             }
         };
         let mut events = Vec::with_capacity(window.len());
@@ -507,17 +507,17 @@ impl Reranker {
                 (Held::Host(h.into()), Some(cache))
             }
             (Some(fused), Held::Device(t)) => {
-                let cache = self.fused_state(fused, &read_f32(t.clone())?, &events, continued)?;
+                let cache = self.fused_state(fused, &read_f32(*t.clone())?, &events, continued)?;
                 let h =
                     Tensor::<2>::from_data(TensorData::new(cache.state().to_vec(), [1, dim]), d);
-                (Held::Device(self.model.scale_state(h)), Some(cache))
+                (Held::Device(Box::new(self.model.scale_state(h))), Some(cache))
             }
             (None, table) => {
                 let input = session_input(&[&events], self.encoder.max_len, d);
                 let h = self.model.session_state(table.tensor(dim, d), &input);
                 match table {
                     Held::Host(_) => (Held::Host(read_f32(h)?.into()), None),
-                    Held::Device(_) => (Held::Device(h), None),
+                    Held::Device(_) => (Held::Device(Box::new(h)), None),
                 }
             }
         };
@@ -567,7 +567,7 @@ impl Held {
     /// As a `[n, dim]` tensor on `device` (host floats are copied there).
     fn tensor(&self, dim: usize, device: &Device) -> Tensor<2> {
         match self {
-            Held::Device(t) => t.clone(),
+            Held::Device(t) => *t.clone(),
             Held::Host(v) => {
                 Tensor::<2>::from_data(TensorData::new(v.to_vec(), [v.len() / dim, dim]), device)
             }
@@ -645,7 +645,7 @@ impl PendingRanking {
     pub fn read(&self) -> Result<(Vec<f32>, Vec<f32>)> {
         match &self.output {
             Output::Device { scores, table } => {
-                Ok((read_f32(scores.clone())?, read_f32(table.clone())?))
+                Ok((read_f32(*scores.clone())?, read_f32(*table.clone())?))
             }
             Output::Host { scores, table } => Ok((scores.clone(), table.clone())),
         }
@@ -655,7 +655,7 @@ impl PendingRanking {
     pub async fn read_async(&self) -> Result<(Vec<f32>, Vec<f32>)> {
         match &self.output {
             Output::Device { scores, table } => {
-                Ok((read_f32_async(scores.clone()).await?, read_f32_async(table.clone()).await?))
+                Ok((read_f32_async(*scores.clone()).await?, read_f32_async(*table.clone()).await?))
             }
             Output::Host { scores, table } => Ok((scores.clone(), table.clone())),
         }

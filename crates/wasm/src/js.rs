@@ -65,6 +65,13 @@ pub fn property(v: &JsValue, key: &'static str) -> JsValue {
     })
 }
 
+/// `o[key] = v` (building a plain object in Rust).
+pub fn property_set(o: &js_sys::Object, key: &str, v: &JsValue) -> Result<()> {
+    js_sys::Reflect::set(o, &JsValue::from_str(key), v)
+        .map(|_| ())
+        .map_err(|e| Error::new(ErrorCode::Device, describe(&e)))
+}
+
 thread_local! {
     /// One reusable `Float32Array` for converting plain arrays of numbers.
     static SCRATCH: RefCell<Option<js_sys::Float32Array>> = const { RefCell::new(None) };

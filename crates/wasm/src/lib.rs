@@ -41,6 +41,7 @@ pub mod score;
 pub mod shapes;
 pub mod storage;
 pub mod vectors;
+mod warm;
 
 pub use error::{ERROR_NAME, ErrorCode};
 pub use reranker::Reranker;
@@ -189,6 +190,13 @@ export interface RerankerOptions {
    * look for a GPU. `"webgpu"`: WebGPU or a `device` error (always one in the CPU-only build).
    */
   backend?: "auto" | "cpu" | "webgpu";
+  /**
+   * `true` (default): after loading, a few dozen re-ranks of a synthetic session run in idle
+   * time, one per macrotask, so the engine's code is compiled and optimised before the
+   * shopper's first click (that click then takes ~0.5 ms, not ~10). It costs ~50-100 ms of
+   * one core once per page; `false` skips it (e.g. on battery saver).
+   */
+  warmUp?: boolean;
 }
 
 /** The backend choice: `reranker.warmup`, `await reranker.ready()`. */

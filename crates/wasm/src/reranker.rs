@@ -26,12 +26,14 @@ struct Options {
     persist: bool,
     /// `backend`: `"auto"` (default), `"cpu"` or `"webgpu"` (see `choice.rs`).
     backend: Choice,
+    /// `warmUp`: the idle-time warm-up after load (default on; see `warm.rs`).
+    warm_up: bool,
 }
 
 impl Options {
     fn parse(v: &JsValue) -> Result<Self> {
         if v.is_undefined() || v.is_null() {
-            return Ok(Self { persist: true, backend: Choice::Auto });
+            return Ok(Self { persist: true, backend: Choice::Auto, warm_up: true });
         }
         let storage = js_sys::Reflect::get(v, &"storage".into())
             .map_err(|e| Error::input("options", describe(&e)))?;
@@ -41,7 +43,14 @@ impl Options {
             Some("memory") => false,
             _ => return Err(Error::input("options.storage", "must be \"session\" or \"memory\"")),
         };
-        Ok(Self { persist, backend: Choice::parse(v)? })
+        let warm_up = match js_sys::Reflect::get(v, &"warmUp".into()) {
+            Ok(w) if w.is_undefined() => true,
+            Ok(w) => {
+                w.as_bool().ok_or_else(|| Error::input("options.warmUp", "must be a boolean"))?
+            }
+            Err(e) => return Err(Error::input("options", describe(&e))),
+        };
+        Ok(Self { persist, backend: Choice::parse(v)?, warm_up })
     }
 }
 
@@ -104,6 +113,9 @@ impl Reranker {
         let reranker = Self::build(&manifest_bytes, files, options)?;
         // The backend choice (WebGPU build): done before `load` resolves.
         reranker.engines.choose().await?;
+        if options.warm_up {
+            crate::warm::spawn(reranker.shadow());
+        }
         Ok(reranker)
     }
 
@@ -123,7 +135,22 @@ impl Reranker {
         let reranker = Self::build(manifest, file_map(&files)?, options)?;
         // Synchronous: scores come from the CPU until the choice ends (`await r.ready()`).
         reranker.engines.choose_in_background();
+        if options.warm_up {
+            crate::warm::spawn(reranker.shadow());
+        }
         Ok(reranker)
+    }
+
+    /// A second `Reranker` on the same engines with a session of its own in memory (the
+    /// idle-time warm-up's: it runs the very methods a page calls, on nothing of the page's).
+    pub(crate) fn shadow(&self) -> Reranker {
+        let version = &self.engines.cpu().manifest().model_version;
+        Reranker {
+            engines: Rc::clone(&self.engines),
+            session: RefCell::new(SessionStore::open(version, false)),
+            vectors: RefCell::new(VectorCache::default()),
+            session_state: RefCell::new(None),
+        }
     }
 
     fn build(manifest: &[u8], files: BTreeMap<String, Vec<u8>>, options: Options) -> Result<Self> {

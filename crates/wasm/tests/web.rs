@@ -713,3 +713,49 @@ async fn bad_rules_are_typed_errors() {
             && a.items.iter().all(|i| i.explanation.is_empty() || !i.because.is_empty())
     );
 }
+
+/// A macrotask-long pause (the idle-time warm-up runs one click per macrotask).
+async fn pause_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout: js_sys::Function = js_sys::Reflect::get(&global, &"setTimeout".into())
+            .expect("setTimeout")
+            .dyn_into()
+            .expect("a function");
+        set_timeout.call2(&global, &resolve, &JsValue::from(ms)).expect("scheduled");
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.expect("timer");
+}
+
+/// The idle-time warm-up (on by default) runs its synthetic clicks on a shadow engine: the
+/// shopper's session stays empty, the answers stay the native golden ones, and `warmUp` is
+/// validated like every option.
+#[wasm_bindgen_test]
+async fn the_idle_warm_up_leaves_the_shoppers_session_and_scores_alone() {
+    let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let r = engine();
+    // Long enough for all of its clicks (one per macrotask, ~4 ms apart when nested).
+    pause_ms(1500).await;
+    assert_eq!(r.session_length(), 0, "the warm-up's clicks are not the shopper's");
+    let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
+    let got = play(&r, case).await;
+    check_parity(case, &got, golden.tolerance());
+    assert_eq!(r.session_length(), case.session.len());
+
+    let off = Reranker::from_bytes(
+        MANIFEST,
+        files(WEIGHTS, CATEGORIES),
+        js(&json!({ "storage": "memory", "warmUp": false })),
+    )
+    .expect("warmUp: false loads");
+    check_parity(case, &play(&off, case).await, golden.tolerance());
+    let bad = Reranker::from_bytes(
+        MANIFEST,
+        files(WEIGHTS, CATEGORIES),
+        js(&json!({ "storage": "memory", "warmUp": "yes" })),
+    )
+    .err()
+    .expect("a non-boolean warmUp is refused");
+    assert_eq!(code(&bad), "invalid_input");
+    assert_eq!(prop(&bad, "field").as_string().as_deref(), Some("options.warmUp"));
+}
