@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::bundle::sha256_hex;
-use sessionrank_core::reranker::read_f32;
 use sessionrank_core::{
     BundleKind, Candidate, ItemContent, ModelBundle, Prepared, Reranker, SessionEvent,
 };
