@@ -19,49 +19,20 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 use sessionrank_data::EventKind;
 
-use super::{JsonBody, parse_json};
+use super::JsonBody;
+use super::bodies::{self, event_batch};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::{Ingested, NewEvent};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Longest id (session, item) accepted.
-pub const MAX_ID_LEN: usize = 256;
-/// Timestamps are seconds; anything past this (year 5138) is a milliseconds mix-up.
-const MAX_TIMESTAMP: i64 = 100_000_000_000;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Batch {
-    events: Vec<EventIn>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventIn {
-    session_id: String,
-    item_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    timestamp: i64,
-}
 
 /// Check an id field: non-empty, not too long, no control characters.
 pub fn check_id(value: &str, field: impl FnOnce() -> String) -> ApiResult<()> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(field(), "must not be empty"));
-    }
-    if value.len() > MAX_ID_LEN {
-        return Err(ApiError::invalid(field(), format!("longer than {MAX_ID_LEN} bytes")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field(), "contains control characters"));
-    }
-    Ok(())
+    Ok(bodies::check_id(value, field)?)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
@@ -85,43 +56,15 @@ pub async fn ingest(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let batch: Batch = parse_json(&body)?;
-    let max = state.config.max_events_per_request;
-    if batch.events.is_empty() {
-        return Err(ApiError::invalid("events", "the batch is empty"));
-    }
-    if batch.events.len() > max {
-        return Err(ApiError::invalid(
-            "events",
-            format!("{} events; at most {max} per request", batch.events.len()),
-        ));
-    }
-    let mut events = Vec::with_capacity(batch.events.len());
-    for (i, e) in batch.events.into_iter().enumerate() {
-        check_id(&e.session_id, || format!("events[{i}].session_id"))?;
-        check_id(&e.item_id, || format!("events[{i}].item_id"))?;
-        let kind = EventKind::parse(&e.kind).ok_or_else(|| {
-            ApiError::invalid(
-                format!("events[{i}].type"),
-                format!(
-                    "unknown event type `{}` (expected view, click, add_to_cart or purchase)",
-                    e.kind
-                ),
-            )
-        })?;
-        if !(0..MAX_TIMESTAMP).contains(&e.timestamp) {
-            return Err(ApiError::invalid(
-                format!("events[{i}].timestamp"),
-                "must be seconds since the Unix epoch",
-            ));
-        }
-        events.push(NewEvent {
+    let events: Vec<NewEvent> = event_batch(&body, state.config.max_events_per_request)?
+        .into_iter()
+        .map(|e| NewEvent {
             session_id: e.session_id,
             item_id: e.item_id,
-            kind,
+            kind: e.kind,
             timestamp: e.timestamp,
-        });
-    }
+        })
+        .collect();
     check_items_exist(&state, &events).await?;
 
     let request_sha256 = sessionrank_core::bundle::sha256_hex(&body);

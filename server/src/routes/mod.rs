@@ -16,6 +16,7 @@
 
 mod admin;
 mod auth;
+mod bodies;
 mod candidates;
 mod events;
 mod health;
@@ -177,67 +178,16 @@ fn is_length_limit(e: &axum::Error) -> bool {
 /// Deserialize a body, naming the JSON path of the first problem: malformed JSON is a 400,
 /// a well-formed document of the wrong shape (wrong type, missing or unknown field) a 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.to_string();
-        let field = field_of(&path, &message);
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::invalid(field.unwrap_or_else(|| "body".into()), message)
+    bodies::parse_json(bytes).map_err(ApiError::from)
+}
+
+impl From<bodies::BodyError> for ApiError {
+    fn from(e: bodies::BodyError) -> Self {
+        match e {
+            bodies::BodyError::Malformed { field, message } => {
+                ApiError::bad_request(Some(field), message)
             }
-            _ => ApiError::bad_request(
-                field.or_else(|| Some("body".into())),
-                format!("malformed JSON: {message}"),
-            ),
+            bodies::BodyError::Invalid { field, message } => ApiError::invalid(field, message),
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(Some("body".into()), format!("malformed JSON: {e}")))?;
-    Ok(value)
-}
-
-/// The path of the value at fault. serde reports a missing or unknown field at the object
-/// that should (not) hold it; the field's own name reads better. `?` is serde_path_to_error's
-/// "no position yet" (malformed JSON before the first key): the whole body.
-fn field_of(path: &str, message: &str) -> Option<String> {
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|p| message.strip_prefix(p))
-        .and_then(|rest| rest.split('`').next());
-    match (path, named) {
-        ("." | "?", Some(name)) => Some(name.to_string()),
-        ("." | "?", None) => None,
-        // An unknown field's path already ends with it; a missing field's does not.
-        (p, Some(name)) if !p.ends_with(&format!(".{name}")) && p != name => {
-            Some(format!("{p}.{name}"))
-        }
-        (p, _) => Some(p.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::field_of;
-
-    #[test]
-    fn fields_are_named() {
-        assert_eq!(
-            field_of("events[2]", "missing field `timestamp` at line 1 column 9").as_deref(),
-            Some("events[2].timestamp")
-        );
-        assert_eq!(field_of(".", "missing field `events`").as_deref(), Some("events"));
-        assert_eq!(field_of("items[0].price", "invalid type").as_deref(), Some("items[0].price"));
-        assert_eq!(field_of(".", "expected value"), None);
-        assert_eq!(field_of("?", "key must be a string at line 1 column 2"), None);
-        assert_eq!(
-            field_of("events[0].colour", "unknown field `colour`, expected one of …").as_deref(),
-            Some("events[0].colour")
-        );
-        assert_eq!(
-            field_of("event", "unknown field `event`, expected `events`").as_deref(),
-            Some("event")
-        );
     }
 }
