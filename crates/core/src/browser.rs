@@ -27,8 +27,7 @@ use sessionrank_model::ModelConfig;
 
 use crate::bundle::{BundleKind, CATEGORIES, MANIFEST, WEIGHTS};
 use crate::features::category_names;
-use crate::validate::validate_config;
-use crate::weights::{load_weights, weights_bytes};
+use crate::weights::{load_weights, model_from_bytes, weights_bytes};
 use crate::{CoreError, ModelBundle, Result};
 
 /// The browser configuration of a full model's configuration: no item ids, no words.
@@ -45,9 +44,8 @@ impl ModelBundle {
             return Ok(self.clone());
         }
         let config = &self.manifest.config;
-        validate_config(config)?;
         let device = Device::flex();
-        let mut model = load_weights(config.init(&device), self.file(WEIGHTS)?)?;
+        let mut model = model_from_bytes(config, self.file(WEIGHTS)?, &device)?;
         model.items.ids = model.items.ids.map(first_row);
         model.items.tokens = model.items.tokens.map(first_row);
         let weights = weights_bytes(&model)?;

@@ -28,7 +28,10 @@ use crate::{CoreError, ItemTokenizer, Manifest, ModelBundle, Result};
 // where the server, the browser package and the trainer have always found them.
 pub use crate::ranking::{Because, Candidate, RankedItem, Ranking, SessionEvent, upstream};
 pub use crate::validate::{MAX_CANDIDATES, validate_candidates, validate_config, validate_vector};
-pub use crate::weights::{load_weights, read_f32, read_f32_async, weights_bytes};
+pub use crate::weights::{load_weights, model_from_bytes, read_f32, read_f32_async, weights_bytes};
+
+/// Largest `features.max_tokens` a manifest may ask for (the tokens an item input holds).
+const MAX_FEATURE_TOKENS: usize = 4096;
 
 /// The re-ranking engine: a model, its feature encoder and the device it runs on.
 #[derive(Debug)]
@@ -87,9 +90,27 @@ impl Reranker {
         let manifest = bundle.manifest.clone();
         let config = &manifest.config;
         validate_config(config)?;
+        // Item inputs are padded to this many tokens: a bound like the config's.
+        if manifest.features.max_tokens > MAX_FEATURE_TOKENS {
+            return Err(CoreError::InvalidFile {
+                file: MANIFEST.into(),
+                message: format!("features.max_tokens is above {MAX_FEATURE_TOKENS}"),
+            });
+        }
         let encoder = match manifest.kind {
             BundleKind::Full => {
                 let tokenizer = ItemTokenizer::from_json(bundle.file(TOKENIZER)?)?;
+                // A word id past the token table would index outside it.
+                if config.use_content && tokenizer.vocab_size() > config.vocab_size.max(1) {
+                    return Err(CoreError::InvalidFile {
+                        file: TOKENIZER.into(),
+                        message: format!(
+                            "{} words, the config's token table has {}",
+                            tokenizer.vocab_size(),
+                            config.vocab_size
+                        ),
+                    });
+                }
                 let items = bundle.items()?;
                 if items.items.len() != config.n_items {
                     return Err(CoreError::InvalidFile {
@@ -133,7 +154,7 @@ impl Reranker {
                 message: "more categories than the model has".into(),
             });
         }
-        let model = load_weights(config.init(device), bundle.file(WEIGHTS)?)?.valid();
+        let model = model_from_bytes(config, bundle.file(WEIGHTS)?, device)?.valid();
         // The fused encoder reads the weights synchronously: the CPU only (a WebGPU device
         // allows no blocking readback, and a GPU runs burn's batched modules well).
         let fused = (*device == Device::flex())

@@ -2,9 +2,10 @@
 //! the host.
 
 use burn::module::Module;
-use burn::tensor::Tensor;
-use sessionrank_model::SessionRankModel;
+use burn::tensor::{Device, Tensor};
+use sessionrank_model::{ModelConfig, SessionRankModel};
 
+use crate::validate::{validate_config, validate_weights_size};
 use crate::{CoreError, Result};
 
 /// Apply burnpack bytes to a freshly initialised model.
@@ -13,6 +14,19 @@ pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRank
         burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
             .map_err(|e| CoreError::Weights(e.to_string()))?;
     model.try_load_record(record).map_err(|e| CoreError::Weights(e.to_string()))
+}
+
+/// A model of `config` with the weights in `bytes`, on `device`. The config is checked first
+/// ([`validate_config`], [`validate_weights_size`]): nothing from a manifest sizes an
+/// allocation before the bytes that must fill it are known to be there.
+pub fn model_from_bytes(
+    config: &ModelConfig,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<SessionRankModel> {
+    validate_config(config)?;
+    validate_weights_size(config, bytes.len())?;
+    load_weights(config.init(device), bytes)
 }
 
 /// Burnpack bytes of a model's weights.
