@@ -15,6 +15,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What a 503 asks a client to wait before retrying.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -46,6 +49,11 @@ pub enum ApiError {
     /// The resource is busy, e.g. a retraining job already runs (409, with that job's id).
     #[error("{message}")]
     Conflict { message: String, job_id: Option<String> },
+    /// The database cannot take the request now (unreachable, locked, full): 503 with
+    /// `Retry-After`. Nothing of the request was stored, so the client retries it as it is
+    /// (with the same `Idempotency-Key`, if it sent one); `/readyz` says the same meanwhile.
+    #[error("the database is unavailable ({cause}); nothing was stored, retry later")]
+    Unavailable { cause: &'static str },
     /// Anything else: logged, answered with a generic 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -74,6 +82,7 @@ impl ApiError {
             Self::AdminDisabled | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,7 +90,14 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::Internal(e.into())
+        match e.unavailable() {
+            Some(cause) => {
+                // The cause's details (paths, SQL) stay in the log, as for a 500.
+                tracing::warn!("database unavailable: {e}");
+                Self::Unavailable { cause }
+            }
+            None => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -99,9 +115,19 @@ impl IntoResponse for ApiError {
             }
             Self::TooLarge { .. } => json!({"error": self.to_string(), "field": "body"}),
             Self::Conflict { message, job_id } => json!({"error": message, "job_id": job_id}),
+            Self::Unavailable { cause } => json!({
+                "error": self.to_string(),
+                "unavailable": cause,
+                "retry_after_seconds": RETRY_AFTER_SECONDS,
+            }),
             other => json!({"error": other.to_string()}),
         };
         let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -26,7 +26,8 @@ pub const SPEC: &str = r##"{
           "400": {"$ref": "#/components/responses/BadRequest"},
           "413": {"$ref": "#/components/responses/TooLarge"},
           "415": {"$ref": "#/components/responses/Error"},
-          "422": {"$ref": "#/components/responses/Invalid"}
+          "422": {"$ref": "#/components/responses/Invalid"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
         }
       }
     },
@@ -42,7 +43,8 @@ pub const SPEC: &str = r##"{
           "403": {"$ref": "#/components/responses/WrongScope"},
           "400": {"$ref": "#/components/responses/BadRequest"},
           "413": {"$ref": "#/components/responses/TooLarge"},
-          "422": {"$ref": "#/components/responses/Invalid"}
+          "422": {"$ref": "#/components/responses/Invalid"},
+          "503": {"$ref": "#/components/responses/Unavailable"}
         }
       }
     },
@@ -258,7 +260,8 @@ pub const SPEC: &str = r##"{
       "TooLarge": {"description": "The body exceeds the configured limit", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "Unauthorized": {"description": "Missing or wrong bearer token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
       "WrongScope": {"description": "The ingest key lacks the route's scope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-      "AdminDisabled": {"description": "No admin token is configured", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+      "AdminDisabled": {"description": "No admin token is configured", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+      "Unavailable": {"description": "The database is unavailable (`unavailable`: unreachable, locked, full, read-only, overloaded); nothing was stored: retry after `Retry-After` seconds, with the same Idempotency-Key", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"type": "object", "required": ["error", "unavailable"], "properties": {"error": {"type": "string"}, "unavailable": {"type": "string"}, "retry_after_seconds": {"type": "integer"}}}}}}
     },
     "schemas": {
       "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},

@@ -204,7 +204,14 @@ impl ModelRegistry {
             LoadedModel::load(&dir)
         })
         .await??;
-        self.store.insert_model(&version, created_at, &manifest_json, activate).await?;
+        if let Err(e) =
+            self.store.insert_model(&version, created_at, &manifest_json, activate).await
+        {
+            // Not recorded, so not published: its files go too (a full disk wants them back).
+            let dir = self.dir.join(&version);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            return Err(e.into());
+        }
         let loaded = Arc::new(loaded);
         if activate {
             write_current_file(&self.dir, &version)?;
@@ -266,12 +273,18 @@ fn write_current_file(dir: &Path, version: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp =
         dir.join(format!(".{CURRENT_FILE}.tmp-{}", sessionrank_core::bundle::unique_suffix()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(format!("{version}\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(CURRENT_FILE))
-        .with_context(|| format!("renaming {}", tmp.display()))?;
+    let written = (|| {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(format!("{version}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(CURRENT_FILE))
+            .with_context(|| format!("renaming {}", tmp.display()))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

@@ -14,7 +14,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sessionrank_data::{Catalog, Event, EventKind, Item, MAX_PRICE_LEVEL, Session};
@@ -22,11 +23,16 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
-/// Storage failures. Callers report them as internal errors.
+/// Storage failures. The API answers those for which [`StoreError::unavailable`] names a
+/// cause with 503 (retry later: nothing of the request was stored), the others with 500.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A write the group-commit writer could not make because the database is unavailable
+    /// (the cause, then the error as text: one failure answers every request of the group).
+    #[error("database unavailable ({0}): {1}")]
+    Unavailable(&'static str, String),
     /// The URL names neither SQLite nor PostgreSQL.
     #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
     UnsupportedUrl,
@@ -36,6 +42,52 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Why the database cannot take the request now, when that is the trouble: it cannot be
+    /// reached (stopped, restarting, network), it is locked by another process beyond the
+    /// busy timeout, or it cannot grow (disk full, read-only). `None` for everything else (a
+    /// bug, a constraint, a corrupt row), which retrying would not fix.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        let e = match self {
+            Self::Db(e) => e,
+            Self::Unavailable(cause, _) => return Some(cause),
+            Self::UnsupportedUrl | Self::Corrupt(_) => return None,
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some("unreachable"),
+            sqlx::Error::Database(db) => {
+                let code = db.code()?;
+                // SQLite: the (extended) result code as a number; its low byte is the primary
+                // code. PostgreSQL: the SQLSTATE.
+                if let Ok(n) = code.parse::<i64>() {
+                    return match n & 0xff {
+                        5 | 6 => Some("locked"),        // SQLITE_BUSY, SQLITE_LOCKED
+                        13 => Some("full"),             // SQLITE_FULL
+                        8 => Some("read-only"),         // SQLITE_READONLY
+                        10 | 14 => Some("unreachable"), // SQLITE_IOERR, SQLITE_CANTOPEN
+                        _ => None,
+                    };
+                }
+                match code.get(..2) {
+                    // connection exception; operator intervention (shutdown, crash recovery)
+                    Some("08") | Some("57") => Some("unreachable"),
+                    // insufficient resources: disk full; out of memory, too many connections
+                    _ if code == "53100" => Some("full"),
+                    Some("53") => Some("overloaded"),
+                    // lock not available (lock_timeout), deadlock detected
+                    _ if code == "55P03" || code == "40P01" => Some("locked"),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -151,6 +203,11 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
 ];
 
+/// How long a request waits for a database connection. While the database is down the pool
+/// keeps trying to connect for this long; the client then gets a 503 to retry, rather than a
+/// connection held open for as long as its load balancer's own timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Key of the live-model pointer in `settings`.
 const CURRENT_MODEL: &str = "current_model";
 
@@ -161,6 +218,11 @@ pub struct Store {
     backend: Backend,
     /// SQLite: the group-commit writer task.
     writer: Option<mpsc::Sender<(Batch, oneshot::Sender<Result<Ingested>>)>>,
+    /// The cause and time of the last ingest (events, items) that failed because the
+    /// database was unavailable; cleared by the next one that succeeds. Readiness reports it:
+    /// a nearly full disk can take the readiness probe's one-row write and still refuse
+    /// every batch.
+    trouble: Arc<Mutex<Option<(&'static str, Instant)>>>,
 }
 
 /// One request's events.
@@ -217,8 +279,13 @@ async fn group_writer(
                 }
             }
             Err(e) => {
+                let cause = e.unavailable();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Corrupt(format!("storing events: {e}"))));
+                    let message = format!("storing events: {e}");
+                    let _ = reply.send(Err(match cause {
+                        Some(cause) => StoreError::Unavailable(cause, message),
+                        None => StoreError::Corrupt(message),
+                    }));
                 }
             }
         }
@@ -327,7 +394,7 @@ impl Store {
                 let pool = |max: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
-                        .acquire_timeout(Duration::from_secs(30))
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
                         .after_connect(|conn, _| {
                             Box::pin(async move {
                                 for pragma in [
@@ -345,12 +412,12 @@ impl Store {
                 let read = pool(4).connect_with(options).await?;
                 let (tx, rx) = mpsc::channel(1024);
                 tokio::spawn(group_writer(write.clone(), rx));
-                Self { read, write, backend, writer: Some(tx) }
+                Self { read, write, backend, writer: Some(tx), trouble: Arc::default() }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     // An acknowledged write must survive a crash of the database server, whatever
                     // the database's or role's default says.
                     .after_connect(|conn, _| {
@@ -361,7 +428,13 @@ impl Store {
                     })
                     .connect_with(options)
                     .await?;
-                Self { read: pool.clone(), write: pool, backend, writer: None }
+                Self {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                    writer: None,
+                    trouble: Arc::default(),
+                }
             }
         };
         store.migrate().await?;
@@ -456,6 +529,19 @@ impl Store {
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
+    /// A one-row write through the write pool (readiness): on a full disk, a read-only or
+    /// locked database, or a database that went away, this fails where `SELECT 1` may not.
+    pub async fn probe_write(&self) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('readiness_probe', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(now_s().to_string())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     /// `SELECT 1` (health check).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -471,6 +557,37 @@ impl Store {
     /// On SQLite, batches that arrive while a commit is in progress are committed together
     /// (group commit: one fsync for many requests, each still acknowledged only after it).
     pub async fn ingest_events(
+        &self,
+        key: Option<String>,
+        request_sha256: String,
+        events: Vec<NewEvent>,
+        response: String,
+    ) -> Result<Ingested> {
+        let r = self.ingest_batch(key, request_sha256, events, response).await;
+        self.noted(r)
+    }
+
+    /// Remember (or forget) that ingest failed for want of the database.
+    fn noted<T>(&self, r: Result<T>) -> Result<T> {
+        let cause = r.as_ref().err().and_then(StoreError::unavailable);
+        if let Ok(mut t) = self.trouble.lock() {
+            match (&r, cause) {
+                (Ok(_), _) => *t = None,
+                (Err(_), Some(cause)) => *t = Some((cause, Instant::now())),
+                (Err(_), None) => {}
+            }
+        }
+        r
+    }
+
+    /// Why the last ingest failed, if it failed for want of the database within `recent` and
+    /// none has succeeded since.
+    pub fn write_trouble(&self, recent: Duration) -> Option<&'static str> {
+        let t = self.trouble.lock().ok()?;
+        t.filter(|(_, at)| at.elapsed() < recent).map(|(cause, _)| cause)
+    }
+
+    async fn ingest_batch(
         &self,
         key: Option<String>,
         request_sha256: String,
@@ -575,6 +692,11 @@ impl Store {
     /// Insert or update items in one transaction. An item keeps its catalog position (`seq`)
     /// across updates, so id rows stay stable between models.
     pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        let r = self.upsert_items_now(items).await;
+        self.noted(r)
+    }
+
+    async fn upsert_items_now(&self, items: &[Item]) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let now = now_s();
         for chunk in items.chunks(INSERT_CHUNK) {

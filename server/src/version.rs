@@ -224,15 +224,22 @@ pub fn write_version_dir(bundle: &ModelBundle, dir: &Path) -> anyhow::Result<()>
         parent.join(format!(".tmp-version-{name}-{}", sessionrank_core::bundle::unique_suffix()));
     let browser =
         bundle.browser().with_context(|| format!("deriving the browser bundle of {name}"))?;
-    bundle.write_dir(&staging).with_context(|| format!("writing {}", staging.display()))?;
-    browser
-        .write_dir(&staging.join(BROWSER_DIR))
-        .with_context(|| format!("writing {}", staging.join(BROWSER_DIR).display()))?;
-    std::fs::File::open(&staging)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", staging.display()))?;
-    std::fs::rename(&staging, dir)
-        .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))?;
+    let staged = (|| {
+        bundle.write_dir(&staging).with_context(|| format!("writing {}", staging.display()))?;
+        browser
+            .write_dir(&staging.join(BROWSER_DIR))
+            .with_context(|| format!("writing {}", staging.join(BROWSER_DIR).display()))?;
+        std::fs::File::open(&staging)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", staging.display()))?;
+        std::fs::rename(&staging, dir)
+            .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))
+    })();
+    if let Err(e) = staged {
+        // A full disk mid-write: no partial version stays behind (nor its space).
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
     if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }

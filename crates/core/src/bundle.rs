@@ -299,14 +299,23 @@ impl ModelBundle {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let mut all: Vec<(String, Vec<u8>)> =
-            self.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        all.push((MANIFEST.into(), self.manifest_json()?.into_bytes()));
-        for (name, bytes) in &all {
-            let p = tmp.join(name);
-            let mut f = std::fs::File::create(&p).map_err(io(&p))?;
-            std::io::Write::write_all(&mut f, bytes).map_err(io(&p))?;
-            f.sync_all().map_err(io(&p))?;
+        let written = (|| {
+            let mut all: Vec<(String, Vec<u8>)> =
+                self.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            all.push((MANIFEST.into(), self.manifest_json()?.into_bytes()));
+            for (name, bytes) in &all {
+                let p = tmp.join(name);
+                let mut f = std::fs::File::create(&p).map_err(io(&p))?;
+                std::io::Write::write_all(&mut f, bytes).map_err(io(&p))?;
+                f.sync_all().map_err(io(&p))?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            // A full disk or a failing device: leave no partial bundle behind (and give the
+            // space back) rather than waiting for the next start's clean-up.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(io(dir))?;

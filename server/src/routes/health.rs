@@ -9,6 +9,10 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+/// How long a failed ingest (database unavailable) keeps an instance out of rotation unless
+/// another ingest succeeds first.
+const WRITE_TROUBLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// 200 when the database answers; 503 otherwise. Reports the live model (none is not an
 /// error: a fresh installation is healthy before its first model).
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -26,18 +30,31 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// 200 when the database answers and a model is live, 503 naming what is missing otherwise:
-/// a load balancer sends shoppers only to instances that can serve candidate vectors and
-/// browser bundles (a fresh installation is alive, `/healthz`, before it is ready).
+/// 200 when the database takes a write and a model is live, 503 naming what is missing
+/// otherwise: a load balancer sends shoppers only to instances that can serve candidate
+/// vectors, browser bundles and ingest (a fresh installation is alive, `/healthz`, before it
+/// is ready). Once the database is back the next check says ready: nothing needs a restart.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let model = state.models.current_version();
-    let store = state.store.ping().await;
+    // A write, not only `SELECT 1`: a full disk or a database locked by another process
+    // still answers reads while every ingest fails; and a disk with room for this one row
+    // may still refuse every batch, which the last ingest's failure says (for 30 s, or until
+    // an ingest succeeds).
+    let store = state.store.probe_write().await;
     if let Err(e) = &store {
         tracing::error!("readiness check: {e}");
     }
+    let trouble = match &store {
+        Ok(()) => state.store.write_trouble(WRITE_TROUBLE_FOR).map(Some),
+        Err(e) => Some(e.unavailable()),
+    };
     let mut missing = Vec::new();
-    if store.is_err() {
-        missing.push("the database does not answer");
+    match trouble {
+        None => {}
+        Some(Some("full")) => missing.push("the database cannot grow (disk full)"),
+        Some(Some("read-only")) => missing.push("the database is read-only"),
+        Some(Some("locked")) => missing.push("the database is locked by another process"),
+        Some(_) => missing.push("the database does not answer"),
     }
     if model.is_none() {
         missing.push("no model is live");

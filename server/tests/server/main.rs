@@ -10,6 +10,8 @@
 //! * `bounded_work` — limits before work, body limits, slow loris, the connection cap, SIGTERM
 //!   during a retrain;
 //! * `browser` — the demo page and the plain-JS example in headless Chromium (when built);
+//! * `failing_store` — the database locked, the disk full, PostgreSQL refusing connections
+//!   under a running server: 503s, `/readyz`, nothing acknowledged lost, recovery in place;
 //! * `lifecycle` — withdrawn items, session erasure, retention, migrations, `/readyz`;
 //! * `package` — the npm package: the Vite example built from the tarball, and the worker
 //!   client's options and failure paths, in headless Chromium;
@@ -23,6 +25,7 @@ mod browser;
 mod common;
 mod durability;
 mod end_to_end;
+mod failing_store;
 mod lifecycle;
 mod package;
 mod postgres;
