@@ -31,6 +31,33 @@ const PAD: &str = "[PAD]";
 #[cfg(feature = "text")]
 const UNK: &str = "[UNK]";
 
+/// Refuse the two kinds of `tokenizer.json` on which the `tokenizers` crate panics instead of
+/// returning an error (found by fuzzing, `crates/fuzz` target `bundle`): a file that is not
+/// JSON where a decoder is expected (its `expect("Helper")`), and a `Precompiled` normalizer
+/// whose charsmap does not parse (`expect("Precompiled")`). A bundle's file is outside data;
+/// sessionrank never writes a `Precompiled` normalizer.
+#[cfg(feature = "text")]
+fn check_json(bytes: &[u8]) -> Result<()> {
+    let invalid =
+        |message: String| CoreError::InvalidFile { file: "tokenizer.json".into(), message };
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    fn precompiled(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.get("type").and_then(serde_json::Value::as_str) == Some("Precompiled")
+                    || m.values().any(precompiled)
+            }
+            serde_json::Value::Array(a) => a.iter().any(precompiled),
+            _ => false,
+        }
+    }
+    if precompiled(&v) {
+        return Err(invalid("a Precompiled normalizer is not supported".into()));
+    }
+    Ok(())
+}
+
 /// A word-level tokenizer for product text (titles, brands, category paths).
 ///
 /// Word level rather than BPE: product text is short, vocabulary-heavy (brands, model
@@ -85,6 +112,7 @@ impl ItemTokenizer {
     /// Load from the `tokenizer.json` of a model bundle.
     #[cfg(feature = "text")]
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        check_json(bytes)?;
         let inner = Tokenizer::from_bytes(bytes).map_err(|e| CoreError::InvalidFile {
             file: "tokenizer.json".into(),
             message: e.to_string(),

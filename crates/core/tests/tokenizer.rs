@@ -80,3 +80,26 @@ fn a_foreign_tokenizer_json_is_rejected() {
     assert!(ItemTokenizer::from_json(b"{\"not\": \"a tokenizer\"}").is_err());
     assert!(ItemTokenizer::from_json(b"").is_err());
 }
+
+/// Reproducers found by fuzzing (`crates/fuzz`, target `bundle`): the `tokenizers` crate
+/// panicked on these bundle files instead of returning an error.
+#[test]
+fn malformed_tokenizer_files_are_errors_not_panics() {
+    use sessionrank_core::CoreError;
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bundle-slice/tokenizer.json");
+    let good = std::fs::read(path).expect("the committed tokenizer");
+    assert!(ItemTokenizer::from_json(&good).is_ok());
+    let text = String::from_utf8(good).expect("UTF-8");
+    // A byte that is no JSON where the decoder is (tokenizers: `expect("Helper")`).
+    let mut broken = text.replacen("\"decoder\":null", "\"decoder\":#ull", 1).into_bytes();
+    let at = broken.iter().position(|&b| b == b'#').expect("replaced");
+    broken[at] = 0x92;
+    let r = ItemTokenizer::from_json(&broken);
+    assert!(matches!(r, Err(CoreError::InvalidFile { .. })), "{r:?}");
+    // A Precompiled normalizer whose charsmap does not parse (`expect("Precompiled")`).
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    v["normalizer"] = serde_json::json!({"type": "Precompiled", "precompiled_charsmap": "x"});
+    let r = ItemTokenizer::from_json(v.to_string().as_bytes());
+    assert!(matches!(r, Err(CoreError::InvalidFile { .. })), "{r:?}");
+}
