@@ -119,6 +119,16 @@ impl ItemTokenizer {
         })?;
         let this = Self { inner: Some(inner) };
         this.check_special_ids()?;
+        // The model's token table has `vocab_size` rows: an id at or past it (a vocabulary
+        // with gaps, which the file format allows) would index outside the table (found by
+        // fuzzing: a panic in the embedding's gather).
+        let n = this.vocab_size();
+        if let Some(id) = this.vocab().into_values().find(|&id| id as usize >= n) {
+            return Err(CoreError::InvalidFile {
+                file: "tokenizer.json".into(),
+                message: format!("token id {id} is outside the vocabulary of {n} words"),
+            });
+        }
         Ok(this)
     }
 

@@ -103,3 +103,19 @@ fn malformed_tokenizer_files_are_errors_not_panics() {
     let r = ItemTokenizer::from_json(v.to_string().as_bytes());
     assert!(matches!(r, Err(CoreError::InvalidFile { .. })), "{r:?}");
 }
+
+/// Reproducer found by fuzzing (`crates/fuzz`, target `bundle`): a vocabulary with a gap
+/// (`"hat": 8` among 6 words) gave token ids past the model's token table, and the
+/// embedding's gather panicked. The file is refused now.
+#[test]
+fn token_ids_past_the_vocabulary_are_refused() {
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bundle-slice/tokenizer.json");
+    let text = std::fs::read_to_string(path).expect("the committed tokenizer");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let vocab = v["model"]["vocab"].as_object_mut().expect("a WordLevel vocabulary");
+    let n = vocab.len();
+    vocab.insert("zzz-gap".into(), serde_json::json!(n + 2));
+    let r = ItemTokenizer::from_json(v.to_string().as_bytes());
+    assert!(matches!(r, Err(sessionrank_core::CoreError::InvalidFile { .. })), "{r:?}");
+}
