@@ -103,6 +103,15 @@ pub struct RetrainConfig {
     pub tolerance: f64,
     /// Refuse to train on fewer sessions than this.
     pub min_sessions: usize,
+    /// Train on the events of the last this many days only (by event time); `None`: no limit
+    /// by time.
+    pub window_days: Option<u64>,
+    /// Train on at most this many sessions, the most recently active: with
+    /// `max_session_events` it bounds what a job holds in memory, however many events are
+    /// stored (they are read from the store in pages, newest first).
+    pub max_sessions: usize,
+    /// At most this many events of a session are kept (its newest).
+    pub max_session_events: usize,
     /// Also write `model.safetensors` into published bundles.
     pub safetensors: bool,
     /// Test hook: fail the job after this many epochs, as a crash mid-training would.
@@ -122,6 +131,19 @@ pub struct RetrainConfig {
     pub warm_start_lr: f64,
 }
 
+impl RetrainConfig {
+    /// The events a job reads, at time `now` (seconds since the Unix epoch).
+    pub fn window(&self, now: i64) -> crate::store::Window {
+        let days = self.window_days.map(|d| i64::try_from(d).unwrap_or(i64::MAX).min(1 << 40));
+        crate::store::Window {
+            since: days.map(|d| now.saturating_sub(d.saturating_mul(86_400))),
+            max_sessions: self.max_sessions,
+            max_session_events: self.max_session_events,
+            ..crate::store::Window::default()
+        }
+    }
+}
+
 impl Default for RetrainConfig {
     fn default() -> Self {
         Self {
@@ -133,6 +155,9 @@ impl Default for RetrainConfig {
             max_eval_cases: 5000,
             tolerance: 0.5,
             min_sessions: 10,
+            window_days: None,
+            max_sessions: 200_000,
+            max_session_events: 200,
             safetensors: false,
             fail_after_epoch: None,
             panic_after_loading: false,
@@ -225,6 +250,7 @@ struct FileConfig {
     header_read_timeout_s: Option<u64>,
     shutdown_deadline_s: Option<u64>,
     event_retention_days: Option<u64>,
+    candidates_ttl_s: Option<u64>,
     keep_versions: Option<usize>,
     ingest_keys: Option<Vec<IngestKeyEntry>>,
     cors_origins: Option<Vec<String>>,
@@ -291,6 +317,9 @@ pub struct Config {
     pub shutdown_deadline: Duration,
     /// Events older than this many days are deleted in the background; `None` keeps them.
     pub event_retention_days: Option<u64>,
+    /// A candidate page is rebuilt at least this often (what other instances stored reaches
+    /// it within this time; this instance's own writes sooner, see [`crate::pages`]).
+    pub candidates_ttl: Duration,
     pub keep_versions: usize,
     pub retrain: RetrainConfig,
 }
@@ -314,6 +343,7 @@ impl std::fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("shutdown_deadline", &self.shutdown_deadline)
             .field("event_retention_days", &self.event_retention_days)
+            .field("candidates_ttl", &self.candidates_ttl)
             .field("keep_versions", &self.keep_versions)
             .field("retrain", &self.retrain)
             .finish()
@@ -371,6 +401,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             shutdown_deadline: Duration::from_secs(10),
             event_retention_days: None,
+            candidates_ttl: Duration::from_secs(60),
             keep_versions: 5,
             retrain: RetrainConfig::default(),
         }
@@ -442,6 +473,9 @@ impl Config {
             c.shutdown_deadline = Duration::from_secs(v);
         }
         c.event_retention_days = file.event_retention_days;
+        if let Some(v) = file.candidates_ttl_s {
+            c.candidates_ttl = Duration::from_secs(v);
+        }
         if let Some(v) = args.keep_versions.or(file.keep_versions) {
             c.keep_versions = v;
         }
@@ -503,6 +537,15 @@ impl Config {
             r.tolerance >= 0.0 && r.tolerance.is_finite(),
             "retrain.tolerance must be >= 0"
         );
+        anyhow::ensure!(
+            r.window_days.is_none_or(|d| d >= 1),
+            "retrain.window_days must be at least 1"
+        );
+        anyhow::ensure!(
+            r.max_sessions >= r.min_sessions.max(3),
+            "retrain.max_sessions must be at least retrain.min_sessions"
+        );
+        anyhow::ensure!(r.max_session_events >= 1, "retrain.max_session_events must be at least 1");
         anyhow::ensure!(r.warm_start_epochs >= 1, "retrain.warm_start_epochs must be at least 1");
         anyhow::ensure!(
             r.warm_start_lr > 0.0 && r.warm_start_lr.is_finite(),

@@ -59,6 +59,12 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Internal(anyhow::anyhow!("a background task failed: {e}"))
+    }
+}
+
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.into(), message: message.into() }

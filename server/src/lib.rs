@@ -8,13 +8,14 @@
 //! * [`registry`] — published versions, the live one, publish / activate / prune;
 //!   [`version`] — one version's directory and its verified bundles;
 //! * [`retrain`] — the background retraining job; [`job`] — the job record it keeps;
-//! * [`metrics`] — Prometheus text; [`openapi`] — the API description;
+//! * [`metrics`] — Prometheus text; [`openapi`] — the API description; [`pages`] — the
+//!   candidate pages' cache;
 //! * [`serve`] — crash recovery, binding, graceful shutdown; [`client`] — the minimal HTTP
 //!   client the load tool and the tests use.
 //!
-//! Layers, each importing only those below it: `auth` → `config`, `store`, `metrics`, `version`,
-//! `openapi`, `client` (leaves) → `error`, `job`, `registry` → `state` → `retrain` →
-//! `routes` → `serve`.
+//! Layers, each importing only those below it: `auth`, `store` → `config`, `metrics`,
+//! `version`, `openapi`, `client`, `pages` (leaves) → `error`, `job`, `registry` → `state` →
+//! `retrain` → `routes` → `serve`.
 
 pub mod auth;
 pub mod client;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod job;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod registry;
 pub mod retrain;
 pub mod routes;

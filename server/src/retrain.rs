@@ -1,8 +1,11 @@
 //! Retraining: a background job that turns the stored catalog and events into a new model
 //! and publishes it only if it is not worse than the live one.
 //!
-//! 1. **load** — the catalog (insertion order) and every event, grouped into sessions in time
-//!    order; sessions are ordered by their last event, the most recent `holdout_fraction` are
+//! 1. **load** — the catalog (insertion order) and the events of the training window (the
+//!    last `window_days`, at most `max_sessions` sessions of `max_session_events` events, the
+//!    most recent; read in pages, see [`crate::store::Store::load_sessions`]), grouped into
+//!    sessions in time order; sessions are ordered by their last event, the most recent
+//!    `holdout_fraction` are
 //!    held out as test prefixes (what the new and the live model are compared on) and the
 //!    `holdout_fraction` before those as validation prefixes (early stopping);
 //! 2. **train** — [`sessionrank_train::train_with`] with `[retrain.train]`, or the
@@ -166,7 +169,8 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     let cfg = state.config.retrain.clone();
     stage(state, job, "loading", 0.05).await;
     let catalog = state.store.load_catalog().await?;
-    let sessions = state.store.load_sessions(&catalog).await?;
+    let window = cfg.window(now_s());
+    let sessions = state.store.load_sessions(&catalog, &window).await?;
     let dataset = split(catalog, sessions, &cfg)?;
     if cfg.panic_after_loading {
         panic!("injected panic (retrain.panic_after_loading)");
@@ -174,6 +178,11 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     edit(job, |j| {
         j.metrics = json!({
             "items": dataset.catalog.len(),
+            "window": {
+                "since": window.since,
+                "max_sessions": window.max_sessions,
+                "max_session_events": window.max_session_events,
+            },
             "train_sessions": dataset.train.len(),
             "valid_cases": dataset.valid.len(),
             "test_cases": dataset.test.len(),

@@ -186,12 +186,16 @@ pub async fn recover(state: &AppState) -> anyhow::Result<()> {
 pub async fn prune_expired_events(state: &AppState) -> anyhow::Result<u64> {
     let Some(days) = state.config.event_retention_days else { return Ok(0) };
     let days = i64::try_from(days).unwrap_or(i64::MAX / 86_400).min(i64::MAX / 86_400);
-    Ok(state.store.delete_events_before(crate::store::now_s() - days * 86_400).await?)
+    let deleted = state.store.delete_events_before(crate::store::now_s() - days * 86_400).await?;
+    if deleted > 0 {
+        state.pages.events_changed();
+    }
+    Ok(deleted)
 }
 
 /// Periodic chores: delete expired events and forget old idempotency keys (hourly); follow
-/// the live-model pointer (another
-/// instance sharing the database may have published or activated a version).
+/// the live-model pointer (another instance sharing the database may have published or
+/// activated a version) and add new events to the item counts (every 10 s).
 fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -200,6 +204,10 @@ fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = state.models.refresh().await {
                 tracing::warn!("refreshing the live model: {e:#}");
+            }
+            // Keeps each count's scan short even while no page is asked for.
+            if let Err(e) = state.store.count_new_events().await {
+                tracing::warn!("counting new events: {e}");
             }
             if n.is_multiple_of(360) {
                 match prune_expired_events(&state).await {

@@ -1,5 +1,5 @@
 //! Shared state of the service: configuration, storage, the model registry, metrics, the
-//! job running here and a cache of known item ids.
+//! job running here, a cache of known item ids and the candidate pages.
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::job::JobTracker;
 use crate::metrics::Metrics;
+use crate::pages::PageCache;
 use crate::registry::ModelRegistry;
 use crate::store::Store;
 
@@ -33,6 +34,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub jobs: JobTracker,
     pub items: KnownItems,
+    /// `/v1/candidates`' pages.
+    pub pages: PageCache,
     /// sha256 of the admin token: compared in constant time, and equal length whatever the
     /// token's length, so neither the content nor the length leaks through timing.
     admin_token_digest: Option<[u8; 32]>,
@@ -62,6 +65,7 @@ impl AppState {
         models.refresh().await?;
         let items = KnownItems::default();
         items.extend(store.item_ids().await?);
+        let config_ttl = config.candidates_ttl;
         let admin_token_digest =
             config.admin_token.as_ref().map(|t| Sha256::digest(t.as_bytes()).into());
         Ok(Self(Arc::new(Shared {
@@ -71,6 +75,7 @@ impl AppState {
             metrics: Arc::default(),
             jobs: JobTracker::default(),
             items,
+            pages: PageCache::new(config_ttl),
             admin_token_digest,
         })))
     }

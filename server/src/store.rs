@@ -2,7 +2,7 @@
 //! embedded default, WAL mode, `synchronous = FULL`) or PostgreSQL (several instances behind a
 //! load balancer). Only the DDL differs between the two (auto-increment columns); every query
 //! uses `$N` placeholders, which both engines accept, except the statements with many values
-//! (multi-row inserts, `IN` lists), whose placeholders follow the engine ([`value_rows`]).
+//! (multi-row inserts, `IN` lists), whose placeholders follow the engine (`value_rows`).
 //!
 //! Durability: a write returns only after its transaction committed; on SQLite with
 //! `synchronous = FULL` that means after the WAL was fsynced, on PostgreSQL after the commit
@@ -12,7 +12,7 @@
 //! SQLite allows one writer at a time, so its writes go through a pool of one connection (no
 //! `SQLITE_BUSY` between our own writers); reads use a separate pool (WAL readers never block).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -201,12 +201,64 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS events_by_time ON events (ts)",
         ],
     ),
+    // Events per item up to the event `counts_seq` (`/v1/candidates` ranks by them instead
+    // of counting the events table; [`Store::count_new_events`] adds the newer ones).
+    (
+        4,
+        &[
+            "CREATE TABLE IF NOT EXISTS item_counts (item_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+            "DELETE FROM item_counts",
+            "INSERT INTO item_counts (item_id, n) SELECT item_id, COUNT(*) FROM events \
+             GROUP BY item_id",
+            "DELETE FROM settings WHERE key = 'counts_seq'",
+            "INSERT INTO settings (key, value) \
+             SELECT 'counts_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events",
+        ],
+    ),
 ];
 
 /// How long a request waits for a database connection. While the database is down the pool
 /// keeps trying to connect for this long; the client then gets a 503 to retry, rather than a
 /// connection held open for as long as its load balancer's own timeout.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Key in `settings` of the last event (`seq`) that `item_counts` includes.
+const COUNTS_SEQ: &str = "counts_seq";
+
+/// The schema version [`Store::open`] leaves a database at.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Events deleted per transaction by retention: the SQLite writer is free between them.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// How far an event's time may lie after its arrival (clock skew between the shop and the
+/// server) for [`Store::load_sessions`]' early stop.
+const CLOCK_SLACK_S: i64 = 86_400;
+
+/// Which events a retraining reads ([`Store::load_sessions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Only events at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// At most this many sessions, the most recently active.
+    pub max_sessions: usize,
+    /// At most this many events per session, its newest.
+    pub max_session_events: usize,
+    /// Rows per query.
+    pub page_rows: usize,
+}
+
+impl Default for Window {
+    /// Everything (tests, tools).
+    fn default() -> Self {
+        Self {
+            since: None,
+            max_sessions: usize::MAX,
+            max_session_events: usize::MAX,
+            page_rows: 10_000,
+        }
+    }
+}
 
 /// Key of the live-model pointer in `settings`.
 const CURRENT_MODEL: &str = "current_model";
@@ -362,6 +414,70 @@ async fn write_group(pool: &AnyPool, backend: Backend, batches: &[Batch]) -> Res
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Add `counts` (per item id; negative: events deleted) to `item_counts`. Ids in sorted
+/// order, so concurrent transactions on PostgreSQL lock the rows in the same order.
+async fn add_item_counts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    counts: BTreeMap<&str, i64>,
+) -> Result<()> {
+    let counts: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
+    let mut rest = counts.as_slice();
+    for size in chunk_sizes(rest.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let sql = format!(
+            "INSERT INTO item_counts (item_id, n) VALUES {} \
+             ON CONFLICT (item_id) DO UPDATE SET n = item_counts.n + excluded.n",
+            value_rows(backend, size, 2)
+        );
+        let mut q = sqlx::query(&sql);
+        for (item, n) in chunk {
+            q = q.bind(*item).bind(*n);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Lock the counts' cursor (`counts_seq`) for the rest of `tx` and read it: counting new
+/// events and deleting events take it first, so a deleted event is either subtracted from
+/// the counts or never counted, never both or neither.
+async fn lock_counts_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
+    sqlx::query("UPDATE settings SET value = value WHERE key = $1")
+        .bind(COUNTS_SEQ)
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+        .bind(COUNTS_SEQ)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(r) => {
+            let text: String = r.try_get(0)?;
+            text.parse().map_err(|_| StoreError::Corrupt(format!("{COUNTS_SEQ} = {text}")))
+        }
+        None => Err(StoreError::Corrupt(format!("no {COUNTS_SEQ} setting"))),
+    }
+}
+
+/// Subtract deleted events (rows of `item_id, seq`) that the counts include (`seq` up to
+/// `counted`) from `item_counts`.
+async fn subtract_deleted(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    rows: &[sqlx::any::AnyRow],
+    counted: i64,
+) -> Result<()> {
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for row in rows {
+        if row.try_get::<i64, _>(1)? <= counted {
+            *counts.entry(row.try_get::<String, _>(0)?).or_default() -= 1;
+        }
+    }
+    add_item_counts(tx, backend, counts.iter().map(|(k, n)| (k.as_str(), *n)).collect()).await
 }
 
 impl std::fmt::Debug for Store {
@@ -612,22 +728,106 @@ impl Store {
         }
     }
 
-    /// Erase a session: every event of `session_id`, in one statement. The count deleted.
+    /// Erase a session: every event of `session_id`, in one transaction with the item
+    /// counts. The count deleted.
     pub async fn delete_session(&self, session_id: &str) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE session_id = $1")
+        let mut tx = self.write.begin().await?;
+        let counted = lock_counts_seq(&mut tx).await?;
+        let rows = sqlx::query("DELETE FROM events WHERE session_id = $1 RETURNING item_id, seq")
             .bind(session_id)
-            .execute(&self.write)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(r.rows_affected())
+        subtract_deleted(&mut tx, self.backend, &rows, counted).await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
-    /// Delete events whose time (`ts`) is before `before_s` (retention). The count deleted.
+    /// Delete events whose time (`ts`) is before `before_s` (retention), 10,000 per
+    /// transaction with the item counts. The count deleted.
     pub async fn delete_events_before(&self, before_s: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE ts < $1")
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.write.begin().await?;
+            let counted = lock_counts_seq(&mut tx).await?;
+            let rows = sqlx::query(
+                "DELETE FROM events WHERE seq IN \
+                 (SELECT seq FROM events WHERE ts < $1 LIMIT $2) RETURNING item_id, seq",
+            )
             .bind(before_s)
-            .execute(&self.write)
+            .bind(PRUNE_CHUNK)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(r.rows_affected())
+            subtract_deleted(&mut tx, self.backend, &rows, counted).await?;
+            tx.commit().await?;
+            deleted += rows.len() as u64;
+            if (rows.len() as i64) < PRUNE_CHUNK {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Add the events stored since the last call to `item_counts`: one range scan of the
+    /// new events by `seq` and one update per item they touch, for however many ingest
+    /// transactions they came in (a counter updated by every transaction rewrote hundreds of
+    /// scattered pages per commit: it halved SQLite's ingest). The number of events added.
+    ///
+    /// On PostgreSQL an event's `seq` is drawn before its transaction commits, so a newer one
+    /// may commit first: the upper bound is read under a SHARE lock on `events`, which waits
+    /// for the writing transactions in flight (and holds new ones for that instant), so every
+    /// event up to it is committed or gone.
+    pub async fn count_new_events(&self) -> Result<u64> {
+        let safe_max = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let mut tx = self.write.begin().await?;
+                // Not behind a long maintenance lock (an anti-wraparound vacuum): the counts
+                // are then a little older, and the next call tries again.
+                sqlx::query("SET LOCAL lock_timeout = '2s'").execute(&mut *tx).await?;
+                if let Err(e) =
+                    sqlx::query("LOCK TABLE events IN SHARE MODE").execute(&mut *tx).await
+                {
+                    tracing::warn!("counting new events later: {e}");
+                    return Ok(0);
+                }
+                let row = sqlx::query("SELECT MAX(seq) FROM events").fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Some(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+            }
+        };
+        let mut tx = self.write.begin().await?;
+        let counted = lock_counts_seq(&mut tx).await?;
+        let upto = match safe_max {
+            Some(max) => max,
+            None => sqlx::query("SELECT MAX(seq) FROM events")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<Option<i64>, _>(0)?
+                .unwrap_or(0),
+        };
+        if upto <= counted {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT item_id, COUNT(*) FROM events WHERE seq > $1 AND seq <= $2 GROUP BY item_id",
+        )
+        .bind(counted)
+        .bind(upto)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for row in &rows {
+            counts.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        let added = counts.values().sum::<i64>();
+        add_item_counts(
+            &mut tx,
+            self.backend,
+            counts.iter().map(|(k, n)| (k.as_str(), *n)).collect(),
+        )
+        .await?;
+        set_setting(&mut tx, COUNTS_SEQ, &upto.to_string()).await?;
+        tx.commit().await?;
+        Ok(u64::try_from(added).unwrap_or(0))
     }
 
     /// Events stored for `session_id`.
@@ -648,27 +848,68 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    /// Every stored event, grouped into sessions (time order, ties in arrival order), with
-    /// item ids mapped through `catalog`; events of items the catalog lacks are skipped.
-    /// Sessions are ordered by their last event's time.
-    pub async fn load_sessions(&self, catalog: &Catalog) -> Result<Vec<Session>> {
-        let rows = sqlx::query("SELECT session_id, item_id, kind, ts, seq FROM events")
+    /// The most recent sessions within `window`, grouped (time order, ties in arrival order),
+    /// with item ids mapped through `catalog` (events of items it lacks are skipped), ordered
+    /// by their last event's time.
+    ///
+    /// Events are read newest first by arrival (`seq`, the primary key) in pages of
+    /// `window.page_rows`, so memory holds one page and the sessions kept, never the table:
+    /// at most `max_sessions` sessions (the first ones met going back in time, i.e. the most
+    /// recently active) of at most `max_session_events` events each (their newest). Reading
+    /// stops at the first event received more than a day before `since` (an event cannot
+    /// have happened after it was received, clocks allowing a day), or, once `max_sessions`
+    /// sessions are kept, at the first event received more than a day before the last of
+    /// them was met: a session older than that is not one of the most recent, and a kept
+    /// session's events older than that are left out.
+    pub async fn load_sessions(&self, catalog: &Catalog, window: &Window) -> Result<Vec<Session>> {
+        type Kept = Vec<(i64, i64, Event)>;
+        let mut by_session: HashMap<String, Kept> = HashMap::new();
+        let mut full_since: Option<i64> = None;
+        let mut cursor = i64::MAX;
+        let page = i64::try_from(window.page_rows.max(1)).unwrap_or(i64::MAX);
+        'pages: loop {
+            let rows = sqlx::query(
+                "SELECT session_id, item_id, kind, ts, seq, received_at FROM events \
+                 WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(page)
             .fetch_all(&self.read)
             .await?;
-        let mut by_session: HashMap<String, Vec<(i64, i64, Event)>> = HashMap::new();
-        for row in rows {
-            let session: String = row.try_get(0)?;
-            let item: String = row.try_get(1)?;
-            let kind: i64 = row.try_get(2)?;
-            let ts: i64 = row.try_get(3)?;
-            let seq: i64 = row.try_get(4)?;
-            let kind = kind_of(kind)?;
-            let Some(idx) = catalog.lookup(&item) else { continue };
-            by_session.entry(session).or_default().push((
-                ts,
-                seq,
-                Event { item: idx, kind, timestamp: Some(ts) },
-            ));
+            let last_page = (rows.len() as i64) < page;
+            for row in rows {
+                let seq: i64 = row.try_get(4)?;
+                let received_at: i64 = row.try_get(5)?;
+                cursor = seq;
+                if window.since.is_some_and(|since| received_at < since - CLOCK_SLACK_S)
+                    || full_since.is_some_and(|t| received_at < t - CLOCK_SLACK_S)
+                {
+                    break 'pages;
+                }
+                let ts: i64 = row.try_get(3)?;
+                if window.since.is_some_and(|since| ts < since) {
+                    continue;
+                }
+                let item: String = row.try_get(1)?;
+                let Some(idx) = catalog.lookup(&item) else { continue };
+                let kind = kind_of(row.try_get(2)?)?;
+                let session: String = row.try_get(0)?;
+                let event = (ts, seq, Event { item: idx, kind, timestamp: Some(ts) });
+                match by_session.get_mut(&session) {
+                    Some(events) if events.len() < window.max_session_events => events.push(event),
+                    Some(_) => {}
+                    None if full_since.is_none() && window.max_session_events > 0 => {
+                        by_session.insert(session, vec![event]);
+                        if by_session.len() >= window.max_sessions {
+                            full_since = Some(received_at);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            if last_page {
+                break;
+            }
         }
         let mut sessions: Vec<(i64, i64, Session)> = by_session
             .into_iter()
@@ -748,18 +989,18 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// The `limit` available catalog items with the most events, most first (ties and items without
-    /// events in catalog order): the demo's stand-in for a shop's upstream retrieval.
+    /// The `limit` available catalog items with the most events, most first (ties and items
+    /// without events in catalog order): the demo's stand-in for a shop's upstream retrieval.
     ///
-    /// Events are counted per item first and joined afterwards, so the cost is one scan of
-    /// `events` whatever the catalog's size (the caller caches the answer).
+    /// Ranked from `item_counts` (one row per item with events) as of the last
+    /// [`Store::count_new_events`], so the cost follows the catalog's size, not the number of
+    /// events (and the caller caches the answer, [`crate::pages`]).
     pub async fn popular_items(&self, limit: usize) -> Result<Vec<(Item, i64)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(
-            "SELECT i.id, i.text, i.category, i.price_level, c.n FROM \
-             (SELECT e.item_id, COUNT(*) AS n FROM events e JOIN items a ON a.id = e.item_id \
-              AND a.available = 1 GROUP BY e.item_id ORDER BY n DESC LIMIT $1) c \
-             JOIN items i ON i.id = c.item_id ORDER BY c.n DESC, i.seq",
+            "SELECT i.id, i.text, i.category, i.price_level, c.n FROM item_counts c \
+             JOIN items i ON i.id = c.item_id WHERE c.n > 0 AND i.available = 1 \
+             ORDER BY c.n DESC, i.seq LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.read)

@@ -24,9 +24,14 @@
 //! vectors; the browser then keeps the upstream order.
 //!
 //! The answer changes only as events arrive and models are published, so it may be cached
-//! for a minute.
+//! for a minute. The server keeps it in memory itself ([`crate::pages`]): a page is ranked
+//! from the per-item event counts (`item_counts`, brought up to date by a scan of the events
+//! stored since the last page, never of all of them) and encoded
+//! once per (limit, model version), refreshed by one request at a time when the catalog
+//! changes (at once), events arrive (at most once a second) or `candidates_ttl_s` passes.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
@@ -35,9 +40,13 @@ use serde::{Deserialize, Serialize};
 use sessionrank_core::ItemContent;
 use sessionrank_core::reranker::MAX_CANDIDATES;
 
+use bytes::Bytes;
+
 use crate::error::{ApiError, ApiResult};
+use crate::pages::PageKey;
 use crate::routes::models::ONE_MINUTE;
 use crate::state::AppState;
+use crate::version::LoadedModel;
 
 /// Items returned when the request names no `limit`.
 pub const DEFAULT_LIMIT: usize = 48;
@@ -86,6 +95,24 @@ pub async fn popular(
             }
         },
     };
+    let model = state.models.current();
+    let key = PageKey { limit, model_version: model.as_ref().map(|m| m.version().to_string()) };
+    let build_state = state.clone();
+    let page = state.pages.get(&key, move || build(build_state, limit, model)).await?;
+    let mut response =
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], page.body.clone())
+            .into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(ONE_MINUTE));
+    Ok(response)
+}
+
+/// The page's JSON: the ranked items from the store, their vectors from `model`.
+async fn build(state: AppState, limit: usize, model: Option<Arc<LoadedModel>>) -> ApiResult<Bytes> {
+    // A page with slightly older counts beats no page: the counts are a write, which a
+    // locked or failing database refuses while it still serves reads.
+    if let Err(e) = state.store.count_new_events().await {
+        tracing::warn!("candidates ranked without the newest events: {e}");
+    }
     let mut items: Vec<CandidateItem> = state
         .store
         .popular_items(limit)
@@ -101,7 +128,7 @@ pub async fn popular(
         })
         .collect();
     let mut model_version = None;
-    if let Some(model) = state.models.current() {
+    if let Some(model) = model {
         let inputs: Vec<(String, Option<ItemContent>)> = items
             .iter()
             .map(|it| {
@@ -131,8 +158,6 @@ pub async fn popular(
             ),
         }
     }
-    let mut response =
-        Json(CandidatePage { source: "popularity", model_version, items }).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(ONE_MINUTE));
-    Ok(response)
+    let page = CandidatePage { source: "popularity", model_version, items };
+    Ok(Bytes::from(serde_json::to_vec(&page).map_err(ApiError::internal)?))
 }

@@ -72,6 +72,7 @@ pub async fn ingest(
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
     match state.store.ingest_events(key, request_sha256.clone(), events, answer.clone()).await? {
         Ingested::Stored => {
+            state.pages.events_changed();
             state.metrics.events_stored(kinds.into_iter());
             Ok(json_text(answer).into_response())
         }

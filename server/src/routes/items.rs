@@ -27,6 +27,7 @@ pub async fn upsert(
 ) -> ApiResult<Json<Value>> {
     let items = item_batch(&body, state.config.max_items_per_request)?;
     state.store.upsert_items(&items).await?;
+    state.pages.catalog_changed();
     state.items.extend(items.iter().map(|it| it.id.clone()));
     state.metrics.items_upserted(items.len());
     Ok(Json(json!({"upserted": items.len()})))
@@ -40,7 +41,9 @@ pub async fn withdraw(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<Json<Value>> {
     check_id(&id, || "id".into())?;
-    if !state.store.withdraw_item(&id).await? {
+    let withdrawn = state.store.withdraw_item(&id).await?;
+    state.pages.catalog_changed();
+    if !withdrawn {
         return Err(ApiError::NotFound(format!("no item `{id}`")));
     }
     Ok(Json(json!({"withdrawn": id})))

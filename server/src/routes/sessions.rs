@@ -18,6 +18,7 @@ pub async fn erase(
 ) -> ApiResult<Json<Value>> {
     check_id(&id, || "session_id".into())?;
     let deleted = state.store.delete_session(&id).await?;
+    state.pages.events_changed();
     tracing::info!("erased a session: {deleted} events");
     Ok(Json(json!({"session_id": id, "deleted_events": deleted})))
 }

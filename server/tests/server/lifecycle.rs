@@ -99,7 +99,10 @@ pub async fn retention_deletes_old_events(state: AppState) {
     let deleted = sessionrank_server::serve::prune_expired_events(&state).await.expect("prune");
     assert_eq!(deleted, 2);
     assert_eq!(state.store.session_events("new").await.expect("count"), 1);
-    assert_eq!(state.store.schema_version().await.expect("version"), 3);
+    assert_eq!(
+        state.store.schema_version().await.expect("version"),
+        sessionrank_server::store::SCHEMA_VERSION
+    );
 }
 
 pub fn thirty_days(c: &mut Config) {
@@ -148,7 +151,10 @@ async fn an_older_database_is_migrated_once() {
     }
     for _ in 0..2 {
         let store = sessionrank_server::store::Store::open(&url).await.expect("migrates");
-        assert_eq!(store.schema_version().await.expect("version"), 3);
+        assert_eq!(
+            store.schema_version().await.expect("version"),
+            sessionrank_server::store::SCHEMA_VERSION
+        );
     }
 }
 

@@ -18,6 +18,8 @@
 //! * `write_auth` — ingest keys and scopes, CORS, `nosniff` and the pages' CSP;
 //! * `review_fixes` — the review's findings: manifest names, idempotency races, a panicking
 //!   job, PostgreSQL's `synchronous_commit`, a failed prune after a publish;
+//! * `store_work` — item counts kept with every write of events, the candidate pages' cache
+//!   (one build at a time), retraining's bounded window read in pages;
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
 mod bounded_work;
@@ -31,5 +33,6 @@ mod package;
 mod postgres;
 mod review_fixes;
 mod router;
+mod store_work;
 mod warm_start;
 mod write_auth;

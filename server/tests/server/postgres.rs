@@ -158,3 +158,24 @@ async fn retention_deletes_old_events_postgres() {
         crate::lifecycle::retention_deletes_old_events(state).await;
     }
 }
+
+#[tokio::test]
+async fn item_counts_follow_ingest_erasure_and_retention_postgres() {
+    if let Some((_dir, state)) = pg_state("counts", |_| {}).await {
+        crate::store_work::item_counts_follow_ingest_erasure_and_retention(state).await;
+    }
+}
+
+#[tokio::test]
+async fn candidate_pages_are_cached_and_built_once_postgres() {
+    if let Some((_dir, state)) = pg_state("pages", |_| {}).await {
+        crate::store_work::candidate_pages_are_cached_and_built_once(state).await;
+    }
+}
+
+#[tokio::test]
+async fn retraining_reads_a_bounded_window_in_pages_postgres() {
+    if let Some((_dir, state)) = pg_state("window", |_| {}).await {
+        crate::store_work::retraining_reads_a_bounded_window_in_pages(state.store.clone()).await;
+    }
+}
