@@ -418,3 +418,22 @@ fn file_map(files: &JsValue) -> Result<BTreeMap<String, Vec<u8>>> {
     }
     Ok(out)
 }
+
+impl crate::warm::Shopper for Reranker {
+    fn dims(&self) -> (usize, usize) {
+        let engine = self.engines.cpu();
+        (engine.model_dim(), engine.manifest().config.max_len)
+    }
+
+    fn observe(&self, event: JsValue) -> Result<(), JsValue> {
+        Reranker::observe(self, event)
+    }
+
+    fn rerank(&self, candidates: JsValue) -> impl Future<Output = Result<JsValue, JsValue>> {
+        Reranker::rerank(self, candidates, JsValue::UNDEFINED)
+    }
+
+    fn reset(&self) {
+        Reranker::reset(self);
+    }
+}

@@ -15,7 +15,6 @@ use sessionrank_core::reranker::MAX_CANDIDATES;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::js::property_set;
-use crate::reranker::Reranker;
 
 /// Warm-up clicks: enough for V8 to optimise the hot functions (measured: 50 took the
 /// first 20 clicks from p50 2-3 ms to 0.45 ms), few enough to cost under 0.1 s of one core.
@@ -24,17 +23,26 @@ pub const CLICKS: usize = 64;
 /// Candidates per warm-up call (a storefront page).
 const CANDIDATES: usize = 100;
 
+/// What the warm-up drives: the page's API (`Reranker`'s methods), on a shadow instance.
+/// A trait here, so that this module does not name the `Reranker` that starts it.
+pub trait Shopper: 'static {
+    /// Width of the model's vectors and its session window.
+    fn dims(&self) -> (usize, usize);
+    fn observe(&self, event: JsValue) -> Result<(), JsValue>;
+    fn rerank(&self, candidates: JsValue) -> impl Future<Output = Result<JsValue, JsValue>>;
+    fn reset(&self);
+}
+
 /// Run the warm-up on `shadow` in the background (spawned; a failure only ends it early).
-pub fn spawn(shadow: Reranker) {
+pub fn spawn(shadow: impl Shopper) {
     wasm_bindgen_futures::spawn_local(async move {
         let _ = run(&shadow).await;
     });
 }
 
-async fn run(shadow: &Reranker) -> Result<(), JsValue> {
-    let engine = shadow.engines.cpu();
-    let d = engine.model_dim();
-    let window = engine.manifest().config.max_len.max(1);
+async fn run(shadow: &impl Shopper) -> Result<(), JsValue> {
+    let (d, window) = shadow.dims();
+    let window = window.max(1);
     // Deterministic vectors (a small linear congruential sequence): nothing random is needed,
     // only values of the size real vectors have.
     let mut seed = 0x2545_f491u32;
@@ -69,7 +77,7 @@ async fn run(shadow: &Reranker) -> Result<(), JsValue> {
         )?;
         property_set(&event, "timestamp", &JsValue::from_f64(1.7e12 + 20_000.0 * k as f64))?;
         shadow.observe(event.into())?;
-        shadow.rerank(page.clone().into(), JsValue::UNDEFINED).await?;
+        shadow.rerank(page.clone().into()).await?;
         length += 1;
     }
     Ok(())
