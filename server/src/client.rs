@@ -1,5 +1,8 @@
-//! A minimal HTTP/1.1 client over one keep-alive connection (hyper), for the load tool and
-//! the end-to-end tests. It talks to loopback addresses only.
+//! A minimal HTTP/1.1 client over one keep-alive connection (hyper), for the load tool, the
+//! end-to-end tests and the operator's `sessionrank publish`. [`Client::connect`] talks to
+//! loopback addresses only (the load tool must not be aimed at someone else's service);
+//! [`Client::connect_to`] goes where an operator's command points it (plain HTTP: put TLS in
+//! front, or reach the admin port over a private network or a tunnel).
 
 use std::net::SocketAddr;
 
@@ -33,6 +36,8 @@ impl Reply {
 /// One connection.
 pub struct Client {
     addr: SocketAddr,
+    /// The `Host` header: the address, or the name the operator gave.
+    host: String,
     sender: SendRequest<Full<Bytes>>,
 }
 
@@ -50,12 +55,25 @@ impl Client {
         );
         let stream =
             TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        Self::over(stream, addr.to_string()).await
+    }
+
+    /// Connect to `authority` (`host:port`, a name or an address, loopback or not).
+    pub async fn connect_to(authority: &str) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        Self::over(stream, authority.to_string()).await
+    }
+
+    async fn over(stream: TcpStream, host: String) -> anyhow::Result<Self> {
         stream.set_nodelay(true)?;
+        let addr = stream.peer_addr()?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Self { addr, sender })
+        Ok(Self { addr, host, sender })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -70,10 +88,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> anyhow::Result<Reply> {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
+        let mut req =
+            hyper::Request::builder().method(method).uri(path).header("host", self.host.as_str());
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -119,4 +135,40 @@ pub fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
         "refusing to target {addr}: only loopback addresses (127.0.0.1, ::1)"
     );
     Ok(addr)
+}
+
+/// `http://host[:port][/prefix]` → (`host:port`, the path prefix without its final `/`): where
+/// an operator's command sends its requests. Only `http://` (see the module docs).
+pub fn http_target(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url.strip_prefix("http://").with_context(|| {
+        format!("expected an http:// URL, got {url} (for https, use curl or a tunnel)")
+    })?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    anyhow::ensure!(!authority.is_empty() && !authority.contains('@'), "no host in {url}");
+    let has_port = match authority.rfind(':') {
+        Some(i) => {
+            authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) && !authority.ends_with(']')
+        }
+        None => false,
+    };
+    let authority = if has_port { authority.to_string() } else { format!("{authority}:80") };
+    Ok((authority, path.trim_end_matches('/').to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_target;
+
+    #[test]
+    fn targets_are_parsed() {
+        let t = |u: &str| http_target(u).expect(u);
+        assert_eq!(t("http://127.0.0.1:8080"), ("127.0.0.1:8080".into(), String::new()));
+        assert_eq!(t("http://models.internal/sr/"), ("models.internal:80".into(), "/sr".into()));
+        assert_eq!(t("http://[::1]:9/"), ("[::1]:9".into(), String::new()));
+        assert!(http_target("https://x").is_err());
+        assert!(http_target("http://u:p@x").is_err());
+    }
 }

@@ -114,6 +114,9 @@ pub struct RetrainConfig {
     pub max_session_events: usize,
     /// Also write `model.safetensors` into published bundles.
     pub safetensors: bool,
+    /// Seconds a running job's instance may go without renewing its lease (it renews four
+    /// times per lease) before another instance takes the job over.
+    pub lease_s: u64,
     /// Test hook: fail the job after this many epochs, as a crash mid-training would.
     pub fail_after_epoch: Option<usize>,
     /// Test hook, never read from a file: panic in the job's task after loading, as a bug
@@ -159,6 +162,7 @@ impl Default for RetrainConfig {
             max_sessions: 200_000,
             max_session_events: 200,
             safetensors: false,
+            lease_s: 60,
             fail_after_epoch: None,
             panic_after_loading: false,
             warm_start: true,
@@ -242,6 +246,7 @@ struct FileConfig {
     database_url: Option<String>,
     web_dir: Option<PathBuf>,
     body_limit_bytes: Option<usize>,
+    max_bundle_bytes: Option<usize>,
     max_events_per_request: Option<usize>,
     max_items_per_request: Option<usize>,
     request_timeout_s: Option<u64>,
@@ -303,6 +308,9 @@ pub struct Config {
     /// Origins whose pages may call the public routes (CORS); empty: same origin only.
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
+    /// Largest bundle archive `POST /admin/models` accepts (the admin route's own limit:
+    /// bundles are far larger than any other body).
+    pub max_bundle_bytes: usize,
     pub max_events_per_request: usize,
     pub max_items_per_request: usize,
     pub request_timeout: Duration,
@@ -335,6 +343,7 @@ impl std::fmt::Debug for Config {
             .field("ingest_keys", &self.ingest_keys)
             .field("cors_origins", &self.cors_origins)
             .field("body_limit", &self.body_limit)
+            .field("max_bundle_bytes", &self.max_bundle_bytes)
             .field("max_events_per_request", &self.max_events_per_request)
             .field("max_items_per_request", &self.max_items_per_request)
             .field("request_timeout", &self.request_timeout)
@@ -393,6 +402,7 @@ impl Config {
             ingest_keys: IngestKeys::default(),
             cors_origins: Vec::new(),
             body_limit: 4 << 20,
+            max_bundle_bytes: 512 << 20,
             max_events_per_request: 10_000,
             max_items_per_request: 10_000,
             request_timeout: Duration::from_secs(30),
@@ -450,6 +460,9 @@ impl Config {
         };
         if let Some(v) = args.body_limit.or(file.body_limit_bytes) {
             c.body_limit = v;
+        }
+        if let Some(v) = file.max_bundle_bytes {
+            c.max_bundle_bytes = v;
         }
         if let Some(v) = file.max_events_per_request {
             c.max_events_per_request = v;
@@ -546,6 +559,7 @@ impl Config {
             "retrain.max_sessions must be at least retrain.min_sessions"
         );
         anyhow::ensure!(r.max_session_events >= 1, "retrain.max_session_events must be at least 1");
+        anyhow::ensure!(r.lease_s >= 2, "retrain.lease_s must be at least 2");
         anyhow::ensure!(r.warm_start_epochs >= 1, "retrain.warm_start_epochs must be at least 1");
         anyhow::ensure!(
             r.warm_start_lr > 0.0 && r.warm_start_lr.is_finite(),

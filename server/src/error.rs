@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The body is not `application/json` (415).
     #[error("expected a body with `Content-Type: application/json`")]
     UnsupportedMediaType,
+    /// A body of another media type than the route's own (415), e.g. `application/x-tar`.
+    #[error("expected a body with `Content-Type: {0}`")]
+    ExpectedMediaType(&'static str),
     /// An admin route without the right bearer token (401).
     #[error("missing or wrong bearer token")]
     Unauthorized,
@@ -83,7 +86,9 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::ExpectedMediaType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::AdminDisabled | Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use crate::store::now_s;
 
-/// A running job without a heartbeat for this long is taken for dead.
-pub const STALE_AFTER_S: i64 = 120;
+/// Times a job is started (first run and take-overs) before it is given up: a job that
+/// kills every instance that runs it (out of memory, say) must not take the fleet down.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +55,16 @@ pub struct Job {
     /// Why it was (not) published, or why it failed.
     pub reason: Option<String>,
     pub device: Option<String>,
+    /// The instance running it (`instance` of `GET /admin/stats`); another one takes it over
+    /// when this one stops renewing its lease.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Runs started: 1, and one more for each take-over after a lease expired.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The instance whose lease expired, when this run is a take-over.
+    #[serde(default)]
+    pub taken_over_from: Option<String>,
     /// Data sizes, training history, held-out metrics of both models, `warm_start`, and
     /// `training` (epoch, step, loss, latest validation metrics; updated while it trains).
     pub metrics: Value,
@@ -61,7 +72,7 @@ pub struct Job {
 
 impl Job {
     /// A queued job with a fresh id.
-    pub fn new(previous_version: Option<String>) -> Self {
+    pub fn new(previous_version: Option<String>, owner: &str) -> Self {
         let now = now_s();
         Self {
             id: new_job_id(),
@@ -76,9 +87,26 @@ impl Job {
             previous_version,
             reason: None,
             device: None,
+            owner: Some(owner.to_string()),
+            attempts: 1,
+            taken_over_from: None,
             metrics: json!({}),
         }
     }
+}
+
+/// What a job is marked as when it was started [`MAX_ATTEMPTS`] times and each run's instance
+/// stopped before finishing it.
+pub fn abandoned(mut job: Job) -> Job {
+    job.state = JobState::Failed;
+    job.reason = Some(format!(
+        "abandoned: {} runs stopped with their instance (the last on {}); the live model is \
+         unchanged",
+        job.attempts,
+        job.owner.as_deref().unwrap_or("an unknown instance")
+    ));
+    job.finished_at = Some(now_s());
+    job
 }
 
 /// What a job that died with its server is marked as.
@@ -110,8 +138,11 @@ fn new_job_id() -> String {
 #[derive(Debug, Default)]
 pub struct JobTracker {
     running: Mutex<Option<(String, f64)>>,
-    /// Set once at shutdown; the training thread reads it before every step.
+    /// Set once at shutdown.
     pub stopping: Arc<AtomicBool>,
+    /// Set at shutdown, or when the running job's lease is lost: the training thread reads it
+    /// before every step.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl JobTracker {
@@ -128,6 +159,21 @@ impl JobTracker {
     /// Ask the running job to stop (shutdown); no new job starts afterwards.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// A job starts here: clear a cancellation left by an earlier one (unless stopping).
+    pub fn arm(&self) {
+        self.cancel.store(self.is_stopping(), Ordering::SeqCst);
+    }
+
+    /// The running job's lease went to another instance: its training stops at the next step.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -202,6 +202,23 @@ pub const SPEC: &str = r##"{
         }
       }
     },
+    "/admin/models": {
+      "post": {
+        "summary": "Publish a bundle trained elsewhere (sessionrank publish): one tar archive of manifest.json and the files it lists; every file verified before anything is stored",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "activate", "in": "query", "required": false, "schema": {"type": "boolean", "default": false}}],
+        "requestBody": {"required": true, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}},
+        "responses": {
+          "201": {"description": "Published (and live with activate=true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"model_version": {"type": "string"}, "live": {"type": "boolean"}, "files": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/AdminDisabled"},
+          "409": {"$ref": "#/components/responses/Error"},
+          "413": {"$ref": "#/components/responses/Error"},
+          "415": {"$ref": "#/components/responses/Error"},
+          "422": {"$ref": "#/components/responses/Error"}
+        }
+      }
+    },
     "/admin/models/{version}/activate": {
       "post": {
         "summary": "Make a published version live (roll back or forward)",

@@ -17,11 +17,17 @@
 //! 4. **decide and publish** — publish iff new ≥ live − `tolerance`, atomically (see
 //!    [`crate::registry`]); the reason is recorded in the job either way.
 //!
-//! Only one job runs at a time (across instances: the `jobs.slot` unique column); a job whose
-//! server died is marked failed at the next start (SQLite) or once its heartbeat is older than
-//! [`STALE_AFTER_S`] (PostgreSQL; see [`crate::serve::recover`]). Nothing is written to the
-//! models directory before step 4, so a failure or a kill at any earlier point leaves the live
-//! model and the directory as they were.
+//! **One job at a time, across instances.** The `jobs.slot` unique column admits one running
+//! job; the instance that claimed it (`jobs.owner`) holds a lease it renews with every save
+//! (at least four times per `retrain.lease_s`). Every save and the publish are conditional on
+//! the lease, the publish in the same transaction that records the version. An instance that
+//! stops renewing (killed, or cut off) leaves the job to be taken over once the lease expired:
+//! the background task of every instance looks each second ([`take_over_expired`]) and the
+//! first to update the row runs the job again, as the same job, from the start; an instance
+//! that finds its lease taken cancels its training and publishes nothing. After
+//! [`MAX_ATTEMPTS`] runs the job is failed. A single SQLite server marks the job it was running
+//! failed at its next start ([`crate::serve::recover`]). Nothing is published before step 4,
+//! so a failure or a kill at any earlier point leaves the live model as it was.
 //!
 //! **Warm start.** When the live model has the architecture this job trains, the new model starts
 //! from its weights ([`sessionrank_train::warm::remap_model`]: item, category and token rows
@@ -55,12 +61,16 @@ use sessionrank_train::{
 
 use crate::config::RetrainConfig;
 use crate::error::{ApiError, ApiResult};
-use crate::job::{Job, JobState, STALE_AFTER_S, interrupted};
+use crate::job::{Job, JobState, MAX_ATTEMPTS, abandoned, interrupted};
 use crate::state::AppState;
 use crate::store::now_s;
 use crate::version::LoadedModel;
 
-const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How often a running job renews its lease: four times per lease, so a slow write or two
+/// does not lose it.
+fn heartbeat(cfg: &RetrainConfig) -> Duration {
+    Duration::from_millis(cfg.lease_s.saturating_mul(1000) / 4).max(Duration::from_millis(250))
+}
 
 /// Start a job in the background; 409 naming the running job if there is one.
 pub async fn start(state: &AppState) -> ApiResult<Job> {
@@ -70,19 +80,77 @@ pub async fn start(state: &AppState) -> ApiResult<Job> {
             job_id: None,
         });
     }
-    let job = Job::new(state.models.current_version());
-    if let Err(running) = state.store.claim_job(&job.id, &job, STALE_AFTER_S, interrupted).await? {
+    let job = Job::new(state.models.current_version(), &state.instance);
+    let lease_s = state.config.retrain.lease_s as i64;
+    if let Err(running) =
+        state.store.claim_job(&job.id, &job, &state.instance, lease_s, interrupted).await?
+    {
         return Err(ApiError::Conflict {
             message: format!("retraining job {running} is running"),
             job_id: Some(running),
         });
     }
     tracing::info!(job = %job.id, "retraining started");
-    state.jobs.set(Some((job.id.clone(), 0.0)));
-    let shared = Arc::new(Mutex::new(job.clone()));
+    launch(state, job.clone());
+    Ok(job)
+}
+
+/// Run a job this instance holds, in the background.
+fn launch(state: &AppState, job: Job) {
+    state.jobs.arm();
+    state.jobs.set(Some((job.id.clone(), job.progress)));
+    let shared = Arc::new(Mutex::new(job));
     let s = state.clone();
     tokio::spawn(async move { run(s, shared).await });
-    Ok(job)
+}
+
+/// Take over a job whose instance stopped renewing its lease (killed, or cut off from the
+/// database): the first instance to see it expired runs it again from the start, as the
+/// same job (same id, `attempts` + 1). After [`MAX_ATTEMPTS`] runs it is failed instead. The
+/// background task calls this every second; the conditional update in the store makes
+/// exactly one instance win.
+pub async fn take_over_expired(state: &AppState) -> anyhow::Result<()> {
+    if state.jobs.is_stopping() || state.jobs.running().is_some() {
+        return Ok(());
+    }
+    let cutoff = now_s() - state.config.retrain.lease_s as i64;
+    for (id, job, updated_at) in state.store.expired_jobs::<Job>(cutoff).await? {
+        let previous_owner = job.owner.clone().unwrap_or_default();
+        if job.attempts >= MAX_ATTEMPTS {
+            let failed = abandoned(job);
+            if state
+                .store
+                .fail_running_jobs(Some(state.config.retrain.lease_s as i64), |_| failed.clone())
+                .await?
+                > 0
+            {
+                tracing::warn!(job = %id, "given up after {MAX_ATTEMPTS} runs");
+            }
+            continue;
+        }
+        let mut next = job;
+        next.owner = Some(state.instance.clone());
+        next.attempts += 1;
+        next.stage = "queued".into();
+        next.progress = 0.0;
+        next.reason = None;
+        next.device = None;
+        next.model_version = None;
+        next.previous_version = state.models.current_version();
+        next.updated_at = now_s();
+        next.metrics = json!({});
+        next.taken_over_from = Some(previous_owner.clone());
+        if state.store.take_over_job(&id, updated_at, &state.instance, &next).await? {
+            tracing::warn!(
+                job = %id,
+                "took over the job from {previous_owner} (its lease expired); run {}",
+                next.attempts
+            );
+            launch(state, next);
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Shared job record: the job task updates it, the heartbeat saves it.
@@ -105,10 +173,19 @@ fn edit(job: &SharedJob, f: impl FnOnce(&mut Job)) -> Job {
     j.clone()
 }
 
+/// Store the job (renewing its lease). When another instance took the job over, nothing is
+/// written and the training here is cancelled: the job is theirs now.
 async fn save(state: &AppState, job: &Job) {
     let running = job.state == JobState::Running;
-    if let Err(e) = state.store.update_job(&job.id, job.state.as_str(), running, job).await {
-        tracing::error!(job = %job.id, "saving the job: {e}");
+    match state.store.update_job(&job.id, job.state.as_str(), running, job, &state.instance).await {
+        Ok(true) => {}
+        Ok(false) => {
+            if !state.jobs.is_cancelled() {
+                tracing::warn!(job = %job.id, "the job's lease was taken over: stopping here");
+            }
+            state.jobs.cancel();
+        }
+        Err(e) => tracing::error!(job = %job.id, "saving the job: {e}"),
     }
     state.jobs.set(running.then(|| (job.id.clone(), job.progress)));
 }
@@ -125,9 +202,10 @@ async fn stage(state: &AppState, job: &SharedJob, name: &str, progress: f64) {
 async fn run(state: AppState, job: SharedJob) {
     let heartbeat = {
         let (state, job) = (state.clone(), job.clone());
+        let every = heartbeat(&state.config.retrain);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(HEARTBEAT).await;
+                tokio::time::sleep(every).await;
                 save(&state, &snapshot(&job)).await;
             }
         })
@@ -196,9 +274,9 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
         handle: tokio::runtime::Handle::current(),
         last_save: Mutex::new(Instant::now()),
     };
-    let stopping = state.jobs.stopping.clone();
+    let cancel = state.jobs.cancel.clone();
     let trained = tokio::task::spawn_blocking(move || {
-        train_and_compare(dataset, live, &cfg, &|p| reporter.report(p), &stopping)
+        train_and_compare(dataset, live, &cfg, &|p| reporter.report(p), &cancel)
     })
     .await
     .context("the training thread panicked")??;
@@ -216,8 +294,16 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     if state.jobs.is_stopping() {
         bail!("not published: the server is shutting down; the live model is unchanged");
     }
+    if state.jobs.is_cancelled() {
+        bail!("not published: another instance took the job over; the live model is unchanged");
+    }
     stage(state, job, "publishing", 0.9).await;
-    let version = state.models.publish(trained.bundle, true).await.context("publishing")?;
+    let id = snapshot(job).id;
+    let version = state
+        .models
+        .publish_fenced(trained.bundle, true, Some((&id, &state.instance)))
+        .await
+        .context("publishing")?;
     tracing::info!("model {version} is live");
     edit(job, |j| j.published = true);
     Ok(())
@@ -441,8 +527,8 @@ fn train_and_compare(
     )
     .map_err(|e| match e {
         sessionrank_train::TrainError::Cancelled(step) => anyhow::anyhow!(
-            "cancelled after {step} steps: the server is shutting down; the live model is \
-             unchanged"
+            "cancelled after {step} steps: the server is shutting down (or another instance \
+             took the job over); the live model is unchanged"
         ),
         other => other.into(),
     })?;

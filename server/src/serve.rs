@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
 use crate::config::{Config, ServeArgs};
-use crate::job::{self, STALE_AFTER_S};
+use crate::job;
 use crate::state::AppState;
 use crate::store::Backend;
 
@@ -167,16 +167,16 @@ async fn accept_until(
 /// them: it is recorded, hence complete).
 pub async fn recover(state: &AppState) -> anyhow::Result<()> {
     // One SQLite file has one server: whatever it was running died with it. With PostgreSQL
-    // other instances may be training; only jobs without a heartbeat are failed.
-    let older_than_s = match state.store.backend() {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(STALE_AFTER_S),
-    };
-    let interrupted = state.store.fail_running_jobs(older_than_s, job::interrupted).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            "{interrupted} retraining job(s) were interrupted by a restart and are marked failed"
-        );
+    // other instances may be training, and a job whose instance died is taken over once its
+    // lease expires (`retrain::take_over_expired`, in the background task).
+    if state.store.backend() == Backend::Sqlite {
+        let interrupted = state.store.fail_running_jobs(None, job::interrupted).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} retraining job(s) were interrupted by a restart and are marked \
+                 failed"
+            );
+        }
     }
     state.models.remove_partial_versions().await
 }
@@ -193,23 +193,34 @@ pub async fn prune_expired_events(state: &AppState) -> anyhow::Result<u64> {
     Ok(deleted)
 }
 
-/// Periodic chores: delete expired events and forget old idempotency keys (hourly); follow
-/// the live-model pointer (another instance sharing the database may have published or
-/// activated a version) and add new events to the item counts (every 10 s).
+/// How often every instance reads the live-model pointer and looks for a job whose lease
+/// expired: a publish on one instance is live on all within about this (plus the load).
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Periodic chores: follow the live-model pointer and take over expired jobs (every
+/// [`POLL`]: another instance sharing the database may have published, activated, or died
+/// while training); delete expired events and forget old idempotency keys (hourly).
 fn spawn_background(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let hourly = (3600 / POLL.as_secs().max(1)).max(1);
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
             if let Err(e) = state.models.refresh().await {
                 tracing::warn!("refreshing the live model: {e:#}");
             }
-            // Keeps each count's scan short even while no page is asked for.
-            if let Err(e) = state.store.count_new_events().await {
+            // Keeps each count's scan short even while no page is asked for (every 10 s).
+            if n.is_multiple_of(10)
+                && let Err(e) = state.store.count_new_events().await
+            {
                 tracing::warn!("counting new events: {e}");
             }
-            if n.is_multiple_of(360) {
+            if let Err(e) = crate::retrain::take_over_expired(&state).await {
+                tracing::warn!("looking for expired retraining jobs: {e:#}");
+            }
+            if n.is_multiple_of(hourly) {
                 match prune_expired_events(&state).await {
                     Ok(0) => {}
                     Ok(k) => tracing::info!("retention: deleted {k} events"),

@@ -36,6 +36,9 @@ pub struct Shared {
     pub items: KnownItems,
     /// `/v1/candidates`' pages.
     pub pages: PageCache,
+    /// This process's name in the database (`jobs.owner`): unique per start, so a restarted
+    /// instance does not mistake its predecessor's lease for its own.
+    pub instance: String,
     /// sha256 of the admin token: compared in constant time, and equal length whatever the
     /// token's length, so neither the content nor the length leaks through timing.
     admin_token_digest: Option<[u8; 32]>,
@@ -76,6 +79,7 @@ impl AppState {
             jobs: JobTracker::default(),
             items,
             pages: PageCache::new(config_ttl),
+            instance: format!("instance-{}", sessionrank_core::bundle::unique_suffix()),
             admin_token_digest,
         })))
     }

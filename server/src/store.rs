@@ -36,6 +36,12 @@ pub enum StoreError {
     /// The URL names neither SQLite nor PostgreSQL.
     #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
     UnsupportedUrl,
+    /// A retraining job's lease is held by another instance now (it expired and was taken).
+    #[error("job {0} is no longer held by this instance")]
+    LeaseLost(String),
+    /// The row to insert exists already (a published version's name is taken).
+    #[error("{0} exists already")]
+    Exists(String),
     /// A stored value cannot be read back (a bug or a manual edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -215,6 +221,18 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
              SELECT 'counts_seq', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM events",
         ],
     ),
+    // Model bundles in the database, so every instance serves every version (issue 18):
+    // one row per file of a version (`browser/…` for its browser bundle), the exact bytes
+    // served and their sha256 (the ETag). `{blob}` is BLOB on SQLite, BYTEA on PostgreSQL.
+    (
+        5,
+        &["CREATE TABLE IF NOT EXISTS model_files (version TEXT NOT NULL, name TEXT NOT NULL, \
+           sha256 TEXT NOT NULL, bytes {blob} NOT NULL, PRIMARY KEY (version, name))"],
+    ),
+    // The instance holding a running job's lease (issue 18): heartbeats, saves and the
+    // publish are conditional on it, so a job taken over after its lease expired cannot be
+    // written, or publish, by the instance that lost it.
+    (6, &["ALTER TABLE jobs ADD COLUMN owner TEXT"]),
 ];
 
 /// How long a request waits for a database connection. While the database is down the pool
@@ -562,9 +580,9 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let serial = match self.backend {
-            Backend::Sqlite => "INTEGER PRIMARY KEY",
-            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        let (serial, blob) = match self.backend {
+            Backend::Sqlite => ("INTEGER PRIMARY KEY", "BLOB"),
+            Backend::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
         };
         let statements = [
             format!(
@@ -612,7 +630,7 @@ impl Store {
                 .is_some();
             if !done {
                 for statement in *statements {
-                    sqlx::query(statement).execute(&mut *tx).await?;
+                    sqlx::query(&statement.replace("{blob}", blob)).execute(&mut *tx).await?;
                 }
                 sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                     .bind(*version)
@@ -1088,15 +1106,45 @@ impl Store {
 
     // --- models -------------------------------------------------------------------------------
 
-    /// Record a published version and (optionally) make it live, in one transaction.
+    /// Record a published version — its row, every file (`files`: name, bytes; the sha256 is
+    /// computed here) and, with `activate`, the live pointer — in one transaction, so another
+    /// instance sees all of it or nothing. [`StoreError::Exists`] when the version is taken.
+    ///
+    /// `fence` (a retraining job's id and owner): the transaction also renews that job's lease
+    /// and commits only if the job still holds it ([`StoreError::LeaseLost`] otherwise), so a
+    /// job another instance took over never publishes.
     pub async fn insert_model(
         &self,
         version: &str,
         created_at: i64,
         manifest_json: &str,
+        files: &[(String, bytes::Bytes)],
         activate: bool,
+        fence: Option<(&str, &str)>,
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
+        if let Some((job, owner)) = fence {
+            let held = sqlx::query(
+                "UPDATE jobs SET updated_at = $3 WHERE id = $1 AND owner = $2 AND slot = 1",
+            )
+            .bind(job)
+            .bind(owner)
+            .bind(now_s())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held == 0 {
+                return Err(StoreError::LeaseLost(job.to_string()));
+            }
+        }
+        let taken = sqlx::query("SELECT 1 FROM models WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::Exists(format!("model version `{version}`")));
+        }
         sqlx::query("INSERT INTO models (version, created_at, published_at, manifest) VALUES ($1, $2, $3, $4)")
             .bind(version)
             .bind(created_at)
@@ -1104,11 +1152,37 @@ impl Store {
             .bind(manifest_json)
             .execute(&mut *tx)
             .await?;
+        insert_files(&mut tx, version, files).await?;
         if activate {
             set_setting(&mut tx, CURRENT_MODEL, version).await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Store the files of a version recorded before bundles lived in the database (read from
+    /// the models directory of the instance that published it); files already stored stay.
+    pub async fn backfill_model_files(
+        &self,
+        version: &str,
+        files: &[(String, bytes::Bytes)],
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        insert_files(&mut tx, version, files).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored file of a version: name, sha256 as stored, bytes. Empty when the version
+    /// has no files in the database (unknown, or published before they were stored there).
+    pub async fn model_files(&self, version: &str) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT name, sha256, bytes FROM model_files WHERE version = $1 ORDER BY name",
+        )
+        .bind(version)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
 
     pub async fn set_current_model(&self, version: &str) -> Result<()> {
@@ -1150,37 +1224,46 @@ impl Store {
             .is_some())
     }
 
+    /// Forget a version: its row and its files, together.
     pub async fn delete_model(&self, version: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM model_files WHERE version = $1")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM models WHERE version = $1")
             .bind(version)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     // --- jobs ---------------------------------------------------------------------------------
 
-    /// Insert a running job unless one runs already; `Err(id)` names the running one. A
-    /// running job whose heartbeat is older than `stale_after_s` (its server died) is marked
-    /// failed first.
+    /// Insert a running job held by `owner` unless one runs already; `Err(id)` names the
+    /// running one. A running job whose lease expired (no heartbeat for `lease_s` seconds) is
+    /// marked failed first, when nobody took it over in between.
     pub async fn claim_job<J: Serialize + for<'de> Deserialize<'de>>(
         &self,
         id: &str,
         record: &J,
-        stale_after_s: i64,
+        owner: &str,
+        lease_s: i64,
         fail_stale: impl Fn(J) -> J,
     ) -> Result<std::result::Result<(), String>> {
         let record = to_json(record)?;
         loop {
-            self.fail_running_jobs(Some(stale_after_s), &fail_stale).await?;
+            self.fail_running_jobs(Some(lease_s), &fail_stale).await?;
             let now = now_s();
             let inserted = sqlx::query(
-                "INSERT INTO jobs (id, slot, state, created_at, updated_at, record) VALUES ($1, 1, 'running', $2, $2, $3) \
-                 ON CONFLICT (slot) DO NOTHING",
+                "INSERT INTO jobs (id, slot, state, created_at, updated_at, record, owner) \
+                 VALUES ($1, 1, 'running', $2, $2, $3, $4) ON CONFLICT (slot) DO NOTHING",
             )
             .bind(id)
             .bind(now)
             .bind(record.as_str())
+            .bind(owner)
             .execute(&self.write)
             .await?
             .rows_affected();
@@ -1188,55 +1271,114 @@ impl Store {
                 return Ok(Ok(()));
             }
             // Another job holds the slot, unless it finished in between: then try again.
-            if let Some(r) =
-                sqlx::query("SELECT id FROM jobs WHERE slot = 1").fetch_optional(&self.read).await?
-            {
-                return Ok(Err(r.try_get(0)?));
+            if let Some(id) = self.running_job_id().await? {
+                return Ok(Err(id));
             }
         }
     }
 
+    /// The id of the job holding the slot, whichever instance runs it.
+    pub async fn running_job_id(&self) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT id FROM jobs WHERE slot = 1").fetch_optional(&self.write).await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
     /// Mark running jobs failed: all of them (`None`, at startup of a single SQLite server), or
-    /// those without a heartbeat for `older_than_s` seconds.
+    /// those whose lease expired `older_than_s` ago. Each only if it is still as read (a job
+    /// renewed or taken over in between is left alone).
     pub async fn fail_running_jobs<J: Serialize + for<'de> Deserialize<'de>>(
         &self,
         older_than_s: Option<i64>,
         fail: impl Fn(J) -> J,
     ) -> Result<usize> {
         let cutoff = older_than_s.map(|s| now_s() - s).unwrap_or(i64::MAX);
-        let rows = sqlx::query("SELECT id, record FROM jobs WHERE slot = 1 AND updated_at < $1")
-            .bind(cutoff)
-            .fetch_all(&self.write)
+        let mut failed = 0;
+        for (id, job, updated_at) in self.expired_jobs::<J>(cutoff).await? {
+            let r = sqlx::query(
+                "UPDATE jobs SET slot = NULL, state = 'failed', updated_at = $2, record = $3 \
+                 WHERE id = $1 AND slot = 1 AND updated_at = $4",
+            )
+            .bind(id.as_str())
+            .bind(now_s())
+            .bind(to_json(&fail(job))?)
+            .bind(updated_at)
+            .execute(&self.write)
             .await?;
-        for row in &rows {
-            let id: String = row.try_get(0)?;
-            let record: String = row.try_get(1)?;
-            let job: J = serde_json::from_str(&record)
-                .map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?;
-            self.update_job(&id, "failed", false, &fail(job)).await?;
+            failed += r.rows_affected() as usize;
         }
-        Ok(rows.len())
+        Ok(failed)
     }
 
-    /// Store a job's new state; `running = false` frees the slot.
+    /// Running jobs last renewed before `cutoff` (their instance stopped, or lost the
+    /// database): id, record, and the `updated_at` a conditional update compares with.
+    pub async fn expired_jobs<J: for<'de> Deserialize<'de>>(
+        &self,
+        cutoff: i64,
+    ) -> Result<Vec<(String, J, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, record, updated_at FROM jobs WHERE slot = 1 AND updated_at < $1",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let record: String = row.try_get(1)?;
+                let job = serde_json::from_str(&record)
+                    .map_err(|e| StoreError::Corrupt(format!("job {id}: {e}")))?;
+                Ok((id, job, row.try_get(2)?))
+            })
+            .collect()
+    }
+
+    /// Take over a job whose lease expired: `owner` holds it from now, if it is still as read
+    /// (`updated_at`), so of several instances trying at once exactly one gets it.
+    pub async fn take_over_job<J: Serialize>(
+        &self,
+        id: &str,
+        updated_at: i64,
+        owner: &str,
+        record: &J,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET owner = $2, updated_at = $3, record = $4 \
+             WHERE id = $1 AND slot = 1 AND updated_at = $5",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(now_s())
+        .bind(to_json(record)?)
+        .bind(updated_at)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Store a job's new state (this also renews its lease); `running = false` frees the slot.
+    /// Only while `owner` holds the job: `false` when another instance took it over.
     pub async fn update_job<J: Serialize>(
         &self,
         id: &str,
         state: &str,
         running: bool,
         record: &J,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET slot = $2, state = $3, updated_at = $4, record = $5 WHERE id = $1",
+        owner: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE jobs SET slot = $2, state = $3, updated_at = $4, record = $5 \
+             WHERE id = $1 AND owner = $6",
         )
         .bind(id)
         .bind(running.then_some(1i64))
         .bind(state)
         .bind(now_s())
         .bind(to_json(record)?)
+        .bind(owner)
         .execute(&self.write)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn job<J: for<'de> Deserialize<'de>>(&self, id: &str) -> Result<Option<J>> {
@@ -1255,6 +1397,27 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// Insert a version's files (name, bytes), each with its sha256; a file already stored stays.
+async fn insert_files(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    version: &str,
+    files: &[(String, bytes::Bytes)],
+) -> Result<()> {
+    for (name, bytes) in files {
+        sqlx::query(
+            "INSERT INTO model_files (version, name, sha256, bytes) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (version, name) DO NOTHING",
+        )
+        .bind(version)
+        .bind(name.as_str())
+        .bind(sessionrank_core::bundle::sha256_hex(bytes))
+        .bind(bytes.as_ref())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn set_setting(

@@ -56,6 +56,29 @@ impl ServedFiles {
         Ok(Self::new(bundle, bundle.manifest_json()?.into_bytes()))
     }
 
+    /// The bundle in `files` (`manifest.json` and what it lists, stored under `prefix`),
+    /// verified against its manifest.
+    fn from_stored(
+        files: &BTreeMap<String, Bytes>,
+        prefix: &str,
+    ) -> anyhow::Result<(ModelBundle, Self)> {
+        let manifest = files
+            .get(&format!("{prefix}{MANIFEST}"))
+            .with_context(|| format!("no {prefix}{MANIFEST} stored"))?;
+        let own: BTreeMap<String, Vec<u8>> = files
+            .iter()
+            .filter_map(|(name, bytes)| {
+                let rest = name.strip_prefix(prefix)?;
+                (!rest.contains('/') && rest != MANIFEST)
+                    .then(|| (rest.to_string(), bytes.to_vec()))
+            })
+            .collect();
+        let bundle = ModelBundle::from_parts(manifest, own)
+            .with_context(|| format!("verifying the stored {prefix}{MANIFEST}"))?;
+        let served = Self::new(&bundle, manifest.to_vec());
+        Ok((bundle, served))
+    }
+
     fn new(bundle: &ModelBundle, manifest_bytes: Vec<u8>) -> Self {
         Self {
             manifest: bundle.manifest.clone(),
@@ -95,6 +118,56 @@ impl LoadedModel {
         let full = ServedFiles::read(dir, &bundle)?;
         let browser = load_browser(dir, &bundle)?;
         Ok(Self { full, browser, bundle, engine: OnceLock::new() })
+    }
+
+    /// A version as the database stores it (see [`LoadedModel::stored_files`]), every file
+    /// verified against its manifest.
+    pub fn from_stored(version: &str, files: &BTreeMap<String, Bytes>) -> anyhow::Result<Self> {
+        let (bundle, full) = ServedFiles::from_stored(files, "")?;
+        let browser_prefix = format!("{BROWSER_DIR}/");
+        let (browser_bundle, browser) = ServedFiles::from_stored(files, &browser_prefix)?;
+        anyhow::ensure!(
+            bundle.manifest.kind == BundleKind::Full
+                && browser_bundle.manifest.kind == BundleKind::Browser,
+            "version {version}: the stored bundles are not a full and a browser bundle"
+        );
+        for m in [&bundle.manifest, &browser_bundle.manifest] {
+            anyhow::ensure!(
+                m.model_version == version,
+                "version {version}: a stored manifest says {}",
+                m.model_version
+            );
+        }
+        Ok(Self { full, browser, bundle, engine: OnceLock::new() })
+    }
+
+    /// A new version from a full bundle: its browser bundle derived, both manifests serialised
+    /// once (these bytes are what every instance stores, serves and hashes for the ETag).
+    pub fn from_bundle(bundle: ModelBundle) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            bundle.manifest.kind == BundleKind::Full,
+            "only full bundles are published (their browser bundle is derived)"
+        );
+        let browser = bundle.browser().with_context(|| {
+            format!("deriving the browser bundle of {}", bundle.manifest.model_version)
+        })?;
+        Ok(Self {
+            full: ServedFiles::in_memory(&bundle)?,
+            browser: ServedFiles::in_memory(&browser)?,
+            bundle,
+            engine: OnceLock::new(),
+        })
+    }
+
+    /// Every file of both bundles as stored: `manifest.json`, the full bundle's files, and
+    /// `browser/manifest.json` with the browser bundle's files.
+    pub fn stored_files(&self) -> Vec<(String, Bytes)> {
+        let mut out = Vec::new();
+        for (prefix, b) in [("", &self.full), ("browser/", &self.browser)] {
+            out.push((format!("{prefix}{MANIFEST}"), b.manifest_bytes.clone()));
+            out.extend(b.files.iter().map(|(n, bytes)| (format!("{prefix}{n}"), bytes.clone())));
+        }
+        out
     }
 
     pub fn version(&self) -> &str {
@@ -212,6 +285,51 @@ fn load_browser(dir: &Path, full: &ModelBundle) -> anyhow::Result<ServedFiles> {
             ServedFiles::in_memory(&browser)
         }
     }
+}
+
+/// Write a version directory from its stored files (names as in
+/// [`LoadedModel::stored_files`]), byte for byte, so that it appears complete or not at all
+/// (a `.tmp-*` sibling, fsynced, renamed). `dir` must not exist.
+pub fn write_stored_dir(files: &[(String, Bytes)], dir: &Path) -> anyhow::Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging =
+        parent.join(format!(".tmp-version-{name}-{}", sessionrank_core::bundle::unique_suffix()));
+    let written = write_staged(files, &staging, dir);
+    if written.is_err() {
+        // A full disk wants its space back; a restart would remove it too.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written?;
+    if let Ok(d) = std::fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// [`write_stored_dir`]'s steps: the files into `staging`, fsynced, renamed to `dir`.
+fn write_staged(files: &[(String, Bytes)], staging: &Path, dir: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(staging.join(BROWSER_DIR))
+        .with_context(|| format!("creating {}", staging.display()))?;
+    for (file, bytes) in files {
+        anyhow::ensure!(
+            file.split('/').all(sessionrank_core::bundle::is_plain_name),
+            "stored file name `{file}` is not a plain bundle path"
+        );
+        let path = staging.join(file);
+        let mut f =
+            std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    for d in [staging.join(BROWSER_DIR), staging.to_path_buf()] {
+        std::fs::File::open(&d)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", d.display()))?;
+    }
+    std::fs::rename(staging, dir)
+        .with_context(|| format!("renaming {} to {}", staging.display(), dir.display()))
 }
 
 /// Write a version directory — the full bundle and its browser bundle — so that it appears

@@ -27,6 +27,7 @@ const FROM_PRESET: &str = "[default: the dataset's preset, which `sessionrank im
 ///   sessionrank eval diginetica --bundle bundles/dg
 ///   sessionrank export bundles/dg --out cdn/ --browser
 ///   sessionrank serve --listen 127.0.0.1:8080 --data-dir /var/lib/sessionrank
+///   sessionrank publish bundles/dg --server http://127.0.0.1:8080 --activate
 #[derive(Debug, Parser)]
 #[command(name = "sessionrank", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -52,6 +53,10 @@ pub enum Command {
     DistillReport(DistillReportArgs),
     /// Run the HTTP service: event and catalog ingestion, retraining, model publishing.
     Serve(ServeArgs),
+    /// Upload a bundle trained with `sessionrank train` to a running service, which verifies
+    /// every checksum and stores it as a new version (live with `--activate`). The admin token
+    /// is read from SESSIONRANK_ADMIN_TOKEN.
+    Publish(PublishArgs),
 }
 
 /// Which dataset, and where the datasets live.
@@ -270,6 +275,21 @@ pub struct ExportArgs {
     /// downloads (item vectors come with the candidate page).
     #[arg(long)]
     pub browser: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Bundle directory to upload (a full bundle: `manifest.json` and the files it lists;
+    /// verified here first, and again by the server).
+    pub bundle: PathBuf,
+    /// The service: http://HOST[:PORT][/PREFIX] (plain HTTP: the admin port on a private
+    /// network, or through a tunnel).
+    #[arg(long, env = "SESSIONRANK_SERVER", value_name = "URL")]
+    pub server: String,
+    /// Make the new version live at once [default: published, not live; activate it later
+    /// with `POST /admin/models/<version>/activate`].
+    #[arg(long)]
+    pub activate: bool,
 }
 
 /// The list stage's defaults, for `--help`.

@@ -11,6 +11,7 @@
 //! sessionrank list-stage diginetica --bundle bundles/dg --out bundles/dg-list
 //! sessionrank distill-report --runs ~/.cache/sessionrank/distill-runs
 //! sessionrank serve --listen 127.0.0.1:8080 --data-dir /var/lib/sessionrank
+//! sessionrank publish bundles/dg --server http://127.0.0.1:8080 --activate
 //! ```
 //!
 //! `sessionrank <command> --help` lists every flag with its default. The model's shape
@@ -30,6 +31,7 @@ pub mod import;
 pub mod list_stage;
 mod output;
 pub mod plan;
+pub mod publish;
 pub mod serve;
 pub mod train;
 
@@ -45,5 +47,6 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         Plan::ListStage(p) => list_stage::run(p),
         Plan::DistillReport(p) => distill_report::run(p),
         Plan::Serve(p) => serve::run(&p),
+        Plan::Publish(p) => publish::run(p),
     }
 }

@@ -16,7 +16,7 @@ use sessionrank_train::{DatasetProfile, DeviceChoice, DistillConfig, Preset, Tra
 
 use crate::args::{
     Cli, Command, DataArgs, DistillArgs, DistillReportArgs, EvalArgs, ExportArgs, ImportArgs,
-    ListStageArgs, ModelArgs, ServeArgs, TrainArgs,
+    ListStageArgs, ModelArgs, PublishArgs, ServeArgs, TrainArgs,
 };
 
 /// Seed of the evaluation's re-rank subset and candidate samplers when no training run states
@@ -33,6 +33,7 @@ pub enum Plan {
     ListStage(ListStagePlan),
     DistillReport(DistillReportPlan),
     Serve(sessionrank_server::ServeArgs),
+    Publish(PublishPlan),
 }
 
 /// Resolve the parsed command line (imports the dataset a subcommand names).
@@ -54,6 +55,7 @@ pub fn resolve(cli: Cli) -> anyhow::Result<Plan> {
         }
         Command::DistillReport(a) => Plan::DistillReport(DistillReportPlan::resolve(a)),
         Command::Serve(a) => Plan::Serve(serve_args(a)),
+        Command::Publish(a) => Plan::Publish(PublishPlan::resolve(a)?),
     })
 }
 
@@ -226,6 +228,23 @@ pub struct ExportPlan {
 impl ExportPlan {
     fn resolve(a: ExportArgs) -> Self {
         Self { bundle: a.bundle, out: a.out, browser_only: a.browser }
+    }
+}
+
+/// `publish`: a bundle uploaded to a running service.
+#[derive(Debug)]
+pub struct PublishPlan {
+    pub bundle: PathBuf,
+    /// `host:port` and the URL's path prefix.
+    pub authority: String,
+    pub prefix: String,
+    pub activate: bool,
+}
+
+impl PublishPlan {
+    fn resolve(a: PublishArgs) -> anyhow::Result<Self> {
+        let (authority, prefix) = sessionrank_server::client::http_target(&a.server)?;
+        Ok(Self { bundle: a.bundle, authority, prefix, activate: a.activate })
     }
 }
 

@@ -60,7 +60,8 @@ pub async fn activate(
     Ok(Json(json!({"model_version": model.version(), "manifest": model.manifest()})))
 }
 
-/// `GET /admin/stats`: stored counts, the live version, the running job.
+/// `GET /admin/stats`: stored counts, the live version here, the running job (whichever
+/// instance runs it; `running_here` when this one does), and this instance's name.
 pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let stats = state.store.stats().await?;
     Ok(Json(json!({
@@ -68,6 +69,9 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         "items": stats.items,
         "models": stats.models,
         "live_model": state.models.current_version(),
-        "running_job": state.jobs.running().map(|(id, _)| id),
+        "running_job": state.store.running_job_id().await?,
+        "running_here": state.jobs.running().map(|(id, _)| id),
+        "instance": state.instance,
+        "model_loads": state.models.loads(),
     })))
 }

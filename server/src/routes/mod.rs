@@ -8,6 +8,7 @@
 //! | `GET /v1/models`, `/v1/models/current`, `/v1/models/{version}/{file}`, `/v1/models/{version}/vectors` (GET `?ids=`, POST `{"ids": […]}`) | published models (full bundles) and item vectors |
 //! | `GET /v1/models/current/browser`, `/v1/models/{version}/browser/{file}` | browser bundles: what a shopper's browser downloads |
 //! | `POST /admin/retrain`, `GET /admin/jobs/{id}`, `POST /admin/models/{version}/activate`, `GET /admin/stats` | operator API (bearer token) |
+//! | `POST /admin/models[?activate=true]` | publish a bundle trained elsewhere: one tar archive (`sessionrank publish`; bearer token) |
 //! | `DELETE /v1/items/{id}` | withdraw an item from the candidate pages (scope `items`) |
 //! | `DELETE /v1/sessions/{id}` | erase a session's events (scope `events`) |
 //! | `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
@@ -22,6 +23,7 @@ mod events;
 mod health;
 mod items;
 mod models;
+mod publish;
 mod security;
 mod sessions;
 
@@ -58,6 +60,7 @@ pub fn app(state: AppState) -> Router {
     let admin = Router::new()
         .route("/admin/retrain", post(admin::retrain))
         .route("/admin/jobs/{id}", get(admin::job))
+        .route("/admin/models", post(publish::publish))
         .route("/admin/models/{version}/activate", post(admin::activate))
         .route("/admin/stats", get(admin::stats))
         .route_layer(from_fn_with_state(state.clone(), admin::require_token));
@@ -164,7 +167,7 @@ impl<const MAX: usize> FromRequest<AppState> for JsonBody<MAX> {
 }
 
 /// Whether reading a body failed on its length limit.
-fn is_length_limit(e: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {

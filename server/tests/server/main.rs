@@ -20,6 +20,10 @@
 //!   job, PostgreSQL's `synchronous_commit`, a failed prune after a publish;
 //! * `store_work` — item counts kept with every write of events, the candidate pages' cache
 //!   (one build at a time), retraining's bounded window read in pages;
+//! * `publish` — bundles uploaded with `sessionrank publish` (verified, refused naming the
+//!   file), versions in the database served alike by every instance, the single-flight cache;
+//! * `scale_out` — three `sessionrank serve` on one PostgreSQL: one retraining job across
+//!   them, a kill -9 mid-training taken over after the lease, the same bytes everywhere;
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
 mod bounded_work;
@@ -31,8 +35,10 @@ mod failing_store;
 mod lifecycle;
 mod package;
 mod postgres;
+mod publish;
 mod review_fixes;
 mod router;
+mod scale_out;
 mod store_work;
 mod warm_start;
 mod write_auth;

@@ -13,7 +13,7 @@ const ENV: &str = "SESSIONRANK_TEST_POSTGRES_URL";
 
 /// A URL whose connections use a fresh schema, or `None` (skip) without the variable.
 /// An unreachable server fails the test.
-async fn fresh_url(test: &str) -> Option<String> {
+pub(crate) async fn fresh_url(test: &str) -> Option<String> {
     let Some(base) = std::env::var(ENV).ok().filter(|u| !u.is_empty()) else {
         skip_unless_required(
             &format!("{ENV} is not set (scripts/postgres-test-setup.sh prints one)"),
@@ -177,5 +177,30 @@ async fn candidate_pages_are_cached_and_built_once_postgres() {
 async fn retraining_reads_a_bounded_window_in_pages_postgres() {
     if let Some((_dir, state)) = pg_state("window", |_| {}).await {
         crate::store_work::retraining_reads_a_bounded_window_in_pages(state.store.clone()).await;
+    }
+}
+
+#[tokio::test]
+async fn uploads_are_verified_before_anything_is_stored_postgres() {
+    if let Some((_dir, state)) = pg_state("upload", |_| {}).await {
+        crate::publish::uploads_are_verified_before_anything_is_stored(state).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_serves_every_version_loading_each_once_postgres() {
+    let Some((_dir, first)) = pg_state("instances", |_| {}).await else { return };
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(other.path());
+    config.database_url = first.config.database_url.clone();
+    let second = open(config).await;
+    crate::publish::every_instance_serves_every_version_loading_each_once(first, second).await;
+}
+
+/// Issue 18: three `sessionrank serve` processes on one PostgreSQL (see `scale_out`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_on_one_database_postgres() {
+    if let Some(url) = fresh_url("scale").await {
+        crate::scale_out::three_instances_on_one_database(url).await;
     }
 }

@@ -12,6 +12,13 @@
 //! events, each with its own `Idempotency-Key`, flat out or (`--rate`) at a fixed total rate
 //! of events per second. Only loopback URLs are accepted. The writes carry the ingest key
 //! from `SESSIONRANK_INGEST_KEY` (an environment variable, never a flag: `ps` shows flags).
+//!
+//! Several instances (`--url a,b,c`): worker `w` sends to instance `w mod n` (client-side
+//! round robin, what a load balancer does per connection). With `--publish-bundle DIR`, a
+//! copy of that bundle under a fresh version name is then published and activated on the first
+//! instance (`POST /admin/models`, the admin token from `SESSIONRANK_ADMIN_TOKEN`), and the
+//! report adds `publish_visible_everywhere_ms`: from the publish's answer until every
+//! instance's `/v1/models/current` names the new version (`scripts/scale-bench`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,9 +36,14 @@ use sessionrank_server::client::{Client, loopback_addr};
 #[derive(Debug, Parser)]
 #[command(name = "sessionrank-load", verbatim_doc_comment)]
 struct Args {
-    /// The service, on a loopback address.
+    /// The service, on a loopback address; several instances of one service separated by
+    /// commas (each worker keeps to one, in turn).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// After the load, publish a renamed copy of this bundle on the first instance and time
+    /// until every instance serves it.
+    #[arg(long, value_name = "DIR")]
+    publish_bundle: Option<PathBuf>,
     /// Dataset whose sessions are replayed.
     #[arg(long, default_value = "diginetica")]
     dataset: String,
@@ -127,7 +139,9 @@ struct Totals {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let addr = loopback_addr(&args.url)?;
+    let addrs: Vec<std::net::SocketAddr> =
+        args.url.split(',').map(|u| loopback_addr(u.trim())).collect::<anyhow::Result<_>>()?;
+    let addr = addrs[0];
     anyhow::ensure!(
         args.batch > 0 && args.connections > 0,
         "--batch and --connections must be positive"
@@ -167,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
     for w in 0..args.connections {
         let (bodies, next, totals, run_id, auth) =
             (bodies.clone(), next.clone(), totals.clone(), run_id.clone(), auth.clone());
+        let addr = addrs[w % addrs.len()];
         workers.push(tokio::spawn(async move {
             let mut latencies_ms: Vec<f32> = Vec::new();
             let mut client: Option<Client> = None;
@@ -245,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let events = totals.events.load(Ordering::Relaxed);
     let command: Vec<String> = std::env::args().collect();
-    let report = json!({
+    let mut report = json!({
         "command": command.join(" "),
         "events_per_s": (events as f64 / seconds).round(),
         "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
@@ -258,7 +273,76 @@ async fn main() -> anyhow::Result<()> {
         "connections": args.connections,
         "rate": args.rate,
         "dataset": args.dataset,
+        "instances": addrs.len(),
     });
+    if let Some(dir) = &args.publish_bundle {
+        let (publish_ms, visible_ms) = publish_and_watch(dir, &addrs).await?;
+        report["publish_ms"] = json!((publish_ms * 10.0).round() / 10.0);
+        report["publish_visible_everywhere_ms"] = json!((visible_ms * 10.0).round() / 10.0);
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Publish a copy of the bundle in `dir` under a fresh version on `addrs[0]` (activated), then
+/// poll every instance's live manifest every 5 ms: how long the publish took, and how long
+/// after its answer every instance served the new version.
+async fn publish_and_watch(
+    dir: &std::path::Path,
+    addrs: &[std::net::SocketAddr],
+) -> anyhow::Result<(f64, f64)> {
+    let token = sessionrank_server::config::admin_token_from(
+        std::env::var(sessionrank_server::config::ADMIN_TOKEN_ENV).ok(),
+    )
+    .context("--publish-bundle needs SESSIONRANK_ADMIN_TOKEN")?;
+    let bundle = sessionrank_core::ModelBundle::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let mut manifest = bundle.manifest.clone();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    manifest.model_version = format!("scale-{stamp}");
+    let version = manifest.model_version.clone();
+    let renamed = sessionrank_core::ModelBundle::new(manifest, bundle.files);
+    let archive = sessionrank_cli::publish::archive_of_bundle(&renamed)?;
+    let mut c = Client::connect(addrs[0]).await?;
+    let auth = format!("Bearer {token}");
+    let sent = Instant::now();
+    let r = c
+        .send(
+            "POST",
+            "/admin/models?activate=true",
+            &[("content-type", "application/x-tar"), ("authorization", &auth)],
+            archive,
+        )
+        .await?;
+    let publish_ms = sent.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(r.status == 201, "publish: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    let published = Instant::now();
+    let mut clients = Vec::new();
+    for a in addrs {
+        clients.push(Client::connect(*a).await?);
+    }
+    let mut pending: Vec<usize> = (0..addrs.len()).collect();
+    while !pending.is_empty() {
+        anyhow::ensure!(
+            published.elapsed() < Duration::from_secs(60),
+            "{version} not live everywhere after 60 s"
+        );
+        let mut still = Vec::new();
+        for i in pending {
+            let r = clients[i].get("/v1/models/current").await?;
+            let live = r.json().ok().is_some_and(|m| m["model_version"] == version.as_str());
+            if !live {
+                still.push(i);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let visible_ms = published.elapsed().as_secs_f64() * 1000.0;
+    eprintln!(
+        "{version}: published in {publish_ms:.0} ms, live everywhere {visible_ms:.0} ms later"
+    );
+    Ok((publish_ms, visible_ms))
 }
