@@ -244,7 +244,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const COUNTS_SEQ: &str = "counts_seq";
 
 /// The schema version [`Store::open`] leaves a database at.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Events deleted per transaction by retention: the SQLite writer is free between them.
 const PRUNE_CHUNK: i64 = 10_000;

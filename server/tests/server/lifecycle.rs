@@ -147,6 +147,8 @@ async fn an_older_database_is_migrated_once() {
         store.execute_raw("DROP INDEX events_by_session").await.expect("drop");
         store.execute_raw("DROP INDEX events_by_time").await.expect("drop");
         store.execute_raw("ALTER TABLE items DROP COLUMN available").await.expect("drop");
+        store.execute_raw("DROP TABLE model_files").await.expect("drop");
+        store.execute_raw("ALTER TABLE jobs DROP COLUMN owner").await.expect("drop");
         store.execute_raw("DROP TABLE schema_migrations").await.expect("drop");
     }
     for _ in 0..2 {
