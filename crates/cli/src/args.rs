@@ -282,12 +282,12 @@ pub struct PublishArgs {
     /// Bundle directory to upload (a full bundle: `manifest.json` and the files it lists;
     /// verified here first, and again by the server).
     pub bundle: PathBuf,
-    /// The service: http://HOST[:PORT][/PREFIX] (plain HTTP: the admin port on a private
+    /// The service: `http://HOST[:PORT][/PREFIX]` (plain HTTP: the admin port on a private
     /// network, or through a tunnel).
     #[arg(long, env = "SESSIONRANK_SERVER", value_name = "URL")]
     pub server: String,
-    /// Make the new version live at once [default: published, not live; activate it later
-    /// with `POST /admin/models/<version>/activate`].
+    /// Make the new version live at once [default: published, not live]. A version published
+    /// without it goes live with `POST /admin/models/<version>/activate`.
     #[arg(long)]
     pub activate: bool,
 }
