@@ -58,7 +58,9 @@ impl StoreError {
         let e = match self {
             Self::Db(e) => e,
             Self::Unavailable(cause, _) => return Some(cause),
-            Self::UnsupportedUrl | Self::Corrupt(_) => return None,
+            Self::UnsupportedUrl | Self::Corrupt(_) | Self::LeaseLost(_) | Self::Exists(_) => {
+                return None;
+            }
         };
         match e {
             sqlx::Error::Io(_)
@@ -1122,42 +1124,56 @@ impl Store {
         activate: bool,
         fence: Option<(&str, &str)>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        if let Some((job, owner)) = fence {
-            let held = sqlx::query(
-                "UPDATE jobs SET updated_at = $3 WHERE id = $1 AND owner = $2 AND slot = 1",
-            )
-            .bind(job)
-            .bind(owner)
-            .bind(now_s())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if held == 0 {
-                return Err(StoreError::LeaseLost(job.to_string()));
+        let mut conn = self.write.acquire().await?;
+        let outcome = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            if let Some((job, owner)) = fence {
+                let held = sqlx::query(
+                    "UPDATE jobs SET updated_at = $3 WHERE id = $1 AND owner = $2 AND slot = 1",
+                )
+                .bind(job)
+                .bind(owner)
+                .bind(now_s())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if held == 0 {
+                    return Err(StoreError::LeaseLost(job.to_string()));
+                }
             }
-        }
-        let taken = sqlx::query("SELECT 1 FROM models WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if taken {
-            return Err(StoreError::Exists(format!("model version `{version}`")));
-        }
-        sqlx::query("INSERT INTO models (version, created_at, published_at, manifest) VALUES ($1, $2, $3, $4)")
+            let taken = sqlx::query("SELECT 1 FROM models WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if taken {
+                return Err(StoreError::Exists(format!("model version `{version}`")));
+            }
+            sqlx::query(
+                "INSERT INTO models (version, created_at, published_at, manifest) \
+                 VALUES ($1, $2, $3, $4)",
+            )
             .bind(version)
             .bind(created_at)
             .bind(now_s())
             .bind(manifest_json)
             .execute(&mut *tx)
             .await?;
-        insert_files(&mut tx, version, files).await?;
-        if activate {
-            set_setting(&mut tx, CURRENT_MODEL, version).await?;
+            insert_files(&mut tx, version, files).await?;
+            if activate {
+                set_setting(&mut tx, CURRENT_MODEL, version).await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        // A write of megabytes that failed half-way (SQLite rolls the transaction back by
+        // itself on a full disk) may leave the connection out of step with the driver's idea
+        // of it: it is closed rather than given to the next writer.
+        if let Err(StoreError::Db(_) | StoreError::Unavailable(..)) = &outcome {
+            conn.close_on_drop();
+        }
+        outcome
     }
 
     /// Store the files of a version recorded before bundles lived in the database (read from
