@@ -160,8 +160,11 @@ impl Reranker {
         let fused = (*device == Device::flex())
             .then(|| FusedSessionEncoder::new(&model.session).ok())
             .flatten();
-        let host = match (&fused, FusedScorer::new(&model)) {
-            (Some(_), Ok(scorer)) => {
+        // Only beside the fused encoder (the CPU): the scorer's weights, too, are read back
+        // synchronously, which a WebGPU device forbids.
+        let scorer = fused.as_ref().and_then(|_| FusedScorer::new(&model).ok());
+        let host = match scorer {
+            Some(scorer) => {
                 let none = std::iter::empty::<&EncodedItem>();
                 let padding = read_f32(model.item_vectors(item_features(
                     none,
