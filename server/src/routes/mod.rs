@@ -148,21 +148,25 @@ impl<const MAX: usize> FromRequest<AppState> for JsonBody<MAX> {
         }
         let limit =
             if MAX == 0 { state.config.body_limit } else { MAX.min(state.config.body_limit) };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::TooLarge { limit });
-        }
-        match axum::body::to_bytes(req.into_body(), limit).await {
-            Ok(bytes) => Ok(Self(bytes)),
-            Err(e) if is_length_limit(&e) => Err(ApiError::TooLarge { limit }),
-            Err(e) => {
-                Err(ApiError::bad_request(Some("body".into()), format!("reading the body: {e}")))
-            }
-        }
+        read_limited(req, limit).await.map(Self)
+    }
+}
+
+/// A request's body, at most `limit` bytes: a declared `Content-Length` over it is refused
+/// before anything is read, a body that grows past it as soon as it does (413 either way).
+pub(crate) async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if is_length_limit(&e) => Err(ApiError::TooLarge { limit }),
+        Err(e) => Err(ApiError::bad_request(Some("body".into()), format!("reading the body: {e}"))),
     }
 }
 

@@ -32,7 +32,7 @@ use serde_json::json;
 use sessionrank_core::bundle::MANIFEST;
 use sessionrank_core::{CoreError, ModelBundle, Reranker};
 
-use super::is_length_limit;
+use super::read_limited;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::version::BROWSER_DIR;
@@ -68,25 +68,7 @@ pub async fn publish(
     if mime != TAR {
         return Err(ApiError::ExpectedMediaType(TAR));
     }
-    let limit = state.config.max_bundle_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    let body = match axum::body::to_bytes(req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(e) if is_length_limit(&e) => return Err(ApiError::TooLarge { limit }),
-        Err(e) => {
-            return Err(ApiError::bad_request(
-                Some("body".into()),
-                format!("reading the body: {e}"),
-            ));
-        }
-    };
+    let body = read_limited(req, state.config.max_bundle_bytes).await?;
     let bundle = tokio::task::spawn_blocking(move || -> ApiResult<ModelBundle> {
         let bundle = bundle_of_archive(&body)?;
         // Decoding proves the weights fit this server's model before anything is stored.
