@@ -13,6 +13,9 @@
 //! time_budget_s = 1800
 //! tolerance = 0.5          # MRR@20 points the new model may lose and still be published
 //!
+//! [retrain.hygiene]        # bot and scripted sessions dropped before training (default on)
+//! max_item_repeats = 3
+//!
 //! [retrain.train]          # a TrainConfig; left out: the preset for the stored data
 //! max_epochs = 20
 //!
@@ -33,6 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Deserializer, Serialize};
+use sessionrank_data::hygiene::HygieneConfig;
 use sessionrank_model::ModelConfig;
 use sessionrank_train::{DeviceChoice, TrainConfig};
 
@@ -132,6 +136,9 @@ pub struct RetrainConfig {
     /// Peak learning rate of a warm-started job: lower, so fine-tuning does not wash out
     /// what the live model learned.
     pub warm_start_lr: f64,
+    /// `[retrain.hygiene]`: what is taken out of the stored sessions before a job splits and
+    /// trains ([`sessionrank_data::hygiene`]; on by default, `enabled = false` turns it off).
+    pub hygiene: HygieneConfig,
 }
 
 impl RetrainConfig {
@@ -168,6 +175,7 @@ impl Default for RetrainConfig {
             warm_start: true,
             warm_start_epochs: 5,
             warm_start_lr: 3e-4,
+            hygiene: HygieneConfig::default(),
         }
     }
 }
@@ -542,6 +550,7 @@ impl Config {
                  time budget"
             );
         }
+        r.hygiene.validate().map_err(|e| anyhow::anyhow!("retrain.{e}"))?;
         anyhow::ensure!(
             r.holdout_fraction > 0.0 && r.holdout_fraction < 0.5,
             "retrain.holdout_fraction must be in (0, 0.5)"
@@ -628,6 +637,23 @@ mod tests {
             Ok(f) => panic!("parsed: {:?}", f.retrain),
             Err(e) => format!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn hygiene_is_on_by_default_and_its_table_is_checked() {
+        let r = FileConfig::parse("[retrain]\ndevice = \"flex\"\n").expect("valid").retrain;
+        assert!(r.is_some_and(|r| r.hygiene == HygieneConfig::default() && r.hygiene.enabled));
+        let r = FileConfig::parse("[retrain.hygiene]\nmax_item_repeats = 5\n")
+            .expect("valid")
+            .retrain
+            .expect("a [retrain] table");
+        assert_eq!((r.hygiene.max_item_repeats, r.hygiene.max_identical), (5, 4));
+        let e = parse_error("[retrain.hygiene]\nmax_repeats = 5\n");
+        assert!(e.contains("unknown field `max_repeats`"), "{e}");
+        let mut c = Config::for_data_dir("x");
+        c.retrain.hygiene.dominant_share = 0.0;
+        let e = c.validate().expect_err("a zero share");
+        assert!(e.to_string().contains("retrain.hygiene.dominant_share"), "{e}");
     }
 
     #[test]

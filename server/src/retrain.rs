@@ -48,6 +48,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
+use sessionrank_data::hygiene::clean_sessions;
 use sessionrank_data::split::{RecentSplit, cases_of, split_recent};
 use sessionrank_data::{Catalog, Dataset, RankingMetrics, Session, TestCase};
 use sessionrank_model::{ModelConfig, SessionRankModel};
@@ -249,6 +250,11 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
     let catalog = state.store.load_catalog().await?;
     let window = cfg.window(now_s());
     let sessions = state.store.load_sessions(&catalog, &window).await?;
+    // Before the split: the held-out sessions the publish gate compares on are cleaned too.
+    let (sessions, hygiene) = clean_sessions(sessions, &cfg.hygiene);
+    if hygiene.sessions_kept < hygiene.sessions_in || hygiene.repeats_capped > 0 {
+        tracing::info!(?hygiene, "hygiene: scripted sessions dropped before training");
+    }
     let dataset = split(catalog, sessions, &cfg)?;
     if cfg.panic_after_loading {
         panic!("injected panic (retrain.panic_after_loading)");
@@ -261,6 +267,7 @@ async fn execute(state: &AppState, job: &SharedJob) -> anyhow::Result<()> {
                 "max_sessions": window.max_sessions,
                 "max_session_events": window.max_session_events,
             },
+            "hygiene": hygiene,
             "train_sessions": dataset.train.len(),
             "valid_cases": dataset.valid.len(),
             "test_cases": dataset.test.len(),

@@ -10,6 +10,7 @@
 //!   RetailRocket and RecBole atomic files.
 //! * [`price`] — price → price level, the one rule training and serving share.
 //! * [`split`] — train / validation / test splits and the cases of held-out sessions.
+//! * [`hygiene`] — bot and scripted sessions taken out before retraining (poisoning).
 //! * [`metrics`] — rank of the target and HR/MRR/NDCG, accumulated into [`RankingMetrics`];
 //!   [`diversity`] — category coverage and intra-list diversity of a shown list.
 //! * [`scorer`] — the [`Scorer`] trait every ranked thing implements.
@@ -20,6 +21,7 @@ pub mod baselines;
 pub mod diversity;
 pub mod error;
 pub mod eval;
+pub mod hygiene;
 pub mod import;
 pub mod metrics;
 mod par;

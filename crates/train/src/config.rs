@@ -57,6 +57,15 @@ pub struct TrainConfig {
     /// Label smoothing of the cross-entropy.
     #[config(default = 0.0)]
     pub label_smoothing: f64,
+    /// Threads a step runs on. The flex backend spreads only its large matrix products over
+    /// the cores, so a plain step keeps ~1 of 2 cores busy. With more than one thread the
+    /// batch is cut into that many parts (by sessions): their forward passes run one after
+    /// another, so the dropout and sampling draws keep one order (same seed, same numbers),
+    /// and their backward passes — about two thirds of a step — run at once; the gradients
+    /// are summed, each part weighted by its share of the batch's targets, which is the whole
+    /// batch's gradient. 0 = one per core (at most 4); 1 = the single-pass step.
+    #[config(default = 0)]
+    pub threads: usize,
     /// Learn from a teacher bundle as well as from the next item (knowledge distillation).
     #[config(default = "None")]
     pub distill: Option<DistillConfig>,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -133,6 +133,7 @@ pub fn train_with(
             None => None,
         },
         device: ad.clone(),
+        threads: step_threads(config.threads),
     };
     let valid = validation_cases(dataset, config);
     let mut run = start_run(config, &dataset.name, &ad, initial_model, checkpoint_dir)?;
@@ -177,6 +178,14 @@ pub fn train_with(
     })
 }
 
+/// [`TrainConfig::threads`] resolved: 0 = one per core, at most 4.
+fn step_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    }
+}
+
 /// What every step of a run reads.
 struct Steps<'a> {
     config: &'a TrainConfig,
@@ -190,6 +199,8 @@ struct Steps<'a> {
     teacher: Option<Teacher>,
     /// The autodiff device.
     device: Device,
+    /// Parts a step is cut into ([`TrainConfig::threads`], resolved).
+    threads: usize,
 }
 
 impl Steps<'_> {
@@ -219,6 +230,61 @@ impl Steps<'_> {
             }
             _ => (ce, None),
         }
+    }
+}
+
+impl Steps<'_> {
+    /// One step's loss, KD term and gradients: one pass, or [`TrainConfig::threads`] parts
+    /// whose forward passes run in order and whose backward passes run at once.
+    fn step_grads(
+        &self,
+        model: &SessionRankModel,
+        ids: &[usize],
+        rng: &mut StdRng,
+    ) -> (Tensor<1>, Option<Tensor<1>>, GradientsParams) {
+        let parts = self.threads.min(ids.len());
+        if parts <= 1 {
+            let (loss, kd) = self.loss(model, ids, rng);
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            return (loss, kd, grads);
+        }
+        let max_len = self.config.model.max_len;
+        let targets = |part: &[usize]| -> usize {
+            part.iter().map(|&i| (self.seqs[i].len() - 1).min(max_len)).sum()
+        };
+        let total = targets(ids).max(1) as f64;
+        // Forward passes in order (the device's and `rng`'s draws keep one order), each part's
+        // mean loss weighted by its share of the targets: the sum is the batch's mean loss.
+        let weighted: Vec<(Tensor<1>, Option<Tensor<1>>)> = ids
+            .chunks(ids.len().div_ceil(parts))
+            .map(|part| {
+                let share = targets(part) as f64 / total;
+                let (loss, kd) = self.loss(model, part, rng);
+                (loss * share, kd.map(|k| k * share))
+            })
+            .collect();
+        let all_grads = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                weighted.iter().map(|(loss, _)| scope.spawn(move || loss.backward())).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect::<Vec<_>>()
+        });
+        let mut sum = GradientsAccumulator::<SessionRankModel>::new();
+        for grads in all_grads {
+            sum.accumulate(model, GradientsParams::from_grads(grads, model));
+        }
+        let mut parts = weighted.into_iter();
+        let (mut loss, mut kd) = parts.next().expect("at least two parts");
+        for (l, k) in parts {
+            loss = loss + l;
+            kd = match (kd, k) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
+        (loss, kd, sum.grads())
     }
 }
 
@@ -291,8 +357,7 @@ fn train_epoch(
         if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
             return Err(TrainError::Cancelled(state.step));
         }
-        let (loss, kd) = steps.loss(&model, ids, &mut rng);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (loss, kd, grads) = steps.step_grads(&model, ids, &mut rng);
         totals.lr = steps.schedule.lr(state.step);
         model = optim.step(totals.lr, model, grads);
         if i.is_multiple_of(READ_EVERY) || i + 1 == batches.len() {

@@ -121,6 +121,42 @@ fn tiny_overfit_on_real_sessions() {
     assert!(last.train_loss < outcome.history[0].train_loss / 3.0);
 }
 
+/// A step cut into parts whose backward passes run on two threads is the whole batch's step
+/// (gradients summed by target share): without dropout the two runs' models score alike, and
+/// a threaded run is as reproducible as a plain one.
+#[test]
+fn a_step_split_over_threads_is_the_whole_batch_step() {
+    let _turn = rng_turn();
+    let mut ds = slice();
+    ds.train.truncate(300);
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let base = TrainConfig::new(complete_config(small(ModelConfig::new()), &encoder))
+        .with_valid_cases(200)
+        .with_max_epochs(2)
+        .with_batch_size(32);
+    let run = |threads: usize| {
+        let outcome =
+            train(&ds, &encoder, &base.clone().with_threads(threads), &Device::flex(), None)
+                .expect("train");
+        let device = Device::flex();
+        let scorer = ModelScorer::new(
+            outcome.model,
+            catalog_features(&encoder, &device),
+            &device,
+            format!("{threads} threads"),
+        );
+        let prefixes: Vec<&[sessionrank_data::Event]> =
+            ds.valid.iter().take(20).map(|c| c.prefix.as_slice()).collect();
+        let mut scores = vec![0.0f32; prefixes.len() * scorer.n_items()];
+        scorer.score_batch(&prefixes, &mut scores);
+        scores
+    };
+    let (one, two) = (run(1), run(2));
+    let worst = one.iter().zip(&two).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "1 vs 2 threads: scores differ by up to {worst}");
+    assert_eq!(two, run(2), "same seed, same threads: the same numbers");
+}
+
 #[test]
 fn an_interrupted_run_resumes_from_its_checkpoint() {
     let _turn = rng_turn();

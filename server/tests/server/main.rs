@@ -24,6 +24,7 @@
 //!   file), versions in the database served alike by every instance, the single-flight cache;
 //! * `scale_out` — three `sessionrank serve` on one PostgreSQL: one retraining job across
 //!   them, a kill -9 mid-training taken over after the lease, the same bytes everywhere;
+//! * `poisoning` — bot sessions in the stored events are dropped before a retraining trains;
 //! * `postgres` — the same scenarios on PostgreSQL when `SESSIONRANK_TEST_POSTGRES_URL` is set.
 
 mod bounded_work;
@@ -34,6 +35,7 @@ mod end_to_end;
 mod failing_store;
 mod lifecycle;
 mod package;
+mod poisoning;
 mod postgres;
 mod publish;
 mod review_fixes;
