@@ -208,6 +208,10 @@ pub struct TrainingArgs {
     /// Share of item ids hidden per step so the content tower learns cold items.
     #[arg(long, default_value_t = train_defaults().id_dropout, value_name = "P")]
     pub id_dropout: f64,
+    /// Threads a training step runs on (its backward passes at once); 0 = one per core, at
+    /// most 4; 1 = the single-pass step (no faster yet on 2 cores).
+    #[arg(long, default_value_t = train_defaults().threads, value_name = "N")]
+    pub threads: usize,
 }
 
 /// The distillation defaults, for `--help`.

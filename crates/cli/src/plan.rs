@@ -130,6 +130,7 @@ impl TrainPlan {
             time_budget_s: t.time_budget,
             negatives: t.negatives,
             id_dropout: t.id_dropout,
+            threads: t.threads,
             distill: distill_config(&a.distill),
             ..preset
         };

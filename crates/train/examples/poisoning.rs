@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p sessionrank-train --example poisoning -- \
 //!     [--dataset diginetica] [--max-sessions 40000] [--epochs 3] [--cases 2000] \
-//!     [--bot-share 0.05] [--seed 7] [--out results/poisoning.json]
+//!     [--bot-share 0.05] [--seed 7] [--threads 2] [--out results/poisoning.json]
 //! ```
 //!
 //! The job's view of a shop: the most recent `--max-sessions` training sessions of a real
@@ -58,6 +58,7 @@ struct Args {
     cases: usize,
     bot_share: f64,
     seed: u64,
+    threads: usize,
     out: PathBuf,
 }
 
@@ -70,6 +71,7 @@ fn args() -> Result<Args, Error> {
         cases: 2_000,
         bot_share: 0.05,
         seed: 7,
+        threads: 2,
         out: PathBuf::from("results/poisoning.json"),
     };
     let mut it = std::env::args().skip(1);
@@ -83,6 +85,7 @@ fn args() -> Result<Args, Error> {
             "--cases" => a.cases = value()?.parse()?,
             "--bot-share" => a.bot_share = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
+            "--threads" => a.threads = value()?.parse()?,
             "--out" => a.out = value()?.into(),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -276,7 +279,10 @@ fn main() -> Result<(), Error> {
     }
 
     let profile = DatasetProfile::of(&dataset);
-    let mut config = TrainConfig::preset(&profile).with_max_epochs(a.epochs).with_seed(a.seed);
+    let mut config = TrainConfig::preset(&profile)
+        .with_max_epochs(a.epochs)
+        .with_seed(a.seed)
+        .with_threads(a.threads);
     let encoder = build_encoder(
         &dataset,
         &FeatureOptions::default(),
@@ -334,6 +340,7 @@ fn main() -> Result<(), Error> {
         "promoted_item": {"id": dataset.catalog.get(target).map(|i| i.id.clone()), "train_clicks": clicks[target as usize]},
         "test_cases": bench.cases.len(),
         "preset_epochs": a.epochs,
+        "threads": a.threads,
         "model": {"d_model": config.model.d_model, "n_layers": config.model.n_layers, "max_len": config.model.max_len},
         "defence": defence,
         "headline_attack": Attack::RepeatClicks.name(),

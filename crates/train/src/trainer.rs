@@ -255,17 +255,25 @@ impl Steps<'_> {
         let total = targets(ids).max(1) as f64;
         // Forward passes in order (the device's and `rng`'s draws keep one order), each part's
         // mean loss weighted by its share of the targets: the sum is the batch's mean loss.
-        let weighted: Vec<(Tensor<1>, Option<Tensor<1>>)> = ids
+        // Each part runs on a fork of the model (the same parameters and ids, new autodiff
+        // leaves): graphs that share a leaf are kept under one lock by burn's autodiff, which
+        // would run the backward passes one after another.
+        let weighted: Vec<(SessionRankModel, Tensor<1>, Option<Tensor<1>>)> = ids
             .chunks(ids.len().div_ceil(parts))
             .map(|part| {
                 let share = targets(part) as f64 / total;
-                let (loss, kd) = self.loss(model, part, rng);
-                (loss * share, kd.map(|k| k * share))
+                let replica = model.clone().fork(&self.device);
+                let (loss, kd) = self.loss(&replica, part, rng);
+                (replica, loss * share, kd.map(|k| k * share))
             })
             .collect();
         let all_grads = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                weighted.iter().map(|(loss, _)| scope.spawn(move || loss.backward())).collect();
+            let handles: Vec<_> = weighted
+                .iter()
+                .map(|(replica, loss, _)| {
+                    scope.spawn(move || GradientsParams::from_grads(loss.backward(), replica))
+                })
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -273,9 +281,9 @@ impl Steps<'_> {
         });
         let mut sum = GradientsAccumulator::<SessionRankModel>::new();
         for grads in all_grads {
-            sum.accumulate(model, GradientsParams::from_grads(grads, model));
+            sum.accumulate(model, grads);
         }
-        let mut parts = weighted.into_iter();
+        let mut parts = weighted.into_iter().map(|(_, loss, kd)| (loss, kd));
         let (mut loss, mut kd) = parts.next().expect("at least two parts");
         for (l, k) in parts {
             loss = loss + l;
