@@ -144,9 +144,8 @@ pub fn clean_sessions(
             report.dropped_too_fast += 1;
             continue;
         }
-        if session.events.len() >= 2 {
-            let limit =
-                if session.events.len() == 2 { cfg.max_identical_pairs } else { cfg.max_identical };
+        if n >= 2 {
+            let limit = if n == 2 { cfg.max_identical_pairs } else { cfg.max_identical };
             if limit > 0 {
                 let key: Vec<ItemIdx> = session.events.iter().map(|e| e.item).collect();
                 let seen = copies.entry(key).or_insert(0);

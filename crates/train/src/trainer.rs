@@ -231,9 +231,7 @@ impl Steps<'_> {
             _ => (ce, None),
         }
     }
-}
 
-impl Steps<'_> {
     /// One step's loss, KD term and gradients: one pass, or [`TrainConfig::threads`] parts
     /// whose forward passes run in order and whose backward passes run at once.
     fn step_grads(
