@@ -31,18 +31,6 @@ pub fn to_js<T: Serialize>(v: &T) -> Result<JsValue> {
         .map_err(|e| Error::new(ErrorCode::Device, format!("could not build the result: {e}")))
 }
 
-/// [`to_js`] for a large result (a re-rank's hundred items, their explanations and
-/// effects): written as JSON here and parsed by `JSON.parse` in one call. serde_wasm_bindgen
-/// makes every object, string and number with a call across the boundary of its own — for a
-/// page of 100 that was the largest part of a click (0.4 of ~1 ms, measured). Numbers come
-/// back as the shortest decimal of their `f32` rather than its exact `f64` widening.
-pub fn to_js_via_json<T: Serialize>(v: &T) -> Result<JsValue> {
-    let failed =
-        |e: String| Error::new(ErrorCode::Device, format!("could not build the result: {e}"));
-    let json = serde_json::to_string(v).map_err(|e| failed(e.to_string()))?;
-    js_sys::JSON::parse(&json).map_err(|e| failed(describe(&e)))
-}
-
 thread_local! {
     /// Property names as JS strings, made once: `"itemId".into()` would decode a new JS
     /// string on every lookup — four per candidate, every click.

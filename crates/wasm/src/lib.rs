@@ -16,6 +16,7 @@
 //!   fallback; [`choice`]: `options.backend` and the warm-up report; `gpu` (WebGPU build):
 //!   the browser's GPU device and the warm-up race; [`score`]: one call on an engine;
 //! * [`shapes`]: the JS shapes of events, candidates and results, checked on the way in;
+//!   `bulk`: a re-rank's candidates in and ranking out, one JS call each (`js/bulk.js`);
 //!   `js`: the conversions every module shares;
 //! * [`storage`]: the session and its `sessionStorage` mirror;
 //! * [`error`]: every failure as a `SessionrankError` with a `code`.
@@ -30,6 +31,7 @@
 //! "unknown item" vector. Nothing about the session leaves the page.
 
 pub mod backend;
+mod bulk;
 pub mod choice;
 pub mod error;
 mod fetch;
@@ -209,6 +211,18 @@ export interface BackendReport {
   webgpuMs: number | null;
   /** Why WebGPU does not score, when it does not (no adapter, slower, failed at run time). */
   reason: string | null;
+}
+
+/** Where loading spent its time (milliseconds): `reranker.loadTimings`. */
+export interface LoadTimings {
+  /** Fetching the manifest, then its files in parallel (0 for `fromBytes`). */
+  fetchMs: number;
+  /** Checking every file's sha256. */
+  verifyMs: number;
+  /** Decoding the weights and building the CPU engine. */
+  buildMs: number;
+  /** The backend choice (the WebGPU build's warm-up race, when it runs). */
+  chooseMs: number;
 }
 
 export type SessionrankErrorCode =

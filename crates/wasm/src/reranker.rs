@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use sessionrank_core::BundleKind;
 use sessionrank_core::bundle::{MANIFEST, SAFETENSORS, WEIGHTS};
-use sessionrank_core::reranker::{SessionState, upstream, upstream_with};
+use sessionrank_core::reranker::{MAX_CANDIDATES, SessionState, upstream, upstream_with};
 use sessionrank_core::{CoreError, ModelBundle, Prepared, Ranking};
 use wasm_bindgen::prelude::*;
 
@@ -14,10 +14,10 @@ use crate::backend::Engines;
 
 use crate::choice::{Backend, Choice};
 use crate::error::{Error, ErrorCode, Result};
-use crate::js::{describe, now_ms, to_js, to_js_via_json};
+use crate::js::{describe, now_ms, to_js};
 use crate::storage::{Backing, SessionStore};
 use crate::vectors::VectorCache;
-use crate::{fetch, shapes};
+use crate::{bulk, fetch, shapes};
 
 /// Options of `load` / `fromBytes`.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +78,23 @@ pub struct Reranker {
     /// The session half of the last call and the engine it was computed on: another page
     /// re-ranked before the next click skips the session encoder (core decides when it may).
     session_state: RefCell<Option<(Backend, SessionState)>>,
+    /// Where `load` / `fromBytes` spent its time (JS: `loadTimings`).
+    load_timings: LoadTimings,
+}
+
+/// Where loading went, in milliseconds (`performance.now()`): the start of a page's cold
+/// start the package can see (the module's own fetch and compile come before it).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoadTimings {
+    /// Fetching the manifest and then its files (0 for `fromBytes`).
+    fetch_ms: f64,
+    /// Checking every file's sha256 and the manifest.
+    verify_ms: f64,
+    /// Decoding the weights and building the CPU engine.
+    build_ms: f64,
+    /// The backend choice (`load` only; the WebGPU build's warm-up race when it runs).
+    choose_ms: f64,
 }
 
 #[wasm_bindgen]
@@ -94,6 +111,7 @@ impl Reranker {
         #[wasm_bindgen(unchecked_optional_param_type = "RerankerOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
         let options = Options::parse(&options)?;
+        let t0 = now_ms();
         let manifest_url = fetch::resolve(&manifest_url, None)?;
         let manifest_bytes = fetch::bytes(&manifest_url, fetch::start(&manifest_url)?).await?;
         // Refuse another format version or kind before downloading anything else.
@@ -110,9 +128,13 @@ impl Reranker {
         for (name, url, request) in pending {
             files.insert(name.to_string(), fetch::bytes(&url, request).await?);
         }
-        let reranker = Self::build(&manifest_bytes, files, options)?;
+        let fetch_ms = now_ms() - t0;
+        let mut reranker = Self::build(&manifest_bytes, files, options)?;
+        reranker.load_timings.fetch_ms = fetch_ms;
         // The backend choice (WebGPU build): done before `load` resolves.
+        let t1 = now_ms();
         reranker.engines.choose().await?;
+        reranker.load_timings.choose_ms = now_ms() - t1;
         if options.warm_up {
             crate::warm::spawn(reranker.shadow());
         }
@@ -150,19 +172,25 @@ impl Reranker {
             session: RefCell::new(SessionStore::open(version, false)),
             vectors: RefCell::new(VectorCache::default()),
             session_state: RefCell::new(None),
+            load_timings: self.load_timings,
         }
     }
 
     fn build(manifest: &[u8], files: BTreeMap<String, Vec<u8>>, options: Options) -> Result<Self> {
         check_kind(ModelBundle::parse_manifest(manifest)?.kind)?;
+        let t0 = now_ms();
         let bundle = ModelBundle::from_parts(manifest, files)?;
+        let t1 = now_ms();
         let engines = Engines::new(&bundle, options.backend)?;
+        let load_timings =
+            LoadTimings { verify_ms: t1 - t0, build_ms: now_ms() - t1, ..Default::default() };
         let session = SessionStore::open(&engines.cpu().manifest().model_version, options.persist);
         Ok(Self {
             engines,
             session: RefCell::new(session),
             vectors: RefCell::new(VectorCache::default()),
             session_state: RefCell::new(None),
+            load_timings,
         })
     }
 
@@ -214,7 +242,12 @@ impl Reranker {
         let t0 = now_ms();
         let rules = shapes::rules(rules)?;
         let rules_parse_ms = now_ms() - t0;
-        let mut candidates = shapes::candidates(&candidates)?;
+        // One call for the common shape of a page; element by element otherwise.
+        let dim = self.engines.cpu().model_dim();
+        let mut candidates = match bulk::candidates(&candidates, dim, MAX_CANDIDATES)? {
+            Some(list) => list,
+            None => shapes::candidates(&candidates)?,
+        };
         // Remember the page's vectors (a click on a listed item then knows its vector), and
         // give candidates passed as bare ids the vector an earlier page gave them.
         self.vectors.borrow_mut().learn_and_fill(&mut candidates);
@@ -281,7 +314,7 @@ impl Reranker {
         }
         let timings =
             shapes::Timings { input_ms: t1 - t0, model_ms: t2 - t1, finish_ms: t3 - t2, rules_ms };
-        Ok(to_js_via_json(&shapes::RankingOut::new(ranking, backend.as_str(), t3 - t0, timings))?)
+        Ok(bulk::ranking(&ranking, backend.as_str(), t3 - t0, timings)?)
     }
 
     /// Forget the session (memory and `sessionStorage`).
@@ -337,6 +370,14 @@ impl Reranker {
     #[wasm_bindgen(getter, unchecked_return_type = "BackendReport")]
     pub fn warmup(&self) -> Result<JsValue, JsValue> {
         Ok(to_js(&self.engines.report())?)
+    }
+
+    /// Where loading spent its time: `{fetchMs, verifyMs, buildMs, chooseMs}` (milliseconds:
+    /// fetching the bundle, checking its checksums, decoding the weights and building the CPU
+    /// engine, the backend choice). The module's own fetch and compile come before all of it.
+    #[wasm_bindgen(getter, js_name = loadTimings, unchecked_return_type = "LoadTimings")]
+    pub fn load_timings(&self) -> Result<JsValue, JsValue> {
+        Ok(to_js(&self.load_timings)?)
     }
 
     /// Resolves to the backend report once the backend choice is made (`fromBytes` makes it

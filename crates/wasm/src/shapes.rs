@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 use sessionrank_core::explain::HiddenReason;
+use sessionrank_core::ranking::HiddenItem;
 use sessionrank_core::reranker::MAX_CANDIDATES;
-use sessionrank_core::{Candidate, Effects, ItemContent, Ranking, Rules, SessionEvent};
+use sessionrank_core::{Candidate, ItemContent, Rules, SessionEvent};
 use sessionrank_data::EventKind;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -18,13 +19,13 @@ use crate::js::{describe, numbers, property};
 /// An item id: a string, or an integer (shops often use numeric ids).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Id {
+pub(crate) enum Id {
     Text(String),
     Number(f64),
 }
 
 impl Id {
-    fn into_string(self, field: &str) -> Result<String> {
+    pub(crate) fn into_string(self, field: &str) -> Result<String> {
         let s = match self {
             Id::Text(s) => s,
             Id::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15 => {
@@ -262,39 +263,6 @@ impl<'a> From<&'a SessionEvent> for EventOut<'a> {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BecauseOut {
-    pub item_id: String,
-    pub weight: f32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RankedOut {
-    pub item_id: String,
-    pub score: f32,
-    pub upstream_rank: usize,
-    pub because: Vec<BecauseOut>,
-    /// What the rules did to it (`{}` when nothing).
-    pub effects: Effects,
-    /// One short sentence: the session items that raised it, then the rules' effects.
-    pub explanation: String,
-}
-
-/// `rerank`'s result.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RankingOut {
-    pub items: Vec<RankedOut>,
-    pub personalised: bool,
-    pub reason: Option<String>,
-    pub hidden: Vec<HiddenOut>,
-    pub backend: &'static str,
-    pub millis: f64,
-    pub timings: Timings,
-}
-
 /// Where `millis` went (`performance.now()` resolution: 0.1 ms unless cross-origin isolated).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -343,44 +311,8 @@ pub struct HiddenOut {
     pub reason: HiddenReason,
 }
 
-impl RankingOut {
-    pub fn new(r: Ranking, backend: &'static str, millis: f64, timings: Timings) -> Self {
-        let items = r
-            .items
-            .into_iter()
-            .map(|i| {
-                let explanation = i.explanation();
-                RankedOut {
-                    item_id: i.item_id,
-                    score: i.score,
-                    upstream_rank: i.upstream_rank,
-                    because: i
-                        .because
-                        .into_iter()
-                        .map(|b| BecauseOut { item_id: b.item_id, weight: b.weight })
-                        .collect(),
-                    effects: i.effects,
-                    explanation,
-                }
-            })
-            .collect();
-        let hidden = r
-            .hidden
-            .into_iter()
-            .map(|h| HiddenOut {
-                item_id: h.item_id,
-                upstream_rank: h.upstream_rank,
-                reason: h.reason,
-            })
-            .collect();
-        Self {
-            items,
-            personalised: r.personalised,
-            reason: r.reason,
-            hidden,
-            backend,
-            millis,
-            timings,
-        }
+impl From<&HiddenItem> for HiddenOut {
+    fn from(h: &HiddenItem) -> Self {
+        Self { item_id: h.item_id.clone(), upstream_rank: h.upstream_rank, reason: h.reason }
     }
 }

@@ -50,6 +50,10 @@ impl VectorCache {
     }
 
     fn insert(&mut self, id: &str, v: &[f32]) {
+        // A page re-ranked after every click passes the same vectors again: nothing to copy.
+        if self.vectors.get(id).is_some_and(|known| known.as_slice() == v) {
+            return;
+        }
         if self.vectors.insert(id.to_string(), v.to_vec()).is_none() {
             self.order.push_back(id.to_string());
         }

@@ -447,6 +447,62 @@ async fn vectors_of_listed_items_reach_the_events_that_name_them() {
     assert_eq!(order(&with), order(&bare));
 }
 
+/// A result as plain JSON, less its timings (they differ between any two calls).
+async fn result_json(r: &Reranker, candidates: JsValue) -> Value {
+    let out = r.rerank(candidates, JsValue::UNDEFINED).await.expect("rerank");
+    let mut v: Value = serde_wasm_bindgen::from_value(out).expect("plain JSON");
+    let o = v.as_object_mut().expect("an object");
+    o.remove("millis");
+    o.remove("timings");
+    v
+}
+
+/// A page of the common shape (ids and vectors, numeric ids, `item_id`, `available`) goes
+/// through the one-call fast path (`js/bulk.js`); a candidate with `content` sends the whole
+/// list through the element-by-element path. Both must give the same result, to the byte.
+#[wasm_bindgen_test]
+async fn the_one_call_path_and_the_element_by_element_path_agree() {
+    let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let case = golden.cases.iter().find(|c| c.name == "fifty_events").expect("case");
+    let r = engine();
+    for e in &case.session {
+        r.observe(event_js(e)).expect("observe");
+    }
+    let mut cs = case.candidates.clone();
+    cs[4].available = false;
+    let fast = candidates_js(&cs);
+    let array = js_sys::Array::from(&fast);
+    // An integer id given as a number, and the snake_case spelling of itemId.
+    let numeric = cs.iter().position(|c| c.item_id.parse::<u32>().is_ok()).expect("a numeric id");
+    let n: u32 = cs[numeric].item_id.parse().expect("numeric");
+    Reflect::set(&array.get(numeric as u32), &"itemId".into(), &JsValue::from(n)).expect("set");
+    let snake = array.get(2);
+    let id = Reflect::get(&snake, &"itemId".into()).expect("id");
+    Reflect::delete_property(snake.unchecked_ref::<js_sys::Object>(), &"itemId".into())
+        .expect("delete");
+    Reflect::set(&snake, &"item_id".into(), &id).expect("set");
+    let fast_out = result_json(&r, fast.clone()).await;
+    // The same list with a content field on the last item: the slow path.
+    let last = array.get(array.length() - 1);
+    Reflect::set(&last, &"content".into(), &js(&json!({ "category": "1" }))).expect("set");
+    let slow_out = result_json(&r, fast).await;
+    assert_eq!(fast_out, slow_out);
+    assert_eq!(fast_out["personalised"], true);
+    assert_eq!(fast_out["hidden"][0]["itemId"], json!(cs[4].item_id));
+    let ids: Vec<&str> = fast_out["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["itemId"].as_str())
+        .collect();
+    assert!(ids.contains(&cs[numeric].item_id.as_str()), "a numeric id comes back as its string");
+    assert!(
+        fast_out["items"][0]["explanation"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Because you viewed"))
+    );
+}
+
 /// An `invalid_input` rejection's field.
 async fn rerank_field(r: &Reranker, candidates: Value) -> String {
     let e = r.rerank(js(&candidates), JsValue::UNDEFINED).await.expect_err("rejected");
