@@ -217,8 +217,12 @@ impl ModelBundle {
 
     /// Check one file's bytes against the manifest.
     pub fn verify_file(manifest: &Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+        Self::check_digest(manifest, name, sha256_hex(bytes))
+    }
+
+    /// A file's sha256 (lowercase hex), however it was computed, against the manifest's.
+    fn check_digest(manifest: &Manifest, name: &str, actual: String) -> Result<()> {
         let entry = manifest.files.get(name).ok_or_else(|| CoreError::MissingFile(name.into()))?;
-        let actual = sha256_hex(bytes);
         if actual != entry.sha256 {
             return Err(CoreError::ChecksumMismatch {
                 file: name.into(),
@@ -232,9 +236,25 @@ impl ModelBundle {
     /// Build from a manifest and fetched files, verifying every checksum. `files` must hold
     /// at least the required files; optional ones (safetensors) may be left out.
     pub fn from_parts(manifest_bytes: &[u8], files: BTreeMap<String, Vec<u8>>) -> Result<Self> {
+        Self::from_parts_with_digests(manifest_bytes, files, &BTreeMap::new())
+    }
+
+    /// [`Self::from_parts`] with some files' sha256 already computed by the caller (the
+    /// browser package asks the browser's `crypto.subtle`, native code, instead of hashing a
+    /// weights file with this crate's code freshly compiled in wasm: ~2 ms against ~20-40 ms of
+    /// a cold start). Files missing from `digests` are hashed here; the checks are the same.
+    pub fn from_parts_with_digests(
+        manifest_bytes: &[u8],
+        files: BTreeMap<String, Vec<u8>>,
+        digests: &BTreeMap<String, String>,
+    ) -> Result<Self> {
         let manifest = Self::parse_manifest(manifest_bytes)?;
         for (name, bytes) in &files {
-            Self::verify_file(&manifest, name, bytes)?;
+            let actual = match digests.get(name) {
+                Some(d) => d.to_ascii_lowercase(),
+                None => sha256_hex(bytes),
+            };
+            Self::check_digest(&manifest, name, actual)?;
         }
         for &name in manifest.kind.required_files() {
             if !files.contains_key(name) {

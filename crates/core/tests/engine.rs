@@ -303,3 +303,39 @@ fn bad_vectors_name_the_field() {
     let inf = Candidate { vector: Some(vec![f32::INFINITY; d]), ..cand(&ids[1]) };
     assert_eq!(field(&[], &[inf]), "candidates[0].vector[0]");
 }
+
+/// Digests the caller computed (the browser's `crypto.subtle`) are checked exactly like the
+/// ones computed here: a right one (in either case) passes, a wrong one is a checksum
+/// mismatch naming the file, and a file without one is hashed here.
+#[test]
+fn digests_given_by_the_caller_are_checked_like_computed_ones() {
+    let dir = repo_root().join("tests/fixtures/bundle-slice-browser");
+    let manifest = std::fs::read(dir.join("manifest.json")).expect("manifest");
+    let files: std::collections::BTreeMap<String, Vec<u8>> = ["weights.bpk", "categories.json"]
+        .into_iter()
+        .map(|n| (n.to_string(), std::fs::read(dir.join(n)).expect("file")))
+        .collect();
+    let weights = sessionrank_core::bundle::sha256_hex(&files["weights.bpk"]);
+    let given = |d: &str| [("weights.bpk".to_string(), d.to_string())].into_iter().collect();
+    ModelBundle::from_parts_with_digests(&manifest, files.clone(), &given(&weights))
+        .expect("the right digest");
+    ModelBundle::from_parts_with_digests(&manifest, files.clone(), &given(&weights.to_uppercase()))
+        .expect("hex case does not matter");
+    let wrong = "0".repeat(64);
+    match ModelBundle::from_parts_with_digests(&manifest, files.clone(), &given(&wrong)) {
+        Err(CoreError::ChecksumMismatch { file, actual, .. }) => {
+            assert_eq!(file, "weights.bpk");
+            assert_eq!(actual, wrong);
+        }
+        other => panic!("a wrong digest was accepted: {:?}", other.map(|_| ())),
+    }
+    // Tampered bytes with no digest given are hashed here and refused.
+    let mut tampered = files;
+    if let Some(b) = tampered.get_mut("categories.json") {
+        b.push(b' ');
+    }
+    assert!(matches!(
+        ModelBundle::from_parts_with_digests(&manifest, tampered, &given(&weights)),
+        Err(CoreError::ChecksumMismatch { file, .. }) if file == "categories.json"
+    ));
+}

@@ -4,11 +4,11 @@
 // JSON.parse of ~24 KB on the way out, most of a click (BENCHMARKS.md, issue 19).
 
 // Reused between calls: a fresh ArrayBuffer per call would feed the garbage collector.
-let vectors = new Float32Array(0);
-let flags = new Uint8Array(0);
+let packedVectors = new Float32Array(0);
+let packedFlags = new Uint8Array(0);
 
 /** A safe integer or a string: the item ids the fast path takes as they are. */
-const plainId = (id) => typeof id === "string" || Number.isSafeInteger(id);
+const plainItemId = (id) => typeof id === "string" || Number.isSafeInteger(id);
 
 /**
  * The common shape of a candidate list — ids, or `{itemId, vector?, available?}` with a
@@ -21,33 +21,33 @@ const plainId = (id) => typeof id === "string" || Number.isSafeInteger(id);
 export function packCandidates(list, dim, max) {
   if (!Array.isArray(list) || list.length > max) return null;
   const n = list.length;
-  if (vectors.length < n * dim) vectors = new Float32Array(n * dim);
-  if (flags.length < n) flags = new Uint8Array(n);
+  if (packedVectors.length < n * dim) packedVectors = new Float32Array(n * dim);
+  if (packedFlags.length < n) packedFlags = new Uint8Array(n);
   const ids = new Array(n);
   for (let i = 0; i < n; i++) {
     const c = list[i];
     if (typeof c === "string" || typeof c === "number") {
-      if (!plainId(c)) return null;
+      if (!plainItemId(c)) return null;
       ids[i] = c;
-      flags[i] = 0;
+      packedFlags[i] = 0;
       continue;
     }
     if (c === null || typeof c !== "object" || c.content != null) return null;
     let id = c.itemId;
     if (id === undefined) id = c.item_id;
-    if (!plainId(id)) return null;
+    if (!plainItemId(id)) return null;
     ids[i] = id;
     let f = 0;
     const v = c.vector;
     if (v != null) {
       if (!(v instanceof Float32Array || Array.isArray(v)) || v.length !== dim) return null;
-      vectors.set(v, i * dim);
+      packedVectors.set(v, i * dim);
       f = 1;
     }
     if (c.available === false) f |= 2;
-    flags[i] = f;
+    packedFlags[i] = f;
   }
-  return { ids: JSON.stringify(ids), vectors: vectors.subarray(0, n * dim), flags: flags.subarray(0, n) };
+  return { ids: JSON.stringify(ids), vectors: packedVectors.subarray(0, n * dim), flags: packedFlags.subarray(0, n) };
 }
 
 /**

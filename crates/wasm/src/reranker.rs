@@ -87,9 +87,11 @@ pub struct Reranker {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LoadTimings {
-    /// Fetching the manifest and then its files (0 for `fromBytes`).
+    /// Fetching the manifest and then its files, each hashed by the browser's
+    /// `crypto.subtle` as it arrives (0 for `fromBytes`).
     fetch_ms: f64,
-    /// Checking every file's sha256 and the manifest.
+    /// Checking every file's sha256 against the manifest (hashing here the files the browser
+    /// did not: all of them for `fromBytes`).
     verify_ms: f64,
     /// Decoding the weights and building the CPU engine.
     build_ms: f64,
@@ -125,11 +127,16 @@ impl Reranker {
             pending.push((name, url, request));
         }
         let mut files = BTreeMap::new();
+        let mut digests = BTreeMap::new();
         for (name, url, request) in pending {
-            files.insert(name.to_string(), fetch::bytes(&url, request).await?);
+            let (bytes, digest) = fetch::bytes_and_digest(&url, request).await?;
+            if let Some(d) = digest {
+                digests.insert(name.to_string(), d);
+            }
+            files.insert(name.to_string(), bytes);
         }
         let fetch_ms = now_ms() - t0;
-        let mut reranker = Self::build(&manifest_bytes, files, options)?;
+        let mut reranker = Self::build(&manifest_bytes, files, &digests, options)?;
         reranker.load_timings.fetch_ms = fetch_ms;
         // The backend choice (WebGPU build): done before `load` resolves.
         let t1 = now_ms();
@@ -154,7 +161,7 @@ impl Reranker {
         #[wasm_bindgen(unchecked_optional_param_type = "RerankerOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
         let options = Options::parse(&options)?;
-        let reranker = Self::build(manifest, file_map(&files)?, options)?;
+        let reranker = Self::build(manifest, file_map(&files)?, &BTreeMap::new(), options)?;
         // Synchronous: scores come from the CPU until the choice ends (`await r.ready()`).
         reranker.engines.choose_in_background();
         if options.warm_up {
@@ -176,10 +183,17 @@ impl Reranker {
         }
     }
 
-    fn build(manifest: &[u8], files: BTreeMap<String, Vec<u8>>, options: Options) -> Result<Self> {
+    /// `digests`: the sha256 of files the browser has already hashed (`load`); the others
+    /// are hashed here.
+    fn build(
+        manifest: &[u8],
+        files: BTreeMap<String, Vec<u8>>,
+        digests: &BTreeMap<String, String>,
+        options: Options,
+    ) -> Result<Self> {
         check_kind(ModelBundle::parse_manifest(manifest)?.kind)?;
         let t0 = now_ms();
-        let bundle = ModelBundle::from_parts(manifest, files)?;
+        let bundle = ModelBundle::from_parts_with_digests(manifest, files, digests)?;
         let t1 = now_ms();
         let engines = Engines::new(&bundle, options.backend)?;
         let load_timings =

@@ -319,6 +319,25 @@ async fn http_404_and_network_failures_are_typed_errors() {
     assert_eq!(code(&e), "invalid_input");
 }
 
+/// Over HTTP the checksums come from the browser's `crypto.subtle` (the test page is on
+/// localhost, a secure context): a tampered file is still refused, naming it, and a good
+/// load says where its time went.
+#[wasm_bindgen_test]
+async fn a_tampered_file_fetched_over_http_is_refused() {
+    let e = Reranker::load("/tests/served/tampered-browser/manifest.json".into(), memory())
+        .await
+        .err()
+        .expect("tampered weights reject");
+    assert_eq!(code(&e), "checksum_mismatch");
+    assert_eq!(prop(&e, "file").as_string().as_deref(), Some("weights.bpk"));
+    let r = Reranker::load(SERVED_MANIFEST.into(), memory()).await.expect("the good copy loads");
+    let t = r.load_timings().expect("loadTimings");
+    for key in ["fetchMs", "verifyMs", "buildMs", "chooseMs"] {
+        let ms = prop(&t, key).as_f64().unwrap_or(-1.0);
+        assert!(ms >= 0.0, "{key}: {ms}");
+    }
+}
+
 #[wasm_bindgen_test]
 fn truncated_or_tampered_weights_are_rejected() {
     let truncated = &WEIGHTS[..WEIGHTS.len() / 2];
