@@ -165,12 +165,15 @@ impl Reranker {
         let scorer = fused.as_ref().and_then(|_| FusedScorer::new(&model).ok());
         let host = match scorer {
             Some(scorer) => {
-                let none = std::iter::empty::<&EncodedItem>();
-                let padding = read_f32(model.item_vectors(item_features(
-                    none,
-                    manifest.features.max_tokens,
-                    device,
-                )))?;
+                // Plain loops, not the item encoder's tensor operations (see `padding_vector`).
+                let padding = match model.items.padding_vector() {
+                    Ok(row) => row,
+                    Err(_) => {
+                        let none = std::iter::empty::<&EncodedItem>();
+                        let features = item_features(none, manifest.features.max_tokens, device);
+                        read_f32(model.item_vectors(features))?
+                    }
+                };
                 Some(HostPath { scorer, padding })
             }
             _ => None,

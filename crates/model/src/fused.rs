@@ -28,14 +28,14 @@ pub struct Unfusable(pub String);
 
 /// A dense layer, `y = x W + b`, `W` row-major `[d_in, d_out]` as burn stores it.
 #[derive(Debug, Clone)]
-struct Dense {
+pub(crate) struct Dense {
     w: Vec<f32>,
     b: Vec<f32>,
     d_out: usize,
 }
 
 impl Dense {
-    fn of(linear: &Linear) -> Result<Self, Unfusable> {
+    pub(crate) fn of(linear: &Linear) -> Result<Self, Unfusable> {
         let w = linear.weight.val();
         let [_, d_out] = w.dims();
         let b = match &linear.bias {
@@ -45,7 +45,7 @@ impl Dense {
         Ok(Self { w: floats(w)?, b, d_out })
     }
 
-    fn apply(&self, x: &[f32], out: &mut [f32]) {
+    pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
         out.copy_from_slice(&self.b);
         for (xi, row) in x.iter().zip(self.w.chunks_exact(self.d_out)) {
             for (o, w) in out.iter_mut().zip(row) {
@@ -56,13 +56,13 @@ impl Dense {
 }
 
 #[derive(Debug, Clone)]
-struct Norm {
+pub(crate) struct Norm {
     gamma: Vec<f32>,
     beta: Vec<f32>,
 }
 
 impl Norm {
-    fn of(norm: &LayerNorm) -> Result<Self, Unfusable> {
+    pub(crate) fn of(norm: &LayerNorm) -> Result<Self, Unfusable> {
         let gamma = floats(norm.gamma.val())?;
         let beta = match &norm.beta {
             Some(b) => floats(b.val())?,
@@ -71,7 +71,7 @@ impl Norm {
         Ok(Self { gamma, beta })
     }
 
-    fn apply(&self, x: &[f32], out: &mut [f32]) {
+    pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
         let n = x.len() as f32;
         let mean = x.iter().sum::<f32>() / n;
         let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;

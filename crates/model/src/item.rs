@@ -4,7 +4,8 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Tensor};
 
-use crate::{ItemFeatures, ModelConfig};
+use crate::fused::{Dense, Norm, floats};
+use crate::{ItemFeatures, ModelConfig, Unfusable};
 
 /// Turns item features into item vectors: an id embedding plus a content tower over text
 /// tokens, category and price level. The content tower is what lets an item the model never
@@ -67,6 +68,44 @@ impl ItemEncoder {
             None => unreachable!("ItemEncoder needs ids or content"),
         };
         self.norm.forward(v)
+    }
+}
+
+impl ItemEncoder {
+    /// [`Self::forward`] of the padding features (id 0, no text, category 0, price level 0:
+    /// row 0 of every item table), as plain loops over the weights. Why: the browser needs
+    /// this one row before its first re-rank, and through burn's modules it ran ~20 tensor
+    /// operations whose code V8 compiles on first use — most of a cold start's engine build
+    /// (~20-30 ms of ~50, profiled). Exact to `forward` (tested in `crates/model/src/tests.rs`).
+    pub fn padding_vector(&self) -> Result<Vec<f32>, Unfusable> {
+        let row0 = |emb: &Embedding| -> Result<Vec<f32>, Unfusable> {
+            let w = emb.weight.val();
+            let [_, d] = w.dims();
+            let mut v = floats(w)?;
+            v.truncate(d);
+            Ok(v)
+        };
+        let mut v: Option<Vec<f32>> = match &self.ids {
+            Some(emb) => Some(row0(emb)?),
+            None => None,
+        };
+        if let (Some(_), Some(cat), Some(price), Some(proj)) =
+            (&self.tokens, &self.categories, &self.prices, &self.content_proj)
+        {
+            // The text part is the masked mean of no tokens: zero.
+            let content: Vec<f32> =
+                row0(cat)?.iter().zip(row0(price)?).map(|(c, p)| c + p).collect();
+            let mut projected = vec![0.0; content.len()];
+            Dense::of(proj)?.apply(&content, &mut projected);
+            v = Some(match v {
+                Some(v) => v.iter().zip(&projected).map(|(a, b)| a + b).collect(),
+                None => projected,
+            });
+        }
+        let v = v.ok_or_else(|| Unfusable("an item encoder without ids or content".into()))?;
+        let mut out = vec![0.0; v.len()];
+        Norm::of(&self.norm)?.apply(&v, &mut out);
+        Ok(out)
     }
 }
 

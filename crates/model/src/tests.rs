@@ -238,3 +238,22 @@ fn the_fused_scorer_matches_score_candidates() {
     let listwise = config().with_list_context(true).init(&device);
     assert!(FusedScorer::new(&listwise).is_err());
 }
+
+/// The host padding row is the item encoder's row 0, for ids + content, ids only and content
+/// only (the browser builds its engine with it instead of running the encoder at load).
+#[test]
+fn the_host_padding_row_is_the_encoders_row_zero() {
+    let device = Device::flex();
+    for (ids, content) in [(true, true), (true, false), (false, true)] {
+        let cfg = config().with_use_item_ids(ids).with_use_content(content);
+        let model = cfg.init(&device);
+        let rows = model.item_vectors(features(3, &device));
+        let [_, d] = rows.dims();
+        let want: Vec<f32> = rows.into_data().convert::<f32>().try_to_vec().expect("floats");
+        let got = model.items.padding_vector().expect("fusable");
+        assert_eq!(got.len(), d);
+        for (g, w) in got.iter().zip(&want[..d]) {
+            assert!((g - w).abs() < 1e-5, "ids {ids}, content {content}: {g} vs {w}");
+        }
+    }
+}
