@@ -40,6 +40,7 @@ export { fetchVectors } from "./sessionrank-vectors.js";
  * @typedef {import("./sessionrank-rpc.js").SessionEvent} SessionEvent
  * @typedef {import("./sessionrank-rpc.js").Protocol} Protocol
  * @typedef {import("./sessionrank-rpc.js").Op} Op
+ * @typedef {import("./sessionrank-rpc.js").PackedRanking} PackedRanking
  */
 
 /** Sessions longer than this keep their newest events (the model reads the last `max_len`). */
@@ -69,6 +70,16 @@ const SESSION_MAX = 200;
  * The worker's backend report.
  * @typedef {{ backend: "cpu" | "webgpu", reason: string | null, warmup: unknown }} BackendStatus
  */
+
+/** Item vectors the client remembers having sent; the worker keeps twice as many. */
+const SENT_VECTORS_MAX = 2048;
+
+/** Whether `v` has the numbers of `f32` (compared as f32; a NaN never matches).
+ *  @param {Float32Array} f32 @param {ArrayLike<number>} v */
+function sameFloats(f32, v) {
+  for (let j = 0; j < f32.length; j++) if (f32[j] !== Math.fround(v[j])) return false;
+  return true;
+}
 
 /**
  * A `SessionrankError` raised by the client itself.
@@ -124,6 +135,9 @@ export class RerankerClient {
   #storageKey = "";
   /** @type {SessionEvent[]} */
   #session = [];
+  /** Vectors the worker holds, by item id (see `#elide`). */
+  /** @type {Map<string, Float32Array>} */
+  #sent = new Map();
   /** @type {string | null} */
   modelVersion = null;
   /** The backend the worker scores on (`"cpu"` until it reports a swap to WebGPU). */
@@ -321,7 +335,22 @@ export class RerankerClient {
    *  @param {Rules} [rules]
    *  @returns {Promise<Ranking>} */
   async rerank(candidates, rules) {
-    const packed = await this.#call("rerank", rules === undefined ? { candidates } : { candidates, rules });
+    const { wire, known, sent } = this.#elide(candidates);
+    /** @type {Protocol["rerank"]["args"]} */
+    const args = { candidates: wire };
+    if (known.length) args.known = known;
+    if (rules !== undefined) args.rules = rules;
+    /** @type {PackedRanking} */
+    let packed;
+    try {
+      packed = await this.#call("rerank", args);
+    } catch (e) {
+      // A fresh worker (after a timeout) has none of the vectors: send them all, once.
+      if (/** @type {any} */ (e)?.code !== "vectors_missing") throw e;
+      this.#sent.clear();
+      return this.rerank(candidates, rules);
+    }
+    for (const [id, v] of sent) this.#remember(id, v);
     const items = Array.from(packed.order, (rank, i) => {
       const c = candidates[rank];
       return {
@@ -363,8 +392,51 @@ export class RerankerClient {
     this.#channel = null;
   }
 
+  /**
+   * The page's candidates as the worker gets them: a vector the worker was sent before for
+   * the same item (the same numbers, as f32) is left out and its index listed in `known` —
+   * the worker puts it back. A page re-ranks the same ~100 items after every click: their
+   * vectors (6,400 numbers) were most of each message's structured clone (~0.2 ms each way).
+   * `sent`: the vectors this call sends, remembered once it succeeds.
+   * @param {CandidateInput[]} candidates
+   * @returns {{ wire: CandidateInput[], known: number[], sent: [string, Float32Array][] }}
+   */
+  #elide(candidates) {
+    /** @type {number[]} */
+    const known = [];
+    /** @type {[string, Float32Array][]} */
+    const sent = [];
+    if (!Array.isArray(candidates)) return { wire: candidates, known, sent };
+    const wire = candidates.map((c, i) => {
+      if (c === null || typeof c !== "object") return c;
+      const { vector, ...rest } = /** @type {any} */ (c);
+      if (vector == null || typeof vector.length !== "number") return c;
+      const id = String(rest.itemId ?? rest.item_id);
+      const last = this.#sent.get(id);
+      if (last && last.length === vector.length && sameFloats(last, vector)) {
+        known.push(i);
+        return rest;
+      }
+      sent.push([id, Float32Array.from(vector)]);
+      return c;
+    });
+    return { wire, known, sent };
+  }
+
+  /** @param {string} id @param {Float32Array} v */
+  #remember(id, v) {
+    // Insertion order = the worker's (it stores exactly what it is sent, in order), and this
+    // side keeps fewer: an id remembered here is still held there.
+    this.#sent.delete(id);
+    this.#sent.set(id, v);
+    if (this.#sent.size > SENT_VECTORS_MAX) {
+      this.#sent.delete(/** @type {string} */ (this.#sent.keys().next().value));
+    }
+  }
+
   /** @param {Worker} worker */
   #attach(worker) {
+    this.#sent.clear();
     this.#channel = new Channel(worker, (message) =>
       clientError("worker", `sessionrank worker failed: ${message ?? "unknown error"}`),
     );

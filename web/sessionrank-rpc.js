@@ -42,8 +42,10 @@
  * @property {{ args: { event: SessionEvent }, result: null }} observe
  * @property {{ args: { events: SessionEvent[] }, result: Restored }} restore
  *   replays a stored session
- * @property {{ args: { candidates: CandidateInput[], rules?: Rules }, result: PackedRanking }}
- *   rerank (`rules`: the shop's business rules, as the package's `rerank` takes them)
+ * @property {{ args: { candidates: CandidateInput[], known?: number[], rules?: Rules }, result: PackedRanking }}
+ *   rerank (`rules`: the shop's business rules, as the package's `rerank` takes them;
+ *   `known`: candidates sent without the vector the worker was sent before for that item,
+ *   which it puts back, or answers `vectors_missing`)
  * @property {{ args: {}, result: null }} reset
  */
 

@@ -139,10 +139,13 @@ const ops = {
     return { result: { sessionLength: r.sessionLength, refused } };
   },
   async rerank(args) {
+    const restored = restoreVectors(args);
     if (delegate) {
       learnVectors(args.candidates);
       try {
-        return await rerankOn(delegate, args);
+        const result = await rerankOn(delegate, args);
+        keepVectors(args.candidates, restored);
+        return result;
       } catch (e) {
         if (e?.code === "invalid_input" || e?.code === "invalid_rules") throw e;
         dropDelegate(`the WebGPU worker failed (${e?.message ?? e}); back on the CPU`);
@@ -150,6 +153,7 @@ const ops = {
     }
     const engine = loaded();
     const ranking = await engine.rerank(args.candidates, args.rules);
+    keepVectors(args.candidates, restored);
     if (ROLE === "cpu" && !upgradeStarted) {
       upgradeStarted = true;
       // Not awaited: re-ranks go on here while the WebGPU worker loads and warms up.
@@ -223,6 +227,49 @@ function replayable(engine) {
 /** @type {Map<string, number[] | Float32Array>} */
 const seenVectors = new Map();
 const SEEN_VECTORS_MAX = 4096;
+
+/** Candidates' vectors by item id, as the client sent them (its `#elide` leaves out the ones
+ *  sent before and lists them in `known`). Twice the client's bound, same order. */
+/** @type {Map<string, number[] | Float32Array>} */
+const candidateVectors = new Map();
+const CANDIDATE_VECTORS_MAX = 4096;
+
+/** Put back the vectors the client left out; `vectors_missing` when one is not here.
+ *  @param {Protocol["rerank"]["args"]} args
+ *  @returns {Set<number>} the indices put back */
+function restoreVectors(args) {
+  const restored = new Set(args.known ?? []);
+  if (!restored.size) return restored;
+  for (const i of restored) {
+    const c = /** @type {any} */ (args.candidates[i]);
+    const v = c && typeof c === "object" ? candidateVectors.get(String(c.itemId ?? c.item_id)) : undefined;
+    if (!v) {
+      throw Object.assign(new Error("this worker does not hold an item's vector: send them all"), {
+        name: "SessionrankError",
+        code: "vectors_missing",
+      });
+    }
+    c.vector = v;
+  }
+  delete args.known;
+  return restored;
+}
+
+/** Remember the vectors a re-rank that succeeded was sent (the client remembers the same
+ *  ones, in the same order); those put back are not sent, so not moved.
+ *  @param {Protocol["rerank"]["args"]["candidates"]} candidates
+ *  @param {Set<number>} restored */
+function keepVectors(candidates, restored) {
+  for (const [i, c] of candidates.entries()) {
+    if (restored.has(i) || c === null || typeof c !== "object" || c.vector == null) continue;
+    const id = String(c.itemId ?? /** @type {any} */ (c).item_id);
+    candidateVectors.delete(id);
+    candidateVectors.set(id, c.vector);
+    if (candidateVectors.size > CANDIDATE_VECTORS_MAX) {
+      candidateVectors.delete(/** @type {string} */ (candidateVectors.keys().next().value));
+    }
+  }
+}
 
 /** @param {unknown} candidates */
 function learnVectors(candidates) {

@@ -119,8 +119,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Every worker the page starts, so a probe can ask one for its resource list.
 const workers = [];
 const RealWorker = Worker;
+// And every message the page sends them (the elision probe reads what a re-rank carried).
+const posted = [];
 window.Worker = class extends RealWorker {
   constructor(...args) { super(...args); workers.push(this); }
+  postMessage(message, transfer) { posted.push(message); return super.postMessage(message, transfer); }
+};
+/** A rerank message's shape: how many candidates carried a vector, how many were `known`. */
+const lastRerank = () => {
+  const m = posted.filter((p) => p?.op === "rerank").pop();
+  return { vectors: m.args.candidates.filter((c) => c?.vector != null).length,
+    known: m.args.known?.length ?? 0 };
 };
 const resources = (worker) => new Promise((resolve) => {
   worker.addEventListener("message", ({ data }) => { if (data?.id === -1) resolve(data.result); });
@@ -174,6 +183,37 @@ window.probes = {
     Object.defineProperty(proto, "connection", { configurable: true, get: () => undefined });
     return { status, requests: names.length,
       webgpuRequests: names.filter((n) => n.includes("webgpu")).length };
+  },
+  async elision() {
+    const r = await RerankerClient.load(manifest, { storage: "memory", workerUrl: "/probe/spy-worker.js" });
+    await r.observe(click(1));
+    const first = await r.rerank(candidates);
+    const firstMessage = lastRerank();
+    const again = await r.rerank(candidates.map((c) => ({ ...c, vector: c.vector.slice() })));
+    const againMessage = lastRerank();
+    const sameAgain = JSON.stringify(first.items) === JSON.stringify(again.items);
+    // One vector changed in place: that one is sent again and scored with its new numbers.
+    const changed = candidates.map((c) => ({ ...c, vector: c.vector.slice() }));
+    changed[3].vector[0] += 0.5;
+    changed[3].vector[1] -= 0.5;
+    const moved = await r.rerank(changed);
+    const movedMessage = lastRerank();
+    const fresh = await RerankerClient.load(manifest, { storage: "memory" });
+    await fresh.observe(click(1));
+    const want = await fresh.rerank(changed);
+    fresh.terminate();
+    const scoreOf = (x, id) => x.items.find((i) => i.itemId === id).score;
+    const movedDiff = Math.max(...want.items.map((i) => Math.abs(scoreOf(moved, i.itemId) - i.score)));
+    // A worker asked for a vector it never got answers vectors_missing (the client then
+    // sends them all).
+    const worker = workers[workers.length - 2];
+    const missing = await new Promise((resolve) => {
+      worker.addEventListener("message", ({ data }) => { if (data?.id === 999) resolve(data.error?.code ?? "none"); });
+      worker.postMessage({ id: 999, op: "rerank", args: { candidates: [{ itemId: "never-sent" }], known: [0] } });
+    });
+    r.terminate();
+    return { firstMessage, againMessage, sameAgain, movedMessage, movedDiff, missing,
+      changedScore: scoreOf(moved, changed[3].itemId) !== scoreOf(first, changed[3].itemId) };
   },
   async timeout() {
     const r = await RerankerClient.load(manifest, {
@@ -369,6 +409,16 @@ async fn worker_client_storage_consent_save_data_timeout_and_stored_sessions() {
     assert!(reason.contains("Save-Data"), "the reason names Save-Data: {d}");
     assert_eq!(d["webgpuRequests"], 0, "no request for the WebGPU artefact: {d}");
     assert!(d["requests"].as_u64().unwrap_or(0) > 0, "the worker's requests are seen: {d}");
+
+    // Vectors the worker already holds are not sent again; what it scores is the same.
+    let e = probe(&b, "elision").await;
+    assert_eq!(e["firstMessage"], serde_json::json!({ "vectors": 20, "known": 0 }), "{e}");
+    assert_eq!(e["againMessage"], serde_json::json!({ "vectors": 0, "known": 20 }), "{e}");
+    assert_eq!(e["sameAgain"], true, "the worker put the vectors back: {e}");
+    assert_eq!(e["movedMessage"], serde_json::json!({ "vectors": 1, "known": 19 }), "{e}");
+    assert!(e["movedDiff"].as_f64().unwrap_or(f64::MAX) < 1e-6, "as a fresh client scores it: {e}");
+    assert_eq!(e["changedScore"], true, "{e}");
+    assert_eq!(e["missing"], "vectors_missing", "{e}");
 
     let t = probe(&b, "timeout").await;
     assert_eq!(t["hung"], "timeout", "{t}");
