@@ -52,7 +52,8 @@ fn bundled_slice() -> PathBuf {
 #[test]
 fn diginetica_counts_and_popularity() -> Result<()> {
     let Some(dir) = dataset("diginetica") else { return Ok(()) };
-    let imp = import_diginetica(&dir, &DigineticaOptions::default())?;
+    let all_train = DigineticaOptions { holdout_valid: false, ..DigineticaOptions::default() };
+    let imp = import_diginetica(&dir, &all_train)?;
     let d = &imp.dataset;
     println!("{}", imp.summary);
     assert_eq!(d.catalog.len(), 43_097);
@@ -68,12 +69,13 @@ fn diginetica_counts_and_popularity() -> Result<()> {
     // SR-GNN's 719,470 training pairs = clicks − sessions.
     assert_eq!(imp.summary.train_events - d.train.len(), 719_470);
 
-    let held = import_diginetica(
-        &dir,
-        &DigineticaOptions { holdout_valid: true, max_train_sessions: None },
-    )?;
+    // The default: the same sessions held out of training, cut as SR-GNN cut its test
+    // (clicks on items never trained on dropped), so a few cases fewer.
+    let held = import_diginetica(&dir, &DigineticaOptions::default())?;
+    println!("{}", held.summary);
     assert_eq!(held.dataset.train.len(), 186_670 - 9_334);
-    assert_eq!(held.dataset.valid.len(), d.valid.len());
+    assert!(held.dataset.valid.len() < d.valid.len(), "{}", held.dataset.valid.len());
+    assert!(held.dataset.valid.len() > d.valid.len() * 9 / 10, "{}", held.dataset.valid.len());
     let small = import_diginetica(
         &dir,
         &DigineticaOptions { holdout_valid: false, max_train_sessions: Some(1000) },
