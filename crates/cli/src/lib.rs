@@ -41,10 +41,16 @@ use plan::Plan;
 pub fn run(cli: args::Cli) -> anyhow::Result<()> {
     match plan::resolve(cli)? {
         Plan::Import(p) => import::run(p),
-        Plan::Train(p) => train::run(*p),
+        Plan::Train(p) => {
+            sessionrank_train::memory::keep_freed_memory();
+            train::run(*p)
+        }
         Plan::Eval(p) => eval::run(p),
         Plan::Export(p) => export::run(p),
-        Plan::ListStage(p) => list_stage::run(p),
+        Plan::ListStage(p) => {
+            sessionrank_train::memory::keep_freed_memory();
+            list_stage::run(p)
+        }
         Plan::DistillReport(p) => distill_report::run(p),
         Plan::Serve(p) => serve::run(&p),
         Plan::Publish(p) => publish::run(p),

@@ -10,8 +10,8 @@
 //! `NAME` is a dataset of `import_named` (`diginetica`, `amazon-beauty`), `BUNDLE_DIR` a full
 //! bundle trained on it. Cases are a fixed random subset of the **validation** cases (never
 //! the test cases). For Diginetica the validation sessions are held out of the retriever's
-//! training sessions here; the bundle's own training may have seen them (the default
-//! Diginetica training uses every training session), which the output says.
+//! training sessions here, and `sessionrank train` holds them out too (its default since
+//! 2026-12-03); a bundle trained before then saw them, which the output says.
 //!
 //! Keys of an existing output file that this run does not write (the browser benchmark's
 //! `rules_overhead_p50_ms`, from `scripts/bench-rules`) are kept.
@@ -77,9 +77,9 @@ fn dataset(name: &str, data_dir: &std::path::Path) -> Result<(Dataset, bool), Er
 /// What the validation cases are, said in the output.
 fn note(held_out: bool) -> &'static str {
     if held_out {
-        "validation prefixes of the most recent training sessions; the retriever was fit \
-         without those sessions, but the bundle trained on every training session (the default \
-         Diginetica training), so its accuracy here is optimistic: read the differences"
+        "validation prefixes of the most recent training sessions, which the retriever was fit \
+         without; a bundle trained before 2026-12-03 trained on them (later ones hold them out), \
+         so with such a bundle its accuracy here is optimistic: read the differences"
     } else {
         "leave-one-out validation: each history's second-to-last item, which neither the \
          bundle nor the retriever trained on"

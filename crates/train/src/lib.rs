@@ -27,6 +27,7 @@ pub mod export;
 pub mod features;
 pub mod listwise;
 pub mod loss;
+pub mod memory;
 pub mod pipeline;
 pub mod presets;
 pub mod progress;
