@@ -166,20 +166,21 @@ pub struct ModelArgs {
     #[arg(long, value_name = "P")]
     #[arg(help = format!("Dropout probability {FROM_PRESET}"))]
     pub dropout: Option<f64>,
-    /// Cosine logits with this scale (0 = dot products).
-    #[arg(long, default_value_t = 0.0, value_name = "S")]
-    pub logit_scale: f64,
+    #[arg(long, value_name = "S")]
+    #[arg(help = format!("Cosine logits with this scale (0 = dot products) {FROM_PRESET}"))]
+    pub logit_scale: Option<f64>,
     /// Turn the content tower off (ablation): item vectors from ids only.
     #[arg(long)]
     pub no_content: bool,
 }
 
-/// How the model is trained. Defaults are `TrainConfig`'s own (no preset changes them).
+/// How the model is trained. Defaults are `TrainConfig`'s own, except where a flag's help
+/// says the dataset's preset sets it.
 #[derive(Debug, Args, Clone)]
 pub struct TrainingArgs {
-    /// Most epochs to train.
-    #[arg(long, default_value_t = train_defaults().max_epochs, value_name = "N")]
-    pub epochs: usize,
+    #[arg(long, value_name = "N")]
+    #[arg(help = format!("Most epochs to train {FROM_PRESET}"))]
+    pub epochs: Option<usize>,
     /// Length of the learning-rate schedule in epochs [default: --epochs]. Larger than
     /// --epochs, training stops while the rate is still high (small datasets learn faster so).
     #[arg(long, value_name = "N")]
@@ -202,9 +203,10 @@ pub struct TrainingArgs {
     /// Stop after the epoch during which this many seconds have passed [default: no limit].
     #[arg(long, value_name = "SECONDS")]
     pub time_budget: Option<u64>,
-    /// Sampled-softmax negatives per step (0 = full softmax over the catalog).
-    #[arg(long, default_value_t = train_defaults().negatives, value_name = "N")]
-    pub negatives: usize,
+    #[arg(long, value_name = "N")]
+    #[arg(help = format!("Sampled-softmax negatives per step (0 = full softmax over the \
+                          catalog) {FROM_PRESET}"))]
+    pub negatives: Option<usize>,
     /// Share of item ids hidden per step so the content tower learns cold items.
     #[arg(long, default_value_t = train_defaults().id_dropout, value_name = "P")]
     pub id_dropout: f64,

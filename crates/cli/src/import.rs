@@ -8,11 +8,19 @@ use crate::plan::ImportPlan;
 pub fn run(plan: ImportPlan) -> anyhow::Result<()> {
     println!("{}", plan.imported.summary);
     println!("profile: {}", plan.profile);
-    let config = plan.preset.train_config();
+    let config = sessionrank_train::TrainConfig::preset(&plan.profile);
     let m = &config.model;
+    let softmax = match config.negatives {
+        0 => "full softmax".to_string(),
+        n => format!("{n} sampled negatives"),
+    };
+    let logits = match m.logit_scale {
+        Some(s) => format!("cosine logits ×{s}"),
+        None => "dot-product logits".to_string(),
+    };
     println!(
-        "preset: {} (d_model {}, layers {}, heads {}, d_ff {}, max_len {}, dropout {}; \
-         history excluded from evaluation: {})",
+        "preset: {} (d_model {}, layers {}, heads {}, d_ff {}, max_len {}, dropout {}, {logits}; \
+         {softmax}; at most {} epochs, patience {}; history excluded from evaluation: {})",
         plan.preset,
         m.d_model,
         m.n_layers,
@@ -20,6 +28,8 @@ pub fn run(plan: ImportPlan) -> anyhow::Result<()> {
         m.d_ff,
         m.max_len,
         m.dropout,
+        config.max_epochs,
+        config.patience,
         config.exclude_history
     );
     if let Some(out) = plan.out {

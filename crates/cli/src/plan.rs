@@ -120,7 +120,7 @@ impl TrainPlan {
         let t = &a.training;
         let config = TrainConfig {
             model: model_config(&a.model, preset.model.clone()),
-            max_epochs: t.epochs,
+            max_epochs: t.epochs.unwrap_or(preset.max_epochs),
             schedule_epochs: t.schedule_epochs,
             batch_size: t.batch_size,
             lr: t.lr,
@@ -128,7 +128,7 @@ impl TrainPlan {
             patience: t.patience,
             seed: t.seed,
             time_budget_s: t.time_budget,
-            negatives: t.negatives,
+            negatives: t.negatives.unwrap_or(preset.negatives),
             id_dropout: t.id_dropout,
             threads: t.threads,
             distill: distill_config(&a.distill),
@@ -170,7 +170,10 @@ fn model_config(a: &ModelArgs, preset: ModelConfig) -> ModelConfig {
         max_len: a.max_len.unwrap_or(preset.max_len),
         dropout: a.dropout.unwrap_or(preset.dropout),
         use_content: preset.use_content && !a.no_content,
-        logit_scale: (a.logit_scale > 0.0).then_some(a.logit_scale),
+        logit_scale: match a.logit_scale {
+            Some(s) => (s > 0.0).then_some(s),
+            None => preset.logit_scale,
+        },
         ..preset
     }
 }
@@ -385,6 +388,11 @@ mod tests {
         let m = &p.config.model;
         assert_eq!((m.d_model, m.d_ff, m.n_layers, m.max_len), (32, 128, 2, 30));
         assert_eq!((p.config.max_epochs, m.logit_scale), (3, Some(16.0)));
+        // The large-sessions preset's cosine logits and 10 epochs give way to flags too.
+        let large = plan(&[], DatasetKind::Sessions, 150_000);
+        assert_eq!((large.config.max_epochs, large.config.model.logit_scale), (10, Some(16.0)));
+        let p = plan(&["--logit-scale", "0", "--epochs", "4"], DatasetKind::Sessions, 150_000);
+        assert_eq!((p.config.max_epochs, p.config.model.logit_scale), (4, None));
         let p =
             plan(&["--d-model", "32", "--d-ff", "48", "--no-content"], DatasetKind::Histories, 10);
         assert_eq!((p.config.model.d_ff, p.config.model.use_content), (48, false));
