@@ -210,10 +210,36 @@ impl Browser {
     }
 }
 
+/// Ends the WebDriver session before stopping chromedriver — also when a test panics. Killing
+/// chromedriver alone leaves its Chromium running (re-parented to init): every run of the
+/// suite used to leave browsers behind that kept memory and CPU until the machine restarted.
 impl Drop for Browser {
     fn drop(&mut self) {
+        if !self.session.is_empty() {
+            delete_session_blocking(self.addr, &self.session);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/{id}` over a plain blocking socket (no runtime in `drop`), waiting for the
+/// answer, which chromedriver sends once Chromium has quit; bounded by timeouts so a hung
+/// driver cannot hang the test.
+fn delete_session_blocking(addr: SocketAddr, session: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(15)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let request = format!(
+        "DELETE /session/{session} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
     }
 }
 
