@@ -218,7 +218,7 @@ pub struct TrainingArgs {
 
 /// The distillation defaults, for `--help`.
 fn distill_defaults() -> DistillConfig {
-    DistillConfig::new(PathBuf::new())
+    DistillConfig::new(Vec::new())
 }
 
 /// Knowledge distillation: train a small student from a larger teacher as well as from the
@@ -229,10 +229,12 @@ pub struct DistillArgs {
     /// Teacher model bundle (written by `sessionrank train --out` on the same dataset; it
     /// must know every item of the catalog and have a max_len ≥ the student's). The loss
     /// becomes (1 - alpha) · cross-entropy + alpha · T² · KL(teacher ‖ student) at
-    /// temperature T, over the same item table (full catalog or `--negatives` sample)
-    /// [default: no teacher, no distillation].
+    /// temperature T, over the same item table (full catalog or `--negatives` sample).
+    /// Given more than once, the bundles teach as one ensemble (the mean of their
+    /// log-probabilities), e.g. the seeds of the quality model [default: no teacher, no
+    /// distillation].
     #[arg(long, value_name = "DIR")]
-    pub teacher: Option<PathBuf>,
+    pub teacher: Vec<PathBuf>,
     /// Softmax temperature T of the distillation term (> 1 exposes more of the teacher's
     /// ranking beyond its top item).
     #[arg(long, value_name = "T", requires = "teacher",
@@ -247,9 +249,10 @@ pub struct DistillArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Bundle directory to evaluate.
-    #[arg(long, value_name = "DIR")]
-    pub bundle: PathBuf,
+    /// Bundle directory to evaluate; given more than once, the bundles are scored as one
+    /// ensemble (the mean of their log-probabilities: a distillation teacher made of seeds).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub bundle: Vec<PathBuf>,
     /// Write the evaluation (model and baselines, every protocol) as JSON here [default: not
     /// written].
     #[arg(long, value_name = "FILE")]

@@ -1,20 +1,35 @@
-//! `sessionrank eval`: a bundle (and the baselines) on a dataset's test split; with `--rules`,
+//! `sessionrank eval`: a bundle, or an ensemble of bundles, (and the baselines) on a dataset's test split; with `--rules`,
 //! also the shop's rules on the retriever-100 lists (`sessionrank_train::controls`).
 
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 use sessionrank_core::{ModelBundle, Reranker, Rules};
+use sessionrank_train::Teacher;
 use sessionrank_train::controls::RuleBench;
-use sessionrank_train::pipeline::{evaluate, rerank_subset};
+use sessionrank_train::pipeline::{evaluate, evaluate_scorer, rerank_subset};
 
 use crate::output::write_json;
 use crate::plan::EvalPlan;
 
 pub fn run(plan: EvalPlan) -> anyhow::Result<()> {
     let dataset = plan.imported.dataset;
-    let bundle = ModelBundle::read_dir(&plan.bundle)
-        .with_context(|| format!("reading bundle {}", plan.bundle.display()))?;
     let device = Device::flex();
+    if plan.bundles.len() > 1 {
+        // An ensemble (e.g. a distillation teacher made of seeds): the full and re-rank
+        // protocols through the teacher's scorer; the rules need one model.
+        let teacher = Teacher::load_all(&plan.bundles, &dataset.catalog, &device)?;
+        let evaluation = evaluate_scorer(&teacher, &dataset, &plan.eval);
+        println!("{}", serde_json::to_string_pretty(&evaluation.model.full)?);
+        let mut out = serde_json::to_value(&evaluation)?;
+        out["bundles"] = serde_json::json!(plan.bundles);
+        if let Some(path) = &plan.results {
+            write_json(path, &out)?;
+        }
+        return Ok(());
+    }
+    let Some(path) = plan.bundles.first() else { bail!("--bundle: give a bundle directory") };
+    let bundle = ModelBundle::read_dir(path)
+        .with_context(|| format!("reading bundle {}", path.display()))?;
     let reranker = Reranker::from_bundle(&bundle, &device)?;
     if reranker.encoder().n_items() != dataset.catalog.len() {
         bail!(

@@ -180,15 +180,22 @@ fn model_config(a: &ModelArgs, preset: ModelConfig) -> ModelConfig {
 
 /// The distillation settings, when a teacher is given.
 fn distill_config(a: &DistillArgs) -> Option<DistillConfig> {
-    let teacher = a.teacher.clone()?;
-    Some(DistillConfig::new(teacher).with_temperature(a.kd_temperature).with_alpha(a.kd_alpha))
+    if a.teacher.is_empty() {
+        return None;
+    }
+    Some(
+        DistillConfig::new(a.teacher.clone())
+            .with_temperature(a.kd_temperature)
+            .with_alpha(a.kd_alpha),
+    )
 }
 
 /// `eval`: a bundle scored on a dataset's test split.
 #[derive(Debug)]
 pub struct EvalPlan {
     pub imported: Imported,
-    pub bundle: PathBuf,
+    /// One bundle, or several scored as an ensemble.
+    pub bundles: Vec<PathBuf>,
     pub results: Option<PathBuf>,
     pub eval: EvalOptions,
     /// The shop's rules of `--rules`, read and checked.
@@ -205,7 +212,10 @@ impl EvalPlan {
             seed: EVAL_SEED,
         };
         let rules = a.rules.as_deref().map(read_rules).transpose()?;
-        Ok(Self { imported, bundle: a.bundle, results: a.results, eval, rules })
+        if a.bundle.len() > 1 && rules.is_some() {
+            anyhow::bail!("--rules: give one --bundle (the rules are measured on one model)");
+        }
+        Ok(Self { imported, bundles: a.bundle, results: a.results, eval, rules })
     }
 }
 
@@ -407,7 +417,13 @@ mod tests {
             .config
             .distill
             .unwrap_or_else(|| panic!("a teacher gives a distillation config"));
-        assert_eq!((c.teacher_dir.to_str(), c.temperature, c.alpha), (Some("bundles/t"), 2.0, 0.3));
+        assert_eq!(
+            (c.teacher_dirs.clone(), c.temperature, c.alpha),
+            (vec!["bundles/t".into()], 2.0, 0.3)
+        );
+        let c =
+            plan(&["--teacher", "s1", "--teacher", "s2"], DatasetKind::Sessions, 10).config.distill;
+        assert_eq!(c.map(|c| c.teacher_dirs.len()), Some(2), "--teacher twice is an ensemble");
     }
 
     #[test]

@@ -9,29 +9,42 @@
 //! also learns how the teacher ranks the items it does *not* predict; the `T²` keeps the
 //! gradient scale comparable to the cross-entropy's (Hinton et al., 2015).
 //!
+//! The teacher may be an *ensemble*: several bundles trained on the same catalog (e.g. the
+//! seeds of one configuration), whose distributions are averaged geometrically (the mean of
+//! their log-softmax). An ensemble of seeds is the cheapest stronger teacher there is: its
+//! members already exist, and it is better than each of them, where a same-size teacher
+//! teaches a student little it would not learn alone.
+//!
 //! The teacher runs without autodiff (its tensors live on the inner device), so no gradient
-//! flows into it and it costs one inference pass per step.
+//! flows into it, and it makes its catalog's item vectors once: a step costs each member
+//! one pass of its session encoder and one product with its item table.
 
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use sessionrank_core::features::{EncodedEvent, session_input};
+use sessionrank_core::reranker::read_f32;
 use sessionrank_core::{ModelBundle, Reranker};
-use sessionrank_data::Catalog;
+use sessionrank_data::eval::Scorer;
+use sessionrank_data::{Catalog, Event, ItemIdx};
 use sessionrank_model::{ItemFeatures, ModelConfig, SessionInput, SessionRankModel};
 
 use crate::batch::TrainBatch;
 use crate::features::{catalog_features, select_rows};
-use crate::loss::batch_logits;
 pub use crate::loss::kd_loss;
+use crate::loss::{batch_logits, table_logits};
+use crate::scorer::encode_prefix;
 use crate::{Result, TrainError};
 
 /// Distillation settings of a training run (part of [`crate::TrainConfig`], so a checkpoint
 /// written with one teacher is not resumed with another).
 #[derive(Config, Debug, PartialEq)]
 pub struct DistillConfig {
-    /// Directory of the teacher's model bundle (as written by `sessionrank train --out`).
-    pub teacher_dir: PathBuf,
+    /// Directories of the teacher's model bundles (as written by `sessionrank train --out`):
+    /// one bundle, or several that form an ensemble.
+    pub teacher_dirs: Vec<PathBuf>,
     /// Softmax temperature of both distributions in the KD term.
     #[config(default = 2.0)]
     pub temperature: f64,
@@ -43,6 +56,9 @@ pub struct DistillConfig {
 impl DistillConfig {
     /// Reject settings that would silently train something else than asked.
     pub fn validate(&self) -> Result<()> {
+        if self.teacher_dirs.is_empty() {
+            return Err(TrainError::Config("distillation needs at least one teacher".into()));
+        }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(TrainError::Config(format!(
                 "distillation temperature must be > 0, got {}",
@@ -59,7 +75,8 @@ impl DistillConfig {
     }
 
     /// The teacher these settings name, checked against a student trained on `catalog` with
-    /// `student` (see [`Teacher::load`]).
+    /// `student`: every member must know the catalog (see [`Teacher::from_bundle`]) and read
+    /// at least the student's context, since all read the same session tensors.
     pub fn load_teacher(
         &self,
         catalog: &Catalog,
@@ -67,71 +84,85 @@ impl DistillConfig {
         device: &Device,
     ) -> Result<Teacher> {
         self.validate()?;
-        let teacher = Teacher::load(&self.teacher_dir, catalog, student, device)?;
+        let teacher = Teacher::load_all(&self.teacher_dirs, catalog, device)?;
+        for m in &teacher.members {
+            if m.config.max_len < student.max_len {
+                return Err(TrainError::Teacher {
+                    path: m.version.clone(),
+                    message: format!(
+                        "its max_len {} is shorter than the student's {}",
+                        m.config.max_len, student.max_len
+                    ),
+                });
+            }
+        }
         tracing::info!(
             temperature = self.temperature,
             alpha = self.alpha,
-            "distilling from teacher {} ({})",
+            "distilling from {} ({} bundle(s))",
             teacher.version(),
-            self.teacher_dir.display()
+            self.teacher_dirs.len()
         );
         Ok(teacher)
     }
 }
 
-/// A trained model that scores the student's item table, in inference mode.
+/// A trained model, or an ensemble of them, that scores the student's item table in
+/// inference mode.
 #[derive(Debug)]
 pub struct Teacher {
-    model: SessionRankModel,
-    /// The teacher's own features (its tokenizer, its categories) for the *student's* rows:
-    /// row `r` describes the item that is row `r` of the student's catalog table, so a
-    /// student batch (sessions and, with sampled softmax, `rows`) indexes it unchanged.
-    features: ItemFeatures,
-    config: ModelConfig,
-    version: String,
+    members: Vec<Member>,
     /// The inner (non-autodiff) device the teacher runs on.
     device: Device,
 }
 
+/// One model of a teacher.
+#[derive(Debug)]
+struct Member {
+    model: SessionRankModel,
+    /// The member's item vectors (its own tokenizer, categories and towers) for the
+    /// *student's* rows, made once: row `r` is the item of row `r` of the student's catalog
+    /// table, so a student batch (sessions and, with sampled softmax, `rows`) indexes it
+    /// unchanged. `[n_items + 1, d]`.
+    table: Tensor<2>,
+    config: ModelConfig,
+    version: String,
+}
+
 impl Teacher {
-    /// Read a teacher bundle from `dir` for a student trained on `catalog` with `student`.
-    pub fn load(
-        dir: &Path,
-        catalog: &Catalog,
-        student: &ModelConfig,
-        device: &Device,
-    ) -> Result<Self> {
+    /// Read a teacher bundle from `dir` for a student trained on `catalog`.
+    pub fn load(dir: &Path, catalog: &Catalog, device: &Device) -> Result<Self> {
         let err =
             |message: String| TrainError::Teacher { path: dir.display().to_string(), message };
         let bundle = ModelBundle::read_dir(dir).map_err(|e| err(e.to_string()))?;
-        Self::from_bundle(&bundle, catalog, student, device).map_err(|e| match e {
+        Self::from_bundle(&bundle, catalog, device).map_err(|e| match e {
             TrainError::Teacher { message, .. } => err(message),
             other => other,
         })
     }
 
+    /// Read every bundle of `dirs` as one ensemble teacher (one directory: a single model).
+    pub fn load_all(dirs: &[PathBuf], catalog: &Catalog, device: &Device) -> Result<Self> {
+        let mut members = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            members.extend(Self::load(dir, catalog, device)?.members);
+        }
+        if members.is_empty() {
+            return Err(TrainError::Config("a teacher needs at least one bundle".into()));
+        }
+        Ok(Self { members, device: device.clone().inner() })
+    }
+
     /// Build a teacher from a bundle in memory. The teacher must know every item of the
     /// student's catalog (by id): the same index is used as is, a reordered or larger one
     /// through a row map; a teacher that lacks items is refused, because the KD target would
-    /// be undefined for them. Its context (`max_len`) must be at least the student's, since
-    /// both read the same session tensors.
-    pub fn from_bundle(
-        bundle: &ModelBundle,
-        catalog: &Catalog,
-        student: &ModelConfig,
-        device: &Device,
-    ) -> Result<Self> {
+    /// be undefined for them.
+    pub fn from_bundle(bundle: &ModelBundle, catalog: &Catalog, device: &Device) -> Result<Self> {
         let version = bundle.manifest.model_version.clone();
         let err = |message: String| TrainError::Teacher { path: version.clone(), message };
         let device = device.clone().inner();
         let engine = Reranker::from_bundle(bundle, &device).map_err(|e| err(e.to_string()))?;
         let config = bundle.manifest.config.clone();
-        if config.max_len < student.max_len {
-            return Err(err(format!(
-                "its max_len {} is shorter than the student's {}",
-                config.max_len, student.max_len
-            )));
-        }
         let encoder = engine.encoder();
         let mut missing = Vec::new();
         let mut rows = Vec::with_capacity(catalog.len());
@@ -152,7 +183,7 @@ impl Teacher {
         }
         let same_index = encoder.n_items() == catalog.len()
             && rows.iter().enumerate().all(|(i, &r)| r as usize == i + 1);
-        let features = if same_index {
+        let features: ItemFeatures = if same_index {
             catalog_features(encoder, &device)
         } else {
             tracing::info!(
@@ -164,20 +195,36 @@ impl Teacher {
             let n = map.len();
             select_rows(full, Tensor::<1, Int>::from_data(TensorData::new(map, [n]), &device))
         };
-        Ok(Self { model: engine.model().clone(), features, config, version, device })
+        let model = engine.model().clone();
+        let table = model.item_vectors(features);
+        Ok(Self { members: vec![Member { model, table, config, version }], device })
     }
 
+    /// The first member's model config (an ensemble's members may differ).
     pub fn config(&self) -> &ModelConfig {
-        &self.config
+        &self.members[0].config
     }
 
-    pub fn version(&self) -> &str {
-        &self.version
+    /// The members' model versions, joined with `+`.
+    pub fn version(&self) -> String {
+        self.members.iter().map(|m| m.version.as_str()).collect::<Vec<_>>().join("+")
+    }
+
+    /// Models in the ensemble.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Never true: a teacher has at least one model.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     /// The teacher's logits for `batch`, over the same table and at the same positions as
     /// the student's ([`batch_logits`]): `[m, n_rows]`, on the inner device (a constant for
-    /// the student's graph).
+    /// the student's graph). One model gives its raw logits; an ensemble the mean of its
+    /// members' log-probabilities (a logit vector whose softmax is their normalised geometric
+    /// mean).
     pub fn logits(&self, batch: &TrainBatch) -> Tensor<2> {
         let inner = TrainBatch {
             input: SessionInput {
@@ -192,7 +239,76 @@ impl Teacher {
             rows: batch.rows.clone().map(Tensor::inner),
         };
         debug_assert!(!self.device.is_autodiff());
-        batch_logits(&self.model, self.features.clone(), &inner)
+        let member_logits = |m: &Member| {
+            let table = match &inner.rows {
+                Some(rows) => m.table.clone().select(0, rows.clone()),
+                None => m.table.clone(),
+            };
+            table_logits(&m.model, table, &inner)
+        };
+        if let [only] = self.members.as_slice() {
+            return member_logits(only);
+        }
+        self.mean_log_probs(self.members.iter().map(member_logits))
+    }
+
+    /// The mean of `log_softmax(logits)` over the members (`logits` yields one per member).
+    fn mean_log_probs(&self, logits: impl Iterator<Item = Tensor<2>>) -> Tensor<2> {
+        let n = self.members.len() as f64;
+        let mut sum: Option<Tensor<2>> = None;
+        for l in logits {
+            let lp = log_softmax(l, 1);
+            sum = Some(match sum {
+                Some(s) => s + lp,
+                None => lp,
+            });
+        }
+        sum.map_or_else(|| Tensor::zeros([0, 0], &self.device), |s| s / n)
+    }
+}
+
+/// The teacher as a full-catalog scorer, so an ensemble is evaluated by exactly the protocol
+/// code of the models and baselines (`sessionrank eval --bundle A --bundle B ...`).
+impl Scorer for Teacher {
+    fn name(&self) -> String {
+        if self.members.len() == 1 {
+            "sessionrank".into()
+        } else {
+            format!("sessionrank-ensemble-{}", self.members.len())
+        }
+    }
+
+    fn n_items(&self) -> usize {
+        self.members[0].table.dims()[0] - 1
+    }
+
+    fn score_batch(&self, prefixes: &[&[Event]], out: &mut [f32]) {
+        let n = self.n_items();
+        let encoded: Vec<Vec<EncodedEvent>> = prefixes.iter().map(|p| encode_prefix(p)).collect();
+        let refs: Vec<&[EncodedEvent]> = encoded.iter().map(Vec::as_slice).collect();
+        let b = prefixes.len();
+        let member_scores = |m: &Member| {
+            let input = session_input(&refs, m.config.max_len, &self.device);
+            m.model.forward_full(m.table.clone(), &input).slice([0..b, 1..n + 1]) // [b, n]
+        };
+        let scores = match self.members.as_slice() {
+            [only] => member_scores(only),
+            _ => self.mean_log_probs(self.members.iter().map(member_scores)),
+        };
+        match read_f32(scores) {
+            Ok(v) if v.len() == out.len() => out.copy_from_slice(&v),
+            // As `ModelScorer`: a device failure scores nothing rather than something wrong.
+            _ => out.fill(f32::NEG_INFINITY),
+        }
+    }
+
+    fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {
+        let mut all = vec![0f32; self.n_items()];
+        self.score_batch(&[prefix], &mut all);
+        candidates
+            .iter()
+            .map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY))
+            .collect()
     }
 }
 

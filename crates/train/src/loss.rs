@@ -35,7 +35,13 @@ pub fn batch_logits(
         Some(rows) => select_rows(features, rows.clone()),
         None => features,
     };
-    let table = model.item_vectors(features); // [n, d]
+    table_logits(model, model.item_vectors(features), batch)
+}
+
+/// [`batch_logits`] over item vectors already made for the step's rows (`[n_rows, d]`): a
+/// model in inference mode (the distillation teacher) makes its catalog's vectors once and
+/// selects the step's rows from them instead of re-running its item tower every step.
+pub fn table_logits(model: &SessionRankModel, table: Tensor<2>, batch: &TrainBatch) -> Tensor<2> {
     let h = model.session.forward(table.clone(), &batch.input); // [b, l, d]
     let [b, l, d] = h.dims();
     let h = h.reshape([b * l, d]).select(0, batch.positions.clone()); // [m, d]

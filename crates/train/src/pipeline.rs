@@ -134,6 +134,14 @@ pub fn evaluate(
     device: &Device,
     opts: &EvalOptions,
 ) -> Evaluation {
+    let scorer =
+        ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
+    evaluate_scorer(&scorer, dataset, opts)
+}
+
+/// [`evaluate`] for any full-catalog scorer over `dataset`'s item index (e.g. an ensemble
+/// teacher, [`crate::Teacher`]).
+pub fn evaluate_scorer(scorer: &dyn Scorer, dataset: &Dataset, opts: &EvalOptions) -> Evaluation {
     let start = Instant::now();
     let n = dataset.catalog.len();
     let rerank_cases = rerank_subset(dataset, opts.rerank_cases, opts.seed);
@@ -149,10 +157,8 @@ pub fn evaluate(
         .map(|s| CandidateSampler::new(s, &dataset.train, n))
         .collect()
     };
-    let scorer =
-        ModelScorer::new(model.clone(), catalog_features(encoder, device), device, "sessionrank");
-    tracing::info!("evaluating the model on {} test cases", dataset.test.len());
-    let model_metrics = evaluate_system(&scorer, dataset, &rerank_cases, &samplers, opts);
+    tracing::info!("evaluating {} on {} test cases", scorer.name(), dataset.test.len());
+    let model_metrics = evaluate_system(scorer, dataset, &rerank_cases, &samplers, opts);
     let mut baselines = std::collections::BTreeMap::new();
     if opts.baselines {
         let systems: Vec<(&str, Box<dyn Scorer>)> = vec![

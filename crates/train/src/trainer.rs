@@ -136,6 +136,11 @@ pub fn train_with(
         threads: step_threads(config.threads),
     };
     let valid = validation_cases(dataset, config);
+    if let Some(teacher) = &steps.teacher {
+        // The teacher on the student's validation cases: what the student can hope to keep.
+        let m = evaluate_full(teacher, &valid, encoder.n_items(), 256, config.exclude_history);
+        tracing::info!("teacher ({} model(s)) on validation: {m}", teacher.len());
+    }
     let mut run = start_run(config, &dataset.name, &ad, initial_model, checkpoint_dir)?;
     let resumed_seconds = run.state.train_seconds;
     let progress = Progress::new(on_progress, config, steps.schedule, resumed_seconds, start);

@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use common::{rng_turn, slice};
 use sessionrank_core::ModelBundle;
 use sessionrank_core::features::FeatureEncoder;
+use sessionrank_data::eval::evaluate_full;
 use sessionrank_data::{Catalog, Dataset};
 use sessionrank_model::{ModelConfig, SessionRankModel};
 use sessionrank_train::batch::{TrainBatch, make_batch, training_sequences};
@@ -71,8 +72,8 @@ fn kd_loss_is_zero_for_the_teacher_itself_and_positive_for_another_model() {
     let teacher_model = config.init(&device);
     let bundle = bundle_for(&ds, &config, &teacher_model, &encoder, serde_json::json!({}), false)
         .expect("bundle");
-    let teacher = Teacher::from_bundle(&bundle, &ds.catalog, &config, &device)
-        .expect("teacher over the same catalog");
+    let teacher =
+        Teacher::from_bundle(&bundle, &ds.catalog, &device).expect("teacher over the same catalog");
     let batch = fixed_batch(&ds, config.max_len, &device);
 
     let same = kd(&teacher_model, &encoder, &teacher, &batch, &device);
@@ -108,7 +109,7 @@ fn a_distilled_student_moves_towards_its_teacher() {
         .with_negatives(500)
         .with_seed(7)
         .with_time_budget_s(Some(40))
-        .with_distill(Some(DistillConfig::new(teacher_dir.clone()).with_alpha(0.7)));
+        .with_distill(Some(DistillConfig::new(vec![teacher_dir.clone()]).with_alpha(0.7)));
     let outcome = train(&ds, &encoder, &student_config, &device, None).expect("train the student");
     for log in &outcome.history {
         let kd = log.train_kd_loss.expect("the KD term is logged");
@@ -122,8 +123,7 @@ fn a_distilled_student_moves_towards_its_teacher() {
 
     // KL to the teacher over the full catalog on fixed sessions: the student before training
     // (same seed, same init) against the distilled student.
-    let teacher = Teacher::load(&teacher_dir, &ds.catalog, &student_model, &device)
-        .expect("load the teacher");
+    let teacher = Teacher::load(&teacher_dir, &ds.catalog, &device).expect("load the teacher");
     let batch = fixed_batch(&ds, student_model.max_len, &device);
     let ad = device.clone().autodiff();
     ad.seed(student_config.seed);
@@ -166,8 +166,8 @@ fn a_teacher_over_another_item_index_is_refused() {
     let dir = tmp.path().join("teacher");
     write_bundle(&other, &config, &model, &encoder, &dir);
 
-    let err = Teacher::load(&dir, &ds.catalog, &config, &device)
-        .expect_err("another item index must be refused");
+    let err =
+        Teacher::load(&dir, &ds.catalog, &device).expect_err("another item index must be refused");
     let msg = err.to_string();
     assert!(matches!(err, TrainError::Teacher { .. }), "{msg}");
     assert!(
@@ -179,7 +179,7 @@ fn a_teacher_over_another_item_index_is_refused() {
     let student_encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
     let student = TrainConfig::new(complete_config(tiny(16, 1), &student_encoder))
         .with_max_epochs(1)
-        .with_distill(Some(DistillConfig::new(dir.clone())));
+        .with_distill(Some(DistillConfig::new(vec![dir.clone()])));
     let err =
         train(&ds, &student_encoder, &student, &device, None).expect_err("refused by the trainer");
     assert!(matches!(err, TrainError::Teacher { .. }), "{err}");
@@ -195,6 +195,52 @@ fn a_teacher_over_another_item_index_is_refused() {
     let config = complete_config(tiny(16, 1), &encoder);
     let dir = tmp.path().join("reordered");
     write_bundle(&reordered, &config, &config.init(&device), &encoder, &dir);
-    Teacher::load(&dir, &ds.catalog, &config, &device)
-        .expect("a reordered index is mapped by item id");
+    Teacher::load(&dir, &ds.catalog, &device).expect("a reordered index is mapped by item id");
+}
+
+#[test]
+fn an_ensemble_teacher_averages_its_members_and_scores_like_them() {
+    let _turn = rng_turn();
+    let ds = slice();
+    let device = Device::flex();
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    let tmp = tempfile::tempdir().expect("tmp");
+    device.seed(3);
+    let model = config.init(&device);
+    let other = config.init(&device);
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    write_bundle(&ds, &config, &model, &encoder, &a);
+    write_bundle(&ds, &config, &model, &encoder, &b);
+    write_bundle(&ds, &config, &other, &encoder, &c);
+    let batch = fixed_batch(&ds, config.max_len, &device);
+
+    // The same model twice teaches exactly what it teaches alone: KD zero for itself.
+    let twice = Teacher::load_all(&[a.clone(), b], &ds.catalog, &device).expect("ensemble");
+    assert_eq!(twice.len(), 2);
+    let same = kd(&model, &encoder, &twice, &batch, &device);
+    assert!(same.abs() < 1e-5, "student == both members: KD {same}");
+    // Another member moves the target away from either model alone.
+    let mixed = Teacher::load_all(&[a.clone(), c], &ds.catalog, &device).expect("ensemble");
+    let to_model = kd(&model, &encoder, &mixed, &batch, &device);
+    let to_other = kd(&other, &encoder, &mixed, &batch, &device);
+    assert!(to_model > 1e-4 && to_other > 1e-4, "KD to the mixed ensemble: {to_model} {to_other}");
+
+    // Through the evaluation protocol, the ensemble of one model twice ranks as the model.
+    let single = Teacher::load(&a, &ds.catalog, &device).expect("single");
+    let n = encoder.n_items();
+    let cases = &ds.test[..ds.test.len().min(300)];
+    let m1 = evaluate_full(&single, cases, n, 64, false);
+    let m2 = evaluate_full(&twice, cases, n, 64, false);
+    assert_eq!((m1.p_at_20, m1.mrr_at_20), (m2.p_at_20, m2.mrr_at_20));
+    assert!(m1.cases > 0);
+
+    // A member that reads a shorter context than the student is refused, naming the reason.
+    let longer = config.clone().with_max_len(config.max_len + 5);
+    let err = DistillConfig::new(vec![a])
+        .load_teacher(&ds.catalog, &longer, &device)
+        .expect_err("a shorter teacher context is refused");
+    assert!(err.to_string().contains("max_len"), "{err}");
+    let err = DistillConfig::new(Vec::new()).validate().expect_err("no teacher");
+    assert!(err.to_string().contains("at least one teacher"), "{err}");
 }
