@@ -33,6 +33,7 @@
 // WebGPU works, faster or not (tests, benchmarks).
 
 import init, { Reranker } from "./pkg/sessionrank.js";
+import { prefetchBundle } from "./sessionrank-prefetch.js";
 import { Channel, answer } from "./sessionrank-rpc.js";
 
 /**
@@ -91,14 +92,18 @@ const ops = {
     if (args.webgpu) WEBGPU = args.webgpu;
     webgpuReason = args.webgpuReason;
     wasmBase = args.wasmBase;
+    const url = /** @type {{ manifestUrl?: string }} */ (args).manifestUrl;
+    // The bundle downloads while the module compiles (a worker's first load does both).
+    const prefetched = url ? prefetchBundle(url) : undefined;
     const Engine = await loadPackage();
     // The WebGPU worker races WebGPU against its CPU engine; this one is the CPU package.
     const backend = WEBGPU === "force" ? "webgpu" : "auto";
     /** @type {import("./pkg/sessionrank.js").RerankerOptions} */
     const options = ROLE === "webgpu" ? { storage: "memory", backend } : { storage: "memory" };
-    const url = /** @type {{ manifestUrl?: string }} */ (args).manifestUrl;
     const bytes = /** @type {import("./sessionrank-rpc.js").BundleBytes} */ (args);
-    const next = url ? await Engine.load(url, options) : Engine.fromBytes(bytes.manifest, bytes.files, options);
+    const next = url
+      ? await Engine.load(url, { ...options, prefetched })
+      : Engine.fromBytes(bytes.manifest, bytes.files, options);
     dropDelegate(null);
     reranker = next;
     source = args;

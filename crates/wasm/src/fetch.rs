@@ -1,7 +1,9 @@
 //! Fetching bundle files with the page's (or the worker's) `fetch`.
 
-use js_sys::{Promise, Uint8Array};
-use wasm_bindgen::JsCast;
+use std::collections::BTreeMap;
+
+use js_sys::{Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Response, Url, Window, WorkerGlobalScope};
 
@@ -112,4 +114,59 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// The downloads a page started with `prefetchBundle` (web/sessionrank-prefetch.js) before
+/// the module was ready, handed to `load` as `options.prefetched`: the manifest's response and
+/// a promise of each listed file's response. `load` reads them exactly as its own requests.
+pub struct Prefetched {
+    /// The manifest's absolute URL.
+    pub url: String,
+    manifest: Promise,
+    files: Promise,
+}
+
+impl Prefetched {
+    /// `options.prefetched`, when given; a value of another shape is an `invalid_input`.
+    pub fn parse(options: &JsValue) -> Result<Option<Self>> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(None);
+        }
+        let field = "options.prefetched";
+        let v = Reflect::get(options, &"prefetched".into())
+            .map_err(|e| Error::input(field, describe(&e)))?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        let shape = || Error::input(field, "must be what prefetchBundle(url) returned");
+        let get = |key: &str| Reflect::get(&v, &key.into()).map_err(|_| shape());
+        let url = get("url")?.as_string().ok_or_else(shape)?;
+        let manifest = get("manifest")?.dyn_into::<Promise>().map_err(|_| shape())?;
+        let files = get("files")?.dyn_into::<Promise>().map_err(|_| shape())?;
+        Ok(Some(Self { url, manifest, files }))
+    }
+
+    /// The manifest's request, for [`bytes`].
+    pub fn manifest(&self) -> Promise {
+        self.manifest.clone()
+    }
+
+    /// The requests the prefetch started, by file name (none when its file list failed: the
+    /// caller then starts its own).
+    pub async fn started(&self) -> BTreeMap<String, Promise> {
+        let Ok(files) = JsFuture::from(self.files.clone()).await else {
+            return BTreeMap::new();
+        };
+        let Ok(entries) = js_sys::Object::try_from(&files).map(js_sys::Object::entries).ok_or(())
+        else {
+            return BTreeMap::new();
+        };
+        entries
+            .iter()
+            .filter_map(|pair| {
+                let pair: js_sys::Array = pair.dyn_into().ok()?;
+                Some((pair.get(0).as_string()?, pair.get(1).dyn_into::<Promise>().ok()?))
+            })
+            .collect()
+    }
 }

@@ -199,6 +199,12 @@ export interface RerankerOptions {
    * one core once per page; `false` skips it (e.g. on battery saver).
    */
   warmUp?: boolean;
+  /**
+   * `load` only: the downloads `prefetchBundle(manifestUrl)` started before `init()` (the
+   * same URL), read and checked as `load`'s own requests, so the bundle travels while the
+   * module compiles. One prefetch serves one load.
+   */
+  prefetched?: import("./sessionrank-prefetch.js").PrefetchedBundle;
 }
 
 /** The backend choice: `reranker.warmup`, `await reranker.ready()`. */

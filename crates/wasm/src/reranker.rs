@@ -57,10 +57,12 @@ impl Options {
 /// Re-ranks a storefront's candidate list for the shopper's session, in the browser.
 ///
 /// ```js
-/// import init, { Reranker } from "sessionrank";
-/// await init();
+/// import init, { Reranker, prefetchBundle } from "sessionrank";
 /// // A version's browser bundle (no item table): items come as vectors the server computed.
-/// const r = await Reranker.load("/v1/models/20261123-081327-779a3ef3/browser/manifest.json");
+/// const url = "/v1/models/20261123-081327-779a3ef3/browser/manifest.json";
+/// const prefetched = prefetchBundle(url); // the bundle downloads while the module compiles
+/// await init();
+/// const r = await Reranker.load(url, { prefetched });
 /// const page = await (await fetch("/v1/candidates")).json();     // {id, vector} per item
 /// const list = page.items.map((it) => ({ itemId: it.id, vector: it.vector }));
 /// await r.rerank(list);                                 // no session yet: upstream order
@@ -107,23 +109,49 @@ impl Reranker {
     /// runs before this resolves; `"webgpu"` without a usable adapter rejects with `device`).
     /// Rejects with a `SessionrankError` (`network`, `http_status`, `unsupported_format`,
     /// `checksum_mismatch`, `weights`, …).
+    ///
+    /// `options.prefetched`: what `prefetchBundle(manifestUrl)` returned, called before
+    /// `init()` so the bundle downloads while the module compiles; its responses are read and
+    /// checked exactly as this method's own requests (one prefetch serves one load).
     #[wasm_bindgen(unchecked_return_type = "Reranker")]
     pub async fn load(
         #[wasm_bindgen(js_name = manifestUrl)] manifest_url: String,
         #[wasm_bindgen(unchecked_optional_param_type = "RerankerOptions")] options: JsValue,
     ) -> Result<Reranker, JsValue> {
+        let prefetched = fetch::Prefetched::parse(&options)?;
         let options = Options::parse(&options)?;
         let t0 = now_ms();
         let manifest_url = fetch::resolve(&manifest_url, None)?;
-        let manifest_bytes = fetch::bytes(&manifest_url, fetch::start(&manifest_url)?).await?;
+        if let Some(p) = &prefetched
+            && p.url != manifest_url
+        {
+            return Err(Error::input(
+                "options.prefetched",
+                format!("was started for {}, not {manifest_url}", p.url),
+            )
+            .into());
+        }
+        let manifest_request = match &prefetched {
+            Some(p) => p.manifest(),
+            None => fetch::start(&manifest_url)?,
+        };
+        let manifest_bytes = fetch::bytes(&manifest_url, manifest_request).await?;
         // Refuse another format version or kind before downloading anything else.
         let manifest = ModelBundle::parse_manifest(&manifest_bytes).map_err(Error::from)?;
         check_kind(manifest.kind)?;
+        let mut started = match &prefetched {
+            Some(p) => p.started().await,
+            None => BTreeMap::new(),
+        };
         let mut pending = Vec::new();
-        // Every file the manifest lists (a browser bundle: weights.bpk, categories.json).
+        // Every file the manifest lists (a browser bundle: weights.bpk, categories.json):
+        // the prefetch's request where it started one, else a new one.
         for name in manifest.files.keys().filter(|n| n.as_str() != SAFETENSORS) {
             let url = fetch::resolve(name, Some(&manifest_url))?;
-            let request = fetch::start(&url)?;
+            let request = match started.remove(name.as_str()) {
+                Some(r) => r,
+                None => fetch::start(&url)?,
+            };
             pending.push((name, url, request));
         }
         let mut files = BTreeMap::new();

@@ -338,6 +338,57 @@ async fn a_tampered_file_fetched_over_http_is_refused() {
     }
 }
 
+/// `prefetchBundle`'s shape (web/sessionrank-prefetch.js), built here: the manifest's
+/// response and the responses of `started` files, for the manifest at `url` (absolute).
+fn prefetched(url: &str, manifest_url: &str, started: &[&str]) -> JsValue {
+    let window = web_sys::window().expect("a page");
+    let files = js_sys::Object::new();
+    for name in started {
+        let file_url = web_sys::Url::new_with_base(name, manifest_url).expect("url").href();
+        Reflect::set(&files, &(*name).into(), &window.fetch_with_str(&file_url)).expect("set");
+    }
+    let p = js_sys::Object::new();
+    Reflect::set(&p, &"url".into(), &url.into()).expect("set");
+    Reflect::set(&p, &"manifest".into(), &window.fetch_with_str(manifest_url)).expect("set");
+    Reflect::set(&p, &"files".into(), &js_sys::Promise::resolve(&files)).expect("set");
+    let options = memory();
+    Reflect::set(&options, &"prefetched".into(), &p).expect("set");
+    options
+}
+
+/// A bundle whose downloads the page started before the module was ready loads and scores
+/// exactly like one `load` fetched itself (a file the prefetch did not start is fetched then);
+/// a prefetch of another URL, or of another shape, is refused; a tampered file is still caught.
+#[wasm_bindgen_test]
+async fn a_prefetched_bundle_loads_like_a_fetched_one() {
+    let golden: Golden = serde_json::from_str(PARITY).expect("parity.json");
+    let case = golden.cases.iter().find(|c| c.name == "five_events_mixed_kinds").expect("case");
+    let href = web_sys::window().expect("a page").location().href().expect("href");
+    let url = web_sys::Url::new_with_base(SERVED_MANIFEST, &href).expect("url").href();
+    let options = prefetched(&url, &url, &["weights.bpk"]);
+    let r = Reranker::load(SERVED_MANIFEST.into(), options).await.expect("prefetched load");
+    let got = play(&r, case).await;
+    check_parity(case, &got, golden.tolerance());
+    let plain = Reranker::load(SERVED_MANIFEST.into(), memory()).await.expect("plain load");
+    let want = play(&plain, case).await;
+    let ids = |o: &RankingOut| o.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&got), ids(&want));
+
+    let other = prefetched("https://cdn.example/other/manifest.json", &url, &[]);
+    let e = Reranker::load(SERVED_MANIFEST.into(), other).await.err().expect("another URL");
+    assert_eq!(code(&e), "invalid_input");
+    assert_eq!(prop(&e, "field").as_string().as_deref(), Some("options.prefetched"));
+    let bad = js(&json!({ "storage": "memory", "prefetched": "weights.bpk" }));
+    let e = Reranker::load(SERVED_MANIFEST.into(), bad).await.err().expect("another shape");
+    assert_eq!(code(&e), "invalid_input");
+
+    let tampered_href = "/tests/served/tampered-browser/manifest.json";
+    let tampered = web_sys::Url::new_with_base(tampered_href, &href).expect("url").href();
+    let options = prefetched(&tampered, &tampered, &["weights.bpk", "categories.json"]);
+    let e = Reranker::load(tampered_href.into(), options).await.err().expect("tampered");
+    assert_eq!(code(&e), "checksum_mismatch");
+}
+
 #[wasm_bindgen_test]
 fn truncated_or_tampered_weights_are_rejected() {
     let truncated = &WEIGHTS[..WEIGHTS.len() / 2];
