@@ -7,6 +7,7 @@ use sessionrank_core::{ModelBundle, Reranker, Rules};
 use sessionrank_train::Teacher;
 use sessionrank_train::controls::RuleBench;
 use sessionrank_train::pipeline::{evaluate, evaluate_scorer, rerank_subset};
+use sessionrank_train::results::metrics_of;
 
 use crate::output::write_json;
 use crate::plan::EvalPlan;
@@ -21,6 +22,7 @@ pub fn run(plan: EvalPlan) -> anyhow::Result<()> {
         let evaluation = evaluate_scorer(&teacher, &dataset, &plan.eval);
         println!("{}", serde_json::to_string_pretty(&evaluation.model.full)?);
         let mut out = serde_json::to_value(&evaluation)?;
+        out["metrics"] = metrics_of(&evaluation.model);
         out["bundles"] = serde_json::json!(plan.bundles);
         if let Some(path) = &plan.results {
             write_json(path, &out)?;
@@ -42,6 +44,7 @@ pub fn run(plan: EvalPlan) -> anyhow::Result<()> {
     let evaluation = evaluate(reranker.model(), reranker.encoder(), &dataset, &device, &plan.eval);
     println!("{}", serde_json::to_string_pretty(&evaluation.model.full)?);
     let mut out = serde_json::to_value(&evaluation)?;
+    out["metrics"] = metrics_of(&evaluation.model);
     if let Some(rules) = &plan.rules {
         // The same re-rank cases as the evaluation's, each list scored once and ordered with
         // and without the rules.

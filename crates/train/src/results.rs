@@ -4,7 +4,9 @@ use serde_json::{Map, Value, json};
 
 use crate::pipeline::{ExperimentRecord, SystemMetrics};
 
-fn metrics_of(s: &SystemMetrics) -> Value {
+/// One system's figures as `results/*.json` spell them: `p@20`, `mrr@20`, `hr@10`, … of the
+/// full ranking, then `sampled99_`, `popsampled99_`, `retriever100_` ones of the re-ranks.
+pub fn metrics_of(s: &SystemMetrics) -> Value {
     let f = &s.full;
     let mut m = Map::new();
     if f.cases > 0 {

@@ -22,6 +22,11 @@ impl Previous {
         }
     }
 
+    /// A top-level value of the previous JSON report.
+    pub fn extra(&self, key: &str) -> Option<Value> {
+        self.json.as_ref()?.get(key).cloned()
+    }
+
     /// `dataset`'s JSON and its Markdown section (from its `## <dataset>` heading to the next
     /// `## ` heading), with the byte counts the headline sizes are taken from.
     pub fn section(&self, dataset: &str) -> Option<Section> {

@@ -117,6 +117,11 @@ fn a_dataset_without_runs_keeps_its_previous_section() {
     let first_on_disk: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&paths.json).expect("json")).expect("parse");
 
+    // The ensemble experiment's own script adds its key to the same file in between.
+    let mut with_ensemble = first_on_disk.clone();
+    with_ensemble["ensemble_kd"] = serde_json::json!({"amazon-beauty": {"seeds": [1, 2, 3]}});
+    std::fs::write(&paths.json, serde_json::to_vec(&with_ensemble).expect("json")).expect("write");
+
     // Later, on a machine that holds only Beauty's runs.
     let second_runs = tmp.path().join("second");
     fake_run_in(&second_runs, "amazon-beauty", "teacher", 32, 5.0);
@@ -129,6 +134,7 @@ fn a_dataset_without_runs_keeps_its_previous_section() {
         "carried over unchanged"
     );
     assert_eq!(second["datasets"]["amazon-beauty"]["student"]["ndcg@10"], 0.055);
+    assert_eq!(second["ensemble_kd"], with_ensemble["ensemble_kd"], "its key is kept");
     let md = std::fs::read_to_string(&paths.markdown).expect("markdown");
     let section = &first_md[first_md.find("## diginetica").expect("section")..];
     assert!(md.contains(section.trim_end()), "the Diginetica section is kept word for word:\n{md}");
