@@ -25,7 +25,6 @@ use burn::config::Config;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sessionrank_core::features::{EncodedEvent, session_input};
-use sessionrank_core::reranker::read_f32;
 use sessionrank_core::{ModelBundle, Reranker};
 use sessionrank_data::eval::Scorer;
 use sessionrank_data::{Catalog, Event, ItemIdx};
@@ -35,7 +34,7 @@ use crate::batch::TrainBatch;
 use crate::features::{catalog_features, select_rows};
 pub use crate::loss::kd_loss;
 use crate::loss::{batch_logits, table_logits};
-use crate::scorer::encode_prefix;
+use crate::scorer::{candidates_of_full, encode_prefix, write_scores};
 use crate::{Result, TrainError};
 
 /// Distillation settings of a training run (part of [`crate::TrainConfig`], so a checkpoint
@@ -295,20 +294,11 @@ impl Scorer for Teacher {
             [only] => member_scores(only),
             _ => self.mean_log_probs(self.members.iter().map(member_scores)),
         };
-        match read_f32(scores) {
-            Ok(v) if v.len() == out.len() => out.copy_from_slice(&v),
-            // As `ModelScorer`: a device failure scores nothing rather than something wrong.
-            _ => out.fill(f32::NEG_INFINITY),
-        }
+        write_scores(scores, out);
     }
 
     fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {
-        let mut all = vec![0f32; self.n_items()];
-        self.score_batch(&[prefix], &mut all);
-        candidates
-            .iter()
-            .map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY))
-            .collect()
+        candidates_of_full(self, prefix, candidates)
     }
 }
 

@@ -57,20 +57,30 @@ impl Scorer for ModelScorer {
         let input = session_input(&refs, self.max_len, &self.device);
         let b = prefixes.len();
         let logits = self.model.forward_full(self.table.clone(), &input).slice([0..b, 1..n + 1]); // [b, n]
-        match read_f32(logits) {
-            Ok(v) if v.len() == out.len() => out.copy_from_slice(&v),
-            // A device failure during evaluation scores nothing (every item ties last):
-            // it shows up as zero metrics, never as silently wrong ones.
-            _ => out.fill(f32::NEG_INFINITY),
-        }
+        write_scores(logits, out);
     }
 
     fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {
-        let mut all = vec![0f32; self.n_items()];
-        self.score_batch(&[prefix], &mut all);
-        candidates
-            .iter()
-            .map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY))
-            .collect()
+        candidates_of_full(self, prefix, candidates)
     }
+}
+
+/// `scores` (`[b, n_items]`) into `out`. A device failure during evaluation scores nothing
+/// (every item ties last): it shows up as zero metrics, never as silently wrong ones.
+pub(crate) fn write_scores(scores: Tensor<2>, out: &mut [f32]) {
+    match read_f32(scores) {
+        Ok(v) if v.len() == out.len() => out.copy_from_slice(&v),
+        _ => out.fill(f32::NEG_INFINITY),
+    }
+}
+
+/// A full-catalog scorer's scores of `candidates` (an unknown index scores last).
+pub(crate) fn candidates_of_full<S: Scorer + ?Sized>(
+    scorer: &S,
+    prefix: &[Event],
+    candidates: &[ItemIdx],
+) -> Vec<f32> {
+    let mut all = vec![0f32; scorer.n_items()];
+    scorer.score_batch(&[prefix], &mut all);
+    candidates.iter().map(|&c| all.get(c as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect()
 }
