@@ -3,6 +3,7 @@ docs/distill-ensemble.md (written by scripts/distill-ensemble).
 
     python3 scripts/lib/ensemble_kd.py DATASET COMMAND TEACHER.json STUDENTS.json \
         'label=glob;label=glob' BROWSER_WEIGHTS_FILE
+    python3 scripts/lib/ensemble_kd.py DATASET COMMAND TEACHER.json - NOTE -   (teacher only)
 
 TEACHER.json: `sessionrank eval` of the ensemble (its "metrics", "bundles"). STUDENTS.json: the
 students' seeds merged by scripts/lib/merge_seeds.py. Each `label=glob` names the same student's
@@ -48,9 +49,21 @@ def seeded(files):
     return out
 
 
+def teacher_only(dataset, command, teacher, note):
+    """A teacher scored before any student was trained from it (STUDENTS.json = "-")."""
+    return {"command": command, "machine": teacher.get("machine"), "note": note,
+            "teacher": {"bundles": teacher["bundles"], "models": len(teacher["bundles"]),
+                        "metrics": teacher["metrics"]}}
+
+
 def main():
     dataset, command, teacher_path, students_path, no_kd_spec, weights_file = sys.argv[1:7]
-    teacher, students = load(teacher_path), load(students_path)
+    teacher = load(teacher_path)
+    if students_path == "-":
+        save(dataset, teacher_only(dataset, command, teacher, no_kd_spec))
+        print(f"results/distill.json: ensemble_kd.{dataset}: teacher only {teacher['metrics']}")
+        return
+    students = load(students_path)
     metric = HEADLINE.get(dataset, "mrr@20")
     no_kd = {}
     for part in filter(None, no_kd_spec.split(";")):
@@ -84,6 +97,12 @@ def main():
                     "metrics": {k: teacher["metrics"][k] for k in teacher["metrics"]}},
         "student": student, "no_kd": no_kd, "checks": checks,
     }
+    save(dataset, section)
+    print(f"{path}: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
+          f"teacher's {teacher['metrics'][metric]}), over no-KD {checks['student_over_no_kd']}")
+
+
+def save(dataset, section):
     path = "results/distill.json"
     doc = load(path) if os.path.exists(path) else {}
     doc.setdefault("ensemble_kd", {})[dataset] = section
@@ -91,8 +110,6 @@ def main():
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")
     write_markdown(doc["ensemble_kd"])
-    print(f"{path}: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
-          f"teacher's {teacher['metrics'][metric]}), over no-KD {checks['student_over_no_kd']}")
 
 
 def fmt(mean, sd, key):
@@ -108,6 +125,12 @@ def write_markdown(sections):
              "the same student trained without a teacher. Every choice was made on validation (BENCHMARKS.md",
              "says which); the test set was read once per run.", ""]
     for dataset, s in sections.items():
+        if "student" not in s:
+            t = s["teacher"]
+            lines += [f"## {dataset} (teacher only)", "", f"`{s['command']}`", "", s["note"], "",
+                      "| model | " + " | ".join(SHOWN) + " |", "|---|" + "---:|" * len(SHOWN),
+                      f"| ensemble of {t['models']} | " + " | ".join(fmt(t["metrics"][k], None, k) for k in SHOWN) + " |", ""]
+            continue
         st, t, c = s["student"], s["teacher"], s["checks"]
         m = c["metric"]
         lines += [f"## {dataset}", "", f"`{s['command']}`", "",
