@@ -12,7 +12,8 @@ import time
 import urllib.request
 
 _SERVER = """
-import gzip, http.server, os, sys
+import gzip, http.server, os, sys, time
+RTT_S = float(sys.argv[2]) / 1000
 # Text and wasm go out gzip-compressed (compressed once per file and kept), as a CDN or the
 # sessionrank server sends them: a page is timed on the bytes a shopper downloads, not on
 # this Python server copying 3.5 MB of uncompressed wasm.
@@ -25,6 +26,9 @@ class H(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
     def do_GET(self):
+        # A network's round trip before every answer (Browser(rtt_ms=...)); 0: localhost.
+        if RTT_S > 0:
+            time.sleep(RTT_S)
         path = self.translate_path(self.path)
         gz = "gzip" in self.headers.get("Accept-Encoding", "")
         if not (gz and path.endswith(COMPRESSIBLE) and os.path.isfile(path)):
@@ -62,10 +66,14 @@ def free_port():
 class Browser:
     """The HTTP server and chromedriver, for a `with` block."""
 
+    def __init__(self, rtt_ms=0):
+        # Every HTTP answer waits this long first: a CDN's round trip (0 = localhost).
+        self.rtt_ms = rtt_ms
+
     def __enter__(self):
         self.http_port, self.wd_port = free_port(), free_port()
         self.procs = [
-            subprocess.Popen([sys.executable, "-c", _SERVER, str(self.http_port)],
+            subprocess.Popen([sys.executable, "-c", _SERVER, str(self.http_port), str(self.rtt_ms)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             subprocess.Popen(["/usr/bin/chromedriver", f"--port={self.wd_port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
