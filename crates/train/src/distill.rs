@@ -199,11 +199,6 @@ impl Teacher {
         Ok(Self { members: vec![Member { model, table, config, version }], device })
     }
 
-    /// The first member's model config (an ensemble's members may differ).
-    pub fn config(&self) -> &ModelConfig {
-        &self.members[0].config
-    }
-
     /// The members' model versions, joined with `+`.
     pub fn version(&self) -> String {
         self.members.iter().map(|m| m.version.as_str()).collect::<Vec<_>>().join("+")
