@@ -117,6 +117,14 @@ def fmt(mean, sd, key):
     return f"{mean:.{d}f} ± {sd:.{d + 1}f}" if sd is not None else f"{mean:.{d}f}"
 
 
+def alpha_text(distill):
+    """The KD weight: constant, or annealed linearly over the schedule (`--kd-alpha-end`)."""
+    end = distill.get("alpha_end")
+    if end is None:
+        return f"alpha = {distill['alpha']}"
+    return f"alpha {distill['alpha']} → {end} (linear over the schedule)"
+
+
 def write_markdown(sections):
     lines = ["# Distillation from an ensemble of seeds (issue 20, item 4)", "",
              "Written by `scripts/distill-ensemble` (`results/distill.json` → `ensemble_kd`). The teacher is the",
@@ -136,7 +144,7 @@ def write_markdown(sections):
         lines += [f"## {dataset}", "", f"`{s['command']}`", "",
                   f"Machine: {s['machine']}; device: {s['device']}. Students: d_model {st['d_model']} × "
                   f"{st['n_layers']} layers, window {st['window']}, {st['browser_weight_bytes']:,} bytes of browser weights; "
-                  f"distillation T = {st['distill']['temperature']}, alpha = {st['distill']['alpha']}, "
+                  f"distillation T = {st['distill']['temperature']}, {alpha_text(st['distill'])}, "
                   f"at most {st['max_epochs']} epochs of a {st['schedule_epochs']}-epoch schedule.", "",
                   "| model | seeds | " + " | ".join(SHOWN) + " |", "|---|---|" + "---:|" * len(SHOWN)]
         lines.append(f"| teacher: ensemble of {t['models']} | — | " +

@@ -243,6 +243,11 @@ pub struct DistillArgs {
     /// Weight alpha of the distillation term, 0..=1 (1 = teacher only).
     #[arg(long, value_name = "A", requires = "teacher", default_value_t = distill_defaults().alpha)]
     pub kd_alpha: f64,
+    /// Anneal the distillation weight linearly from --kd-alpha at the first step to this at
+    /// the end of the learning-rate schedule (--schedule-epochs), 0..=1 [default: constant
+    /// --kd-alpha].
+    #[arg(long, value_name = "A", requires = "teacher")]
+    pub kd_alpha_end: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -186,7 +186,8 @@ fn distill_config(a: &DistillArgs) -> Option<DistillConfig> {
     Some(
         DistillConfig::new(a.teacher.clone())
             .with_temperature(a.kd_temperature)
-            .with_alpha(a.kd_alpha),
+            .with_alpha(a.kd_alpha)
+            .with_alpha_end(a.kd_alpha_end),
     )
 }
 
@@ -424,6 +425,17 @@ mod tests {
         let c =
             plan(&["--teacher", "s1", "--teacher", "s2"], DatasetKind::Sessions, 10).config.distill;
         assert_eq!(c.map(|c| c.teacher_dirs.len()), Some(2), "--teacher twice is an ensemble");
+        // Annealing: the weight at the first step, then at the schedule's end.
+        let c = plan(
+            &["--teacher", "t", "--kd-alpha", "0.9", "--kd-alpha-end", "0.1"],
+            DatasetKind::Sessions,
+            10,
+        )
+        .config
+        .distill
+        .unwrap_or_else(|| panic!("a teacher gives a distillation config"));
+        assert_eq!((c.alpha, c.alpha_end), (0.9, Some(0.1)));
+        assert!(parse(&["--kd-alpha-end", "0.1"]).is_err(), "--kd-alpha-end needs --teacher");
     }
 
     #[test]

@@ -22,7 +22,8 @@ use sessionrank_data::import::{DigineticaOptions, import_diginetica};
 use sessionrank_train::pipeline::{
     FeatureOptions, Outputs, build_encoder, complete_config, train_on,
 };
-use sessionrank_train::{DatasetProfile, TrainConfig};
+use sessionrank_train::presets::SAMPLED_NEGATIVES;
+use sessionrank_train::{Preset, TrainConfig};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -47,21 +48,14 @@ fn main() -> Result<(), Error> {
     }
     let options = DigineticaOptions { max_train_sessions: Some(sessions), ..Default::default() };
     let dataset = import_diginetica(&default_data_dir().join("diginetica"), &options)?.dataset;
-    let preset = TrainConfig::preset(&DatasetProfile::of(&dataset));
-    let encoder = build_encoder(&dataset, &FeatureOptions::default(), 20, 128)?;
-    let model = preset
-        .model
-        .clone()
-        .with_d_model(96)
-        .with_n_layers(1)
-        .with_d_ff(384)
-        .with_max_len(20)
-        .with_dropout(0.25)
-        .with_logit_scale(Some(16.0));
+    // The large-sessions preset whatever the slice's size: the headline configuration is
+    // what is timed, not the smaller one a 20,000-session slice would get from its profile.
+    let preset = Preset::LargeSessions.train_config();
+    let encoder = build_encoder(&dataset, &FeatureOptions::default(), preset.model.max_len, 128)?;
     let config = TrainConfig {
-        model: complete_config(model, &encoder),
+        model: complete_config(preset.model.clone(), &encoder),
         max_epochs: 1,
-        negatives: 16_384,
+        negatives: SAMPLED_NEGATIVES,
         valid_cases: 500,
         threads,
         ..preset

@@ -7,7 +7,8 @@
 //! target, over the very item table the student's step scores (the whole catalog, or the
 //! sampled-softmax table). A temperature above 1 softens both distributions so the student
 //! also learns how the teacher ranks the items it does *not* predict; the `T²` keeps the
-//! gradient scale comparable to the cross-entropy's (Hinton et al., 2015).
+//! gradient scale comparable to the cross-entropy's (Hinton et al., 2015). `alpha` may be
+//! annealed linearly over the learning-rate schedule ([`DistillConfig::alpha_end`]).
 //!
 //! The teacher may be an *ensemble*: several bundles trained on the same catalog (e.g. the
 //! seeds of one configuration), whose distributions are averaged geometrically (the mean of
@@ -47,9 +48,16 @@ pub struct DistillConfig {
     /// Softmax temperature of both distributions in the KD term.
     #[config(default = 2.0)]
     pub temperature: f64,
-    /// Weight of the KD term: loss = (1 - alpha) · CE + alpha · KD.
+    /// Weight of the KD term: loss = (1 - alpha) · CE + alpha · KD (at the first step, when
+    /// [`Self::alpha_end`] anneals it).
     #[config(default = 0.5)]
     pub alpha: f64,
+    /// The weight at the end of the learning-rate schedule, reached linearly from
+    /// [`Self::alpha`] over its steps: the teacher's soft targets can guide the student early,
+    /// while its ranking is still forming, and leave the last, low-rate steps to the real next
+    /// item (or the reverse). `None` keeps `alpha` for the whole run.
+    #[config(default = "None")]
+    pub alpha_end: Option<f64>,
 }
 
 impl DistillConfig {
@@ -64,13 +72,29 @@ impl DistillConfig {
                 self.temperature
             )));
         }
-        if !(0.0..=1.0).contains(&self.alpha) {
-            return Err(TrainError::Config(format!(
-                "distillation alpha must be in 0..=1, got {}",
-                self.alpha
-            )));
+        for (name, value) in [("alpha", Some(self.alpha)), ("alpha_end", self.alpha_end)] {
+            if let Some(v) = value
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(TrainError::Config(format!(
+                    "distillation {name} must be in 0..=1, got {v}"
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// The KD weight at optimiser step `step` (0-based) of a schedule of `total_steps`:
+    /// [`Self::alpha`] without [`Self::alpha_end`], else the straight line between them
+    /// (held at `alpha_end` past the schedule's end).
+    pub fn alpha_at(&self, step: usize, total_steps: usize) -> f64 {
+        match self.alpha_end {
+            None => self.alpha,
+            Some(end) => {
+                let t = (step as f64 / total_steps.saturating_sub(1).max(1) as f64).min(1.0);
+                self.alpha + (end - self.alpha) * t
+            }
+        }
     }
 
     /// The teacher these settings name, checked against a student trained on `catalog` with
@@ -98,6 +122,7 @@ impl DistillConfig {
         tracing::info!(
             temperature = self.temperature,
             alpha = self.alpha,
+            alpha_end = ?self.alpha_end,
             "distilling from {} ({} bundle(s))",
             teacher.version(),
             self.teacher_dirs.len()
@@ -307,4 +332,43 @@ pub fn batch_kd_loss(
     temperature: f64,
 ) -> Tensor<1> {
     kd_loss(batch_logits(student, features, batch), teacher.logits(batch), temperature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(alpha: f64, alpha_end: Option<f64>) -> DistillConfig {
+        DistillConfig::new(vec![PathBuf::from("teacher")])
+            .with_alpha(alpha)
+            .with_alpha_end(alpha_end)
+    }
+
+    #[test]
+    fn a_constant_alpha_stays_and_an_annealed_one_runs_the_schedule() {
+        assert_eq!(config(0.5, None).alpha_at(0, 100), 0.5);
+        assert_eq!(config(0.5, None).alpha_at(99, 100), 0.5);
+        let annealed = config(0.9, Some(0.1));
+        assert_eq!(annealed.alpha_at(0, 101), 0.9);
+        assert!((annealed.alpha_at(50, 101) - 0.5).abs() < 1e-12);
+        assert!((annealed.alpha_at(100, 101) - 0.1).abs() < 1e-12);
+        // A run that stops inside a longer schedule ends between the two; past its end the
+        // weight holds.
+        assert!((annealed.alpha_at(1000, 101) - 0.1).abs() < 1e-12);
+        let rising = config(0.0, Some(1.0));
+        assert!(rising.alpha_at(25, 101) < rising.alpha_at(75, 101));
+        // A one-step schedule does not divide by zero.
+        assert_eq!(config(0.2, Some(0.8)).alpha_at(0, 1), 0.2);
+    }
+
+    #[test]
+    fn weights_outside_zero_to_one_are_refused() {
+        assert!(config(0.5, Some(0.0)).validate().is_ok());
+        let refusal = |c: DistillConfig| c.validate().err().map(|e| e.to_string());
+        let err = refusal(config(0.5, Some(1.5))).unwrap_or_default();
+        assert!(err.contains("alpha_end") && err.contains("1.5"), "{err}");
+        let err = refusal(config(-0.1, None)).unwrap_or_default();
+        assert!(err.contains("alpha must be in 0..=1"), "{err}");
+        assert!(config(0.5, Some(f64::NAN)).validate().is_err());
+    }
 }

@@ -209,12 +209,14 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    /// The loss of one batch (the sequences `ids`), and its KD term when a teacher guides
-    /// the run. Draws the sampled negatives and the dropped ids from `rng`.
+    /// The loss of one batch (the sequences `ids`) at optimiser step `step`, and its KD term
+    /// when a teacher guides the run. Draws the sampled negatives and the dropped ids from
+    /// `rng`.
     fn loss(
         &self,
         model: &SessionRankModel,
         ids: &[usize],
+        step: usize,
         rng: &mut StdRng,
     ) -> (Tensor<1>, Option<Tensor<1>>) {
         let config = self.config;
@@ -231,7 +233,8 @@ impl Steps<'_> {
         match (&self.teacher, &config.distill) {
             (Some(t), Some(d)) => {
                 let kd = kd_loss(logits, t.logits(&batch), d.temperature);
-                (ce * (1.0 - d.alpha) + kd.clone() * d.alpha, Some(kd))
+                let alpha = d.alpha_at(step, self.schedule.total_steps);
+                (ce * (1.0 - alpha) + kd.clone() * alpha, Some(kd))
             }
             _ => (ce, None),
         }
@@ -243,11 +246,12 @@ impl Steps<'_> {
         &self,
         model: &SessionRankModel,
         ids: &[usize],
+        step: usize,
         rng: &mut StdRng,
     ) -> (Tensor<1>, Option<Tensor<1>>, GradientsParams) {
         let parts = self.threads.min(ids.len());
         if parts <= 1 {
-            let (loss, kd) = self.loss(model, ids, rng);
+            let (loss, kd) = self.loss(model, ids, step, rng);
             let grads = GradientsParams::from_grads(loss.backward(), model);
             return (loss, kd, grads);
         }
@@ -266,7 +270,7 @@ impl Steps<'_> {
             .map(|part| {
                 let share = targets(part) as f64 / total;
                 let replica = model.clone().fork(&self.device);
-                let (loss, kd) = self.loss(&replica, part, rng);
+                let (loss, kd) = self.loss(&replica, part, step, rng);
                 (replica, loss * share, kd.map(|k| k * share))
             })
             .collect();
@@ -368,7 +372,7 @@ fn train_epoch(
         if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
             return Err(TrainError::Cancelled(state.step));
         }
-        let (loss, kd, grads) = steps.step_grads(&model, ids, &mut rng);
+        let (loss, kd, grads) = steps.step_grads(&model, ids, state.step, &mut rng);
         totals.lr = steps.schedule.lr(state.step);
         model = optim.step(totals.lr, model, grads);
         if i.is_multiple_of(READ_EVERY) || i + 1 == batches.len() {
