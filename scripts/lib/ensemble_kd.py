@@ -98,7 +98,7 @@ def main():
         "student": student, "no_kd": no_kd, "checks": checks,
     }
     save(dataset, section)
-    print(f"{path}: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
+    print(f"results/distill.json: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
           f"teacher's {teacher['metrics'][metric]}), over no-KD {checks['student_over_no_kd']}")
 
 
