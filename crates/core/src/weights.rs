@@ -10,7 +10,7 @@ use crate::{CoreError, Result};
 
 /// Apply burnpack bytes to a freshly initialised model.
 ///
-/// The header is read twice, by [`check_tensors`] and by `ModuleRecord::from_bytes`: burn's
+/// The header is read twice, by `check_tensors` and by `ModuleRecord::from_bytes`: burn's
 /// `ModuleRecord` neither exposes its tensors' dtypes nor can be made from a reader, and the
 /// second read costs a fraction of a millisecond for the shipped student.
 pub fn load_weights(model: SessionRankModel, bytes: &[u8]) -> Result<SessionRankModel> {
