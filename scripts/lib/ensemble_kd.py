@@ -21,6 +21,7 @@ import sys
 HEADLINE = {"diginetica": "mrr@20", "amazon-beauty": "ndcg@10"}
 SHOWN = ("p@20", "mrr@20", "hr@10", "ndcg@10")
 KEEP, GAIN = 0.95, 1.02
+DISTILL_JSON = "results/distill.json"
 
 
 def load(path):
@@ -61,7 +62,7 @@ def main():
     teacher = load(teacher_path)
     if students_path == "-":
         save(dataset, teacher_only(dataset, command, teacher, no_kd_spec))
-        print(f"results/distill.json: ensemble_kd.{dataset}: teacher only {teacher['metrics']}")
+        print(f"{DISTILL_JSON}: ensemble_kd.{dataset}: teacher only {teacher['metrics']}")
         return
     students = load(students_path)
     metric = HEADLINE.get(dataset, "mrr@20")
@@ -98,15 +99,14 @@ def main():
         "student": student, "no_kd": no_kd, "checks": checks,
     }
     save(dataset, section)
-    print(f"results/distill.json: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
+    print(f"{DISTILL_JSON}: ensemble_kd.{dataset}: {metric} student {mean} ({checks['student_over_teacher']:.3f} of the "
           f"teacher's {teacher['metrics'][metric]}), over no-KD {checks['student_over_no_kd']}")
 
 
 def save(dataset, section):
-    path = "results/distill.json"
-    doc = load(path) if os.path.exists(path) else {}
+    doc = load(DISTILL_JSON) if os.path.exists(DISTILL_JSON) else {}
     doc.setdefault("ensemble_kd", {})[dataset] = section
-    with open(path, "w") as f:
+    with open(DISTILL_JSON, "w") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False)
         f.write("\n")
     write_markdown(doc["ensemble_kd"])
