@@ -248,6 +248,12 @@ pub struct DistillArgs {
     /// --kd-alpha].
     #[arg(long, value_name = "A", requires = "teacher")]
     pub kd_alpha_end: Option<f64>,
+    /// Make the teacher a hybrid with session-kNN at this weight, 0..=1: its distribution
+    /// becomes (1 - W) · teacher + W · kNN, kNN fit on the training sessions with each
+    /// prefix's own session left out (the weight `sessionrank eval --knn-blend` chose on
+    /// validation) [default: the teacher's models only].
+    #[arg(long, value_name = "W", requires = "teacher")]
+    pub kd_knn_weight: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +280,12 @@ pub struct EvalArgs {
     /// intra-list diversity@10 with and without them [default: no rules].
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
+    /// Score a hybrid of the model(s) with session-kNN: the mixture `(1 - W) · model + W ·
+    /// kNN` of their next-item distributions, W chosen among these weights (and 0, the model
+    /// alone) by MRR@20 on the validation cases; the test set is scored once, at the chosen
+    /// weight [default: the model alone].
+    #[arg(long, value_name = "W,...", value_delimiter = ',')]
+    pub knn_blend: Vec<f32>,
 }
 
 #[derive(Debug, Args)]

@@ -187,7 +187,8 @@ fn distill_config(a: &DistillArgs) -> Option<DistillConfig> {
         DistillConfig::new(a.teacher.clone())
             .with_temperature(a.kd_temperature)
             .with_alpha(a.kd_alpha)
-            .with_alpha_end(a.kd_alpha_end),
+            .with_alpha_end(a.kd_alpha_end)
+            .with_knn_weight(a.kd_knn_weight),
     )
 }
 
@@ -201,6 +202,9 @@ pub struct EvalPlan {
     pub eval: EvalOptions,
     /// The shop's rules of `--rules`, read and checked.
     pub rules: Option<Rules>,
+    /// `--knn-blend`: the weights of session-kNN to choose among on validation, 0 (the
+    /// model alone) first; empty = no hybrid.
+    pub knn_blend: Vec<f32>,
 }
 
 impl EvalPlan {
@@ -216,7 +220,24 @@ impl EvalPlan {
         if a.bundle.len() > 1 && rules.is_some() {
             anyhow::bail!("--rules: give one --bundle (the rules are measured on one model)");
         }
-        Ok(Self { imported, bundles: a.bundle, results: a.results, eval, rules })
+        if let Some(w) = a.knn_blend.iter().find(|w| !(0.0..=1.0).contains(*w)) {
+            anyhow::bail!("--knn-blend: every weight must be in 0..=1, got {w}");
+        }
+        if !a.knn_blend.is_empty() && rules.is_some() {
+            anyhow::bail!(
+                "--rules: not with --knn-blend (the rules are measured on the model alone)"
+            );
+        }
+        let mut knn_blend = Vec::new();
+        if !a.knn_blend.is_empty() {
+            knn_blend.push(0.0);
+            for w in a.knn_blend {
+                if !knn_blend.contains(&w) {
+                    knn_blend.push(w);
+                }
+            }
+        }
+        Ok(Self { imported, bundles: a.bundle, results: a.results, eval, rules, knn_blend })
     }
 }
 
@@ -436,6 +457,12 @@ mod tests {
         .unwrap_or_else(|| panic!("a teacher gives a distillation config"));
         assert_eq!((c.alpha, c.alpha_end), (0.9, Some(0.1)));
         assert!(parse(&["--kd-alpha-end", "0.1"]).is_err(), "--kd-alpha-end needs --teacher");
+        // A hybrid teacher: the kNN weight goes into the config as given.
+        let c = plan(&["--teacher", "t", "--kd-knn-weight", "0.3"], DatasetKind::Sessions, 10)
+            .config
+            .distill;
+        assert_eq!(c.and_then(|c| c.knn_weight), Some(0.3));
+        assert!(parse(&["--kd-knn-weight", "0.3"]).is_err(), "--kd-knn-weight needs --teacher");
     }
 
     #[test]

@@ -293,7 +293,13 @@ impl SessionKnn {
         }
     }
 
-    fn score_with(&self, sc: &mut SknnScratch, prefix: &[Event], row: &mut [f32]) {
+    fn score_with(
+        &self,
+        sc: &mut SknnScratch,
+        prefix: &[Event],
+        exclude: Option<u32>,
+        row: &mut [f32],
+    ) {
         row.copy_from_slice(&self.prior);
         let n_items = self.prior.len();
         sc.prefix.clear();
@@ -311,6 +317,9 @@ impl SessionKnn {
                 &self.inv_sessions[self.inv_offsets[i as usize]..self.inv_offsets[i as usize + 1]];
             let from = list.len().saturating_sub(self.sample);
             for &s in &list[from..] {
+                if Some(s) == exclude {
+                    continue;
+                }
                 let o = &mut sc.overlap[s as usize];
                 if *o == 0 {
                     sc.touched.push(s);
@@ -349,6 +358,27 @@ impl SessionKnn {
     }
 }
 
+impl SessionKnn {
+    /// The votes for `prefixes[k]` with training session `sessions[k]` left out of its
+    /// neighbours (`None`: none left out), into `out` (row-major, one row per prefix).
+    ///
+    /// Leave-one-out is what makes kNN a fair *teacher* on training data: a prefix of a
+    /// training session would otherwise find that very session among its neighbours, and
+    /// the votes would name its next item.
+    pub fn score_leaving_out(
+        &self,
+        prefixes: &[&[Event]],
+        sessions: &[Option<u32>],
+        out: &mut [f32],
+    ) {
+        let n = self.prior.len();
+        let mut sc = self.scratch();
+        for ((p, s), row) in prefixes.iter().zip(sessions).zip(out.chunks_mut(n)) {
+            self.score_with(&mut sc, p, *s, row);
+        }
+    }
+}
+
 impl Scorer for SessionKnn {
     fn name(&self) -> String {
         format!("session-knn(k={},sample={})", self.k, self.sample)
@@ -364,7 +394,7 @@ impl Scorer for SessionKnn {
             out,
             self.prior.len(),
             || self.scratch(),
-            |sc, p, row| self.score_with(sc, p, row),
+            |sc, p, row| self.score_with(sc, p, None, row),
         );
     }
 }
@@ -435,5 +465,10 @@ mod tests {
         m.score_batch(&[&p1, &p2], &mut out);
         assert_eq!(&out[..6], &scores(&m, &[0])[..]);
         assert_eq!(&out[6..], &scores(&m, &[4, 2])[..]);
+        // Leaving session 0 out: only s1 votes for prefix [0]; leaving none out is the scorer.
+        let mut left = vec![0.0; 12];
+        m.score_leaving_out(&[&p1, &p1], &[Some(0), None], &mut left);
+        assert!(left[1] < 1e-5 && (left[2] - b).abs() < 1e-4 && (left[0] - b).abs() < 1e-4);
+        assert_eq!(&left[6..], &out[..6]);
     }
 }

@@ -18,6 +18,7 @@
 //! * [`baselines`] — popularity, item-kNN and session-kNN scorers.
 
 pub mod baselines;
+pub mod blend;
 pub mod diversity;
 pub mod error;
 pub mod eval;

@@ -37,6 +37,12 @@ pub fn training_sequences(sessions: &[Session], max_len: usize) -> Vec<Vec<Encod
         .collect()
 }
 
+/// The index in `sessions` of each of [`training_sequences`]' sequences (the sessions it
+/// keeps, in order).
+pub fn training_session_indices(sessions: &[Session]) -> Vec<u32> {
+    (0..sessions.len() as u32).filter(|&i| sessions[i as usize].events.len() >= 2).collect()
+}
+
 /// Batches of sequence indices with similar lengths (less padding), in shuffled order.
 pub fn length_bucketed_batches(
     seqs: &[Vec<EncodedEvent>],

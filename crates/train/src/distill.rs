@@ -23,12 +23,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sessionrank_core::features::{EncodedEvent, session_input};
 use sessionrank_core::{ModelBundle, Reranker};
+use sessionrank_data::baselines::SessionKnn;
+use sessionrank_data::blend::mix_row;
 use sessionrank_data::eval::Scorer;
-use sessionrank_data::{Catalog, Event, ItemIdx};
+use sessionrank_data::{Catalog, Event, ItemIdx, Session};
 use sessionrank_model::{ItemFeatures, ModelConfig, SessionInput, SessionRankModel};
 
 use crate::batch::TrainBatch;
@@ -58,6 +60,13 @@ pub struct DistillConfig {
     /// item (or the reverse). `None` keeps `alpha` for the whole run.
     #[config(default = "None")]
     pub alpha_end: Option<f64>,
+    /// Mix session-kNN into the teacher with this weight: the teacher's distribution becomes
+    /// `(1 - w) · models + w · kNN` ([`sessionrank_data::blend`]), kNN fit on the training
+    /// sessions with each training prefix's own session left out. The hybrid knows what a
+    /// small embedding model smooths over (exact item combinations of other sessions), so it
+    /// teaches the student what it would not learn alone. `None`: the models only.
+    #[config(default = "None")]
+    pub knn_weight: Option<f64>,
 }
 
 impl DistillConfig {
@@ -72,7 +81,11 @@ impl DistillConfig {
                 self.temperature
             )));
         }
-        for (name, value) in [("alpha", Some(self.alpha)), ("alpha_end", self.alpha_end)] {
+        for (name, value) in [
+            ("alpha", Some(self.alpha)),
+            ("alpha_end", self.alpha_end),
+            ("knn_weight", self.knn_weight),
+        ] {
             if let Some(v) = value
                 && !(0.0..=1.0).contains(&v)
             {
@@ -100,14 +113,21 @@ impl DistillConfig {
     /// The teacher these settings name, checked against a student trained on `catalog` with
     /// `student`: every member must know the catalog (see [`Teacher::from_bundle`]) and read
     /// at least the student's context, since all read the same session tensors.
+    ///
+    /// `train` are the student's training sessions, which a hybrid teacher's kNN
+    /// ([`Self::knn_weight`]) is fit on.
     pub fn load_teacher(
         &self,
         catalog: &Catalog,
+        train: &[Session],
         student: &ModelConfig,
         device: &Device,
     ) -> Result<Teacher> {
         self.validate()?;
-        let teacher = Teacher::load_all(&self.teacher_dirs, catalog, device)?;
+        let mut teacher = Teacher::load_all(&self.teacher_dirs, catalog, device)?;
+        if let Some(w) = self.knn_weight {
+            teacher = teacher.with_knn(SessionKnn::fit(train, catalog.len()), w as f32);
+        }
         for m in &teacher.members {
             if m.config.max_len < student.max_len {
                 return Err(TrainError::Teacher {
@@ -123,6 +143,7 @@ impl DistillConfig {
             temperature = self.temperature,
             alpha = self.alpha,
             alpha_end = ?self.alpha_end,
+            knn_weight = ?self.knn_weight,
             "distilling from {} ({} bundle(s))",
             teacher.version(),
             self.teacher_dirs.len()
@@ -138,6 +159,49 @@ pub struct Teacher {
     members: Vec<Member>,
     /// The inner (non-autodiff) device the teacher runs on.
     device: Device,
+    /// A hybrid teacher's session-kNN and its weight in the mixture.
+    knn: Option<(SessionKnn, f32)>,
+}
+
+/// What a hybrid teacher's kNN reads for one batch, beside the tensors: at every position
+/// that has a target (in the batch's order), the session prefix up to and including it, and
+/// the training session it comes from (left out of its neighbours).
+#[derive(Debug, Default)]
+pub struct KnnQuery {
+    pub prefixes: Vec<Vec<Event>>,
+    pub sessions: Vec<Option<u32>>,
+}
+
+impl KnnQuery {
+    /// The query of the batch [`crate::batch::make_batch`] makes of `ids` (same positions,
+    /// same order): `seqs` as [`crate::batch::training_sequences`] cut them, `session_of[i]`
+    /// the training session sequence `i` came from.
+    pub fn of_batch(
+        seqs: &[Vec<EncodedEvent>],
+        session_of: &[u32],
+        ids: &[usize],
+        max_len: usize,
+    ) -> Self {
+        let mut q = Self::default();
+        for &i in ids {
+            let s = &seqs[i];
+            let n_in = (s.len() - 1).min(max_len);
+            let start = s.len() - 1 - n_in;
+            let events: Vec<Event> = s
+                .iter()
+                .map(|e| Event {
+                    item: e.row.saturating_sub(1),
+                    kind: e.kind,
+                    timestamp: e.timestamp,
+                })
+                .collect();
+            for t in 0..n_in {
+                q.prefixes.push(events[..start + t + 1].to_vec());
+                q.sessions.push(session_of.get(i).copied());
+            }
+        }
+        q
+    }
 }
 
 /// One model of a teacher.
@@ -174,7 +238,7 @@ impl Teacher {
         if members.is_empty() {
             return Err(TrainError::Config("a teacher needs at least one bundle".into()));
         }
-        Ok(Self { members, device: device.clone().inner() })
+        Ok(Self { members, device: device.clone().inner(), knn: None })
     }
 
     /// Build a teacher from a bundle in memory. The teacher must know every item of the
@@ -221,12 +285,77 @@ impl Teacher {
         };
         let model = engine.model().clone();
         let table = model.item_vectors(features);
-        Ok(Self { members: vec![Member { model, table, config, version }], device })
+        Ok(Self { members: vec![Member { model, table, config, version }], device, knn: None })
     }
 
-    /// The members' model versions, joined with `+`.
+    /// The members' model versions, joined with `+` (and `+session-knn@w` for a hybrid).
     pub fn version(&self) -> String {
-        self.members.iter().map(|m| m.version.as_str()).collect::<Vec<_>>().join("+")
+        let mut v = self.members.iter().map(|m| m.version.as_str()).collect::<Vec<_>>().join("+");
+        if let Some((_, w)) = &self.knn {
+            v.push_str(&format!("+session-knn@{w}"));
+        }
+        v
+    }
+
+    /// This teacher mixed with `knn` at `weight` (a hybrid teacher, see
+    /// [`DistillConfig::knn_weight`]).
+    pub fn with_knn(mut self, knn: SessionKnn, weight: f32) -> Self {
+        self.knn = Some((knn, weight.clamp(0.0, 1.0)));
+        self
+    }
+
+    /// Whether [`Self::hybrid_logits`] needs a [`KnnQuery`] (a hybrid teacher).
+    pub fn uses_knn(&self) -> bool {
+        self.knn.is_some()
+    }
+
+    /// [`Self::logits`] of a hybrid teacher: the log of the mixture of the models'
+    /// distribution over the step's table with kNN's votes for the same rows, both
+    /// normalised over the table (as the student's softmax is). Without kNN, or if the
+    /// step's rows cannot be read back, the models' logits.
+    pub fn hybrid_logits(&self, batch: &TrainBatch, query: &KnnQuery) -> Tensor<2> {
+        let logits = self.logits(batch);
+        let Some((knn, weight)) = &self.knn else { return logits };
+        let [m, n_rows] = logits.dims();
+        if query.prefixes.len() != m {
+            tracing::warn!("kNN query has {} prefixes for {m} targets", query.prefixes.len());
+            return logits;
+        }
+        let rows: Vec<i64> = match &batch.rows {
+            Some(r) => match r.clone().inner().into_data().convert::<i64>().try_into_vec::<i64>() {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!("reading the step's rows: {e:?}");
+                    return logits;
+                }
+            },
+            None => (0..n_rows as i64).collect(),
+        };
+        let n = knn.n_items();
+        let prefixes: Vec<&[Event]> = query.prefixes.iter().map(Vec::as_slice).collect();
+        let mut full = vec![0f32; m * n];
+        knn.score_leaving_out(&prefixes, &query.sessions, &mut full);
+        let mut votes = vec![0f32; m * n_rows];
+        let (mut model_share, mut knn_share) = (vec![1f32; m], vec![0f32; m]);
+        for k in 0..m {
+            let src = &full[k * n..(k + 1) * n];
+            let dst = &mut votes[k * n_rows..(k + 1) * n_rows];
+            // Table row r is catalog item r - 1 (row 0: padding, no votes).
+            for (v, &r) in dst.iter_mut().zip(&rows) {
+                *v = usize::try_from(r - 1).ok().and_then(|i| src.get(i)).copied().unwrap_or(0.0);
+            }
+            let total: f32 = dst.iter().sum();
+            if total > 0.0 {
+                model_share[k] = 1.0 - weight;
+                knn_share[k] = weight / total;
+            }
+        }
+        let column = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [m, 1]), &self.device);
+        let votes = Tensor::<2>::from_data(TensorData::new(votes, [m, n_rows]), &self.device);
+        let mixed = softmax(logits, 1) * column(model_share) + votes * column(knn_share);
+        // A floor instead of ln 0: the KD term multiplies the teacher's probability by its
+        // log, and 0 · −∞ would be NaN.
+        mixed.clamp_min(1e-30).log()
     }
 
     /// Models in the ensemble.
@@ -290,10 +419,14 @@ impl Teacher {
 /// code of the models and baselines (`sessionrank eval --bundle A --bundle B ...`).
 impl Scorer for Teacher {
     fn name(&self) -> String {
-        if self.members.len() == 1 {
+        let models = if self.members.len() == 1 {
             "sessionrank".into()
         } else {
             format!("sessionrank-ensemble-{}", self.members.len())
+        };
+        match &self.knn {
+            Some((_, w)) => format!("{models}+session-knn@{w}"),
+            None => models,
         }
     }
 
@@ -315,6 +448,13 @@ impl Scorer for Teacher {
             _ => self.mean_log_probs(self.members.iter().map(member_scores)),
         };
         write_scores(scores, out);
+        if let Some((knn, weight)) = &self.knn {
+            let mut votes = vec![0f32; out.len()];
+            knn.score_batch(prefixes, &mut votes);
+            for (row, v) in out.chunks_mut(n).zip(votes.chunks(n)) {
+                mix_row(row, v, *weight);
+            }
+        }
     }
 
     fn score_candidates(&self, prefix: &[Event], candidates: &[ItemIdx]) -> Vec<f32> {

@@ -23,9 +23,12 @@ use sessionrank_data::eval::evaluate_full;
 use sessionrank_data::{Dataset, RankingMetrics, TestCase};
 use sessionrank_model::{ItemFeatures, SessionRankModel};
 
-use crate::batch::{length_bucketed_batches, make_batch, make_sampled_batch, training_sequences};
+use crate::batch::{
+    length_bucketed_batches, make_batch, make_sampled_batch, training_sequences,
+    training_session_indices,
+};
 use crate::checkpoint::{self, CheckpointState, RunState};
-use crate::distill::Teacher;
+use crate::distill::{KnnQuery, Teacher};
 use crate::features::drop_ids;
 use crate::loss::kd_loss;
 use crate::progress::{self, Progress, READ_EVERY};
@@ -126,10 +129,13 @@ pub fn train_with(
         config,
         schedule: Schedule::new(config, seqs.len().div_ceil(config.batch_size)),
         seqs: &seqs,
+        session_of: training_session_indices(&dataset.train),
         n_items: encoder.n_items(),
         features: catalog_features(encoder, &ad),
         teacher: match &config.distill {
-            Some(d) => Some(d.load_teacher(&dataset.catalog, &config.model, device)?),
+            Some(d) => {
+                Some(d.load_teacher(&dataset.catalog, &dataset.train, &config.model, device)?)
+            }
             None => None,
         },
         device: ad.clone(),
@@ -197,6 +203,9 @@ struct Steps<'a> {
     schedule: Schedule,
     /// Training sequences (item rows), as [`training_sequences`] cut them.
     seqs: &'a [Vec<EncodedEvent>],
+    /// The training session each of `seqs` came from (a hybrid teacher leaves it out of the
+    /// kNN's neighbours).
+    session_of: Vec<u32>,
     /// Catalog size (the table has one more row, the padding).
     n_items: usize,
     /// The catalog's feature table, on the autodiff device.
@@ -232,7 +241,13 @@ impl Steps<'_> {
         let ce = cross_entropy(logits.clone(), &batch, config.label_smoothing);
         match (&self.teacher, &config.distill) {
             (Some(t), Some(d)) => {
-                let kd = kd_loss(logits, t.logits(&batch), d.temperature);
+                let teacher = if t.uses_knn() {
+                    let query = KnnQuery::of_batch(self.seqs, &self.session_of, ids, max_len);
+                    t.hybrid_logits(&batch, &query)
+                } else {
+                    t.logits(&batch)
+                };
+                let kd = kd_loss(logits, teacher, d.temperature);
                 let alpha = d.alpha_at(step, self.schedule.total_steps);
                 (ce * (1.0 - alpha) + kd.clone() * alpha, Some(kd))
             }

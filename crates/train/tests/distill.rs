@@ -1,6 +1,6 @@
 //! Distillation on the bundled Diginetica slice: the KD term is zero exactly when student and
 //! teacher agree, a distilled student moves towards its teacher, and a teacher over another
-//! item index is refused.
+//! item index is refused; a hybrid teacher (with session-kNN) mixes left-out kNN votes in.
 
 mod common;
 
@@ -10,12 +10,16 @@ use burn::module::Module;
 use burn::tensor::Device;
 use common::{rng_turn, slice};
 use sessionrank_core::ModelBundle;
-use sessionrank_core::features::FeatureEncoder;
+use sessionrank_core::features::{EncodedEvent, FeatureEncoder};
+use sessionrank_data::baselines::SessionKnn;
+use sessionrank_data::blend::{KnnBlend, mix_row};
 use sessionrank_data::eval::evaluate_full;
-use sessionrank_data::{Catalog, Dataset};
+use sessionrank_data::{Catalog, Dataset, Event};
 use sessionrank_model::{ModelConfig, SessionRankModel};
-use sessionrank_train::batch::{TrainBatch, make_batch, training_sequences};
-use sessionrank_train::distill::batch_kd_loss;
+use sessionrank_train::batch::{
+    TrainBatch, make_batch, training_sequences, training_session_indices,
+};
+use sessionrank_train::distill::{KnnQuery, batch_kd_loss};
 use sessionrank_train::pipeline::{FeatureOptions, build_encoder, bundle_for, complete_config};
 use sessionrank_train::trainer::catalog_features;
 use sessionrank_train::{DistillConfig, Teacher, TrainConfig, TrainError, train};
@@ -238,9 +242,108 @@ fn an_ensemble_teacher_averages_its_members_and_scores_like_them() {
     // A member that reads a shorter context than the student is refused, naming the reason.
     let longer = config.clone().with_max_len(config.max_len + 5);
     let err = DistillConfig::new(vec![a])
-        .load_teacher(&ds.catalog, &longer, &device)
+        .load_teacher(&ds.catalog, &ds.train, &longer, &device)
         .expect_err("a shorter teacher context is refused");
     assert!(err.to_string().contains("max_len"), "{err}");
     let err = DistillConfig::new(Vec::new()).validate().expect_err("no teacher");
     assert!(err.to_string().contains("at least one teacher"), "{err}");
+}
+
+/// A hybrid teacher (models + session-kNN, `--kd-knn-weight`) teaches the mixture of the
+/// model's distribution with kNN votes in which each training prefix's own session is left
+/// out — without that, the votes would name the very next item the student must predict.
+#[test]
+fn a_hybrid_teacher_mixes_knn_votes_left_out_of_their_own_session() {
+    let _turn = rng_turn();
+    let ds = slice();
+    let device = Device::flex();
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    let tmp = tempfile::tempdir().expect("tmp");
+    device.seed(5);
+    let model = config.init(&device);
+    let dir = tmp.path().join("t");
+    write_bundle(&ds, &config, &model, &encoder, &dir);
+    let n = encoder.n_items();
+    let knn = SessionKnn::fit(&ds.train, n);
+
+    let seqs = training_sequences(&ds.train, config.max_len);
+    let ids: Vec<usize> = (0..64.min(seqs.len())).collect();
+    let batch = make_batch(&seqs, &ids, config.max_len, &device);
+    let session_of = training_session_indices(&ds.train);
+    let query = KnnQuery::of_batch(&seqs, &session_of, &ids, config.max_len);
+    assert_eq!(query.prefixes.len(), batch.n_targets, "one prefix per target");
+
+    let plain = Teacher::load(&dir, &ds.catalog, &device).expect("teacher");
+    let hybrid =
+        Teacher::load(&dir, &ds.catalog, &device).expect("teacher").with_knn(knn.clone(), 0.5);
+    assert!(hybrid.uses_knn() && !plain.uses_knn());
+    let read = |t: burn::tensor::Tensor<2>| {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
+    };
+    let logits = read(plain.logits(&batch));
+    let mixed = read(hybrid.hybrid_logits(&batch, &query));
+    let rows = n + 1; // row 0: padding
+    assert_eq!(mixed.len(), batch.n_targets * rows);
+    let prefixes: Vec<&[Event]> = query.prefixes.iter().map(Vec::as_slice).collect();
+    let mut left_out = vec![0f32; prefixes.len() * n];
+    knn.score_leaving_out(&prefixes, &query.sessions, &mut left_out);
+    let mut kept = vec![0f32; prefixes.len() * n];
+    knn.score_leaving_out(&prefixes, &vec![None; prefixes.len()], &mut kept);
+    // The teacher's rows are the mixture of the model's softmax with the left-out votes.
+    for k in 0..batch.n_targets {
+        let mut want = logits[k * rows..(k + 1) * rows].to_vec();
+        let mut votes = vec![0f32];
+        votes.extend_from_slice(&left_out[k * n..(k + 1) * n]);
+        mix_row(&mut want, &votes, 0.5);
+        for (got, want) in mixed[k * rows..(k + 1) * rows].iter().zip(&want) {
+            assert!((got.exp() - want.exp()).abs() < 1e-5, "row {k}: {got} vs {want}");
+        }
+    }
+    // Leaving the session out takes away the leak: with it kept, kNN's share of the true next
+    // item is far larger.
+    let targets = read_targets(&seqs, &ids, config.max_len);
+    let share = |votes: &[f32]| -> f64 {
+        let mut s = 0.0;
+        for (k, &t) in targets.iter().enumerate() {
+            let row = &votes[k * n..(k + 1) * n];
+            let total: f32 = row.iter().sum();
+            s += f64::from(row[t] / total.max(1e-12));
+        }
+        s / targets.len() as f64
+    };
+    let (fair, leaked) = (share(&left_out), share(&kept));
+    assert!(leaked > fair * 1.5, "kNN share of the next item: left out {fair}, kept {leaked}");
+
+    // As a scorer (validation, `sessionrank eval`), the hybrid ranks as the blend of the two.
+    let cases = &ds.test[..ds.test.len().min(200)];
+    let as_blend = KnnBlend { model: &plain, knn: &knn, weight: 0.5 };
+    let (a, b) = (
+        evaluate_full(&hybrid, cases, n, 64, false),
+        evaluate_full(&as_blend, cases, n, 64, false),
+    );
+    assert_eq!((a.p_at_20, a.mrr_at_20), (b.p_at_20, b.mrr_at_20));
+
+    // A student distilled from a hybrid over a sampled table trains with a finite KD term.
+    let student = TrainConfig::new(config.clone())
+        .with_max_epochs(1)
+        .with_valid_cases(100)
+        .with_negatives(300)
+        .with_distill(Some(DistillConfig::new(vec![dir]).with_knn_weight(Some(0.5))));
+    let outcome =
+        train(&ds, &encoder, &student, &device, None).expect("train with a hybrid teacher");
+    let kd = outcome.history.first().and_then(|l| l.train_kd_loss).unwrap_or(f64::NAN);
+    assert!(kd.is_finite() && kd > 0.0, "KD term {kd}");
+}
+
+/// The catalog index of the next item at every target position of `make_batch(seqs, ids)`.
+fn read_targets(seqs: &[Vec<EncodedEvent>], ids: &[usize], max_len: usize) -> Vec<usize> {
+    let mut t = Vec::new();
+    for &i in ids {
+        let s = &seqs[i];
+        let n_in = (s.len() - 1).min(max_len);
+        let start = s.len() - 1 - n_in;
+        t.extend((0..n_in).map(|p| s[start + p + 1].row as usize - 1));
+    }
+    t
 }
