@@ -15,7 +15,8 @@
 //!   [`diversity`] — category coverage and intra-list diversity of a shown list.
 //! * [`scorer`] — the [`Scorer`] trait every ranked thing implements.
 //! * [`eval`] / [`sample`] — the full-ranking and the re-ranking protocols.
-//! * [`baselines`] — popularity, item-kNN and session-kNN scorers.
+//! * [`baselines`] — popularity, item-kNN and session-kNN scorers; [`blend`] — a model mixed
+//!   with session-kNN, its weight chosen on validation.
 
 pub mod baselines;
 pub mod blend;

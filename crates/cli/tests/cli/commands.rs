@@ -89,3 +89,54 @@ fn eval_with_rules_reports_the_lists_with_and_without_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rules.blend"), "{stderr}");
 }
+
+/// `eval --knn-blend W,...` mixes the model with session-kNN: every weight (and 0, the model
+/// alone) is scored on validation, the best is recorded and the test set scored at it; a
+/// weight outside 0..=1 is refused naming the flag.
+#[test]
+fn eval_with_a_knn_blend_chooses_its_weight_on_validation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let results = dir.path().join("hybrid.json");
+    let common = [
+        "eval",
+        "diginetica-slice",
+        "--data-dir",
+        "tests/data",
+        "--bundle",
+        "tests/fixtures/bundle-slice",
+        "--no-baselines",
+        "--rerank-cases",
+        "0",
+        "--knn-blend",
+    ];
+    sessionrank(
+        &[&common[..], &["0.5,0.9", "--results", results.to_str().expect("utf-8")]].concat(),
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).expect("results written"))
+            .expect("results are JSON");
+    let blend = &out["knn_blend"];
+    assert_eq!(blend["weights"], serde_json::json!([0.0, 0.5, 0.9]), "{blend}");
+    let sweep = blend["validation"].as_array().expect("the validation sweep");
+    let mrr = |v: &serde_json::Value| v["metrics"]["mrr_at_20"].as_f64().unwrap_or(f64::NAN);
+    let best = sweep.iter().map(mrr).fold(f64::NEG_INFINITY, f64::max);
+    let chosen = sweep
+        .iter()
+        .find(|v| v["weight"] == blend["chosen_weight"])
+        .unwrap_or_else(|| panic!("the chosen weight is one of the sweep: {blend}"));
+    assert_eq!(mrr(chosen), best, "the best validation MRR@20 is chosen: {blend}");
+    assert!(blend["validation_cases"].as_u64().unwrap_or(0) > 0, "{blend}");
+    let test = out["metrics"]["mrr@20"].as_f64().unwrap_or(f64::NAN);
+    assert!(test.is_finite() && test > 0.0, "the test set is scored: {out}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
+        .args(common)
+        .arg("1.5")
+        .current_dir(repo_root())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the sessionrank binary runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--knn-blend") && stderr.contains("1.5"), "{stderr}");
+}
