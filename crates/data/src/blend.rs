@@ -22,20 +22,31 @@ use crate::session::{Event, ItemIdx, TestCase};
 /// whose order is the mixture's), written into `model_row`. `votes` are non-negative kNN
 /// scores; a row without any vote falls back to the model alone. `weight` in `0..=1`.
 pub fn mix_row(model_row: &mut [f32], votes: &[f32], weight: f32) {
+    let (max, z, total) = row_sums(model_row, votes);
+    let (a, b) = shares(z > 0.0, total > 0.0, weight);
+    for (m, &k) in model_row.iter_mut().zip(votes) {
+        let p = if m.is_finite() { a * (*m - max).exp() / z } else { 0.0 };
+        let q = if k.is_finite() && k > 0.0 { b * k / total } else { 0.0 };
+        *m = (p + q).ln();
+    }
+}
+
+/// A row's largest finite logit, its softmax normaliser and its votes' total.
+fn row_sums(model_row: &[f32], votes: &[f32]) -> (f32, f32, f32) {
     let max = model_row.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
     let z: f32 = model_row.iter().map(|&v| if v.is_finite() { (v - max).exp() } else { 0.0 }).sum();
     let total: f32 = votes.iter().copied().filter(|v| v.is_finite() && *v > 0.0).sum();
-    let (wm, wk) = if total > 0.0 && z > 0.0 {
-        ((1.0 - weight) / z, weight / total)
-    } else if z > 0.0 {
-        (1.0 / z, 0.0)
-    } else {
-        (0.0, if total > 0.0 { 1.0 / total } else { 0.0 })
-    };
-    for (m, &k) in model_row.iter_mut().zip(votes) {
-        let p = if m.is_finite() { wm * (*m - max).exp() } else { 0.0 };
-        let q = if k.is_finite() && k > 0.0 { wk * k } else { 0.0 };
-        *m = (p + q).ln();
+    (max, z, total)
+}
+
+/// The two distributions' shares of the mixture: `(1 - weight, weight)`, or all to the one
+/// side that has any mass.
+fn shares(model_mass: bool, vote_mass: bool, weight: f32) -> (f32, f32) {
+    match (model_mass, vote_mass) {
+        (true, true) => (1.0 - weight, weight),
+        (true, false) => (1.0, 0.0),
+        (false, true) => (0.0, 1.0),
+        (false, false) => (0.0, 0.0),
     }
 }
 
@@ -95,15 +106,33 @@ pub fn blend_sweep<M: Scorer + ?Sized, K: Scorer + ?Sized>(
     let mut votes = scores.clone();
     let mut mixed = scores.clone();
     let mut ranks = vec![0usize; BATCH];
+    let mut mass = vec![(false, false); BATCH];
     for batch in cases.chunks(BATCH) {
         let prefixes: Vec<&[Event]> = batch.iter().map(|c| c.prefix.as_slice()).collect();
         let rows = batch.len() * n;
         model.score_batch(&prefixes, &mut scores[..rows]);
         knn.score_batch(&prefixes, &mut votes[..rows]);
+        // Each row's two distributions once (`scores` → softmax, `votes` → shares); every
+        // weight is then one multiply-add per item. The mixture itself, not its log, is
+        // ranked: the order is the same and the sweep needs no logarithm.
+        for (k, (p, q)) in scores[..rows].chunks_mut(n).zip(votes[..rows].chunks_mut(n)).enumerate()
+        {
+            let (max, z, total) = row_sums(p, q);
+            for v in p.iter_mut() {
+                *v = if v.is_finite() && z > 0.0 { (*v - max).exp() / z } else { 0.0 };
+            }
+            for v in q.iter_mut() {
+                *v = if v.is_finite() && *v > 0.0 && total > 0.0 { *v / total } else { 0.0 };
+            }
+            mass[k] = (z > 0.0, total > 0.0);
+        }
         for (w, acc) in weights.iter().zip(accs.iter_mut()) {
-            mixed[..rows].copy_from_slice(&scores[..rows]);
             for (k, row) in mixed[..rows].chunks_mut(n).enumerate() {
-                mix_row(row, &votes[k * n..(k + 1) * n], *w);
+                let (a, b) = shares(mass[k].0, mass[k].1, *w);
+                let (p, q) = (&scores[k * n..(k + 1) * n], &votes[k * n..(k + 1) * n]);
+                for ((m, &p), &q) in row.iter_mut().zip(p).zip(q) {
+                    *m = a * p + b * q;
+                }
                 if exclude_history {
                     for e in &batch[k].prefix {
                         if e.item != batch[k].target
