@@ -7,7 +7,11 @@ QUALITY.json: the seeds of the model alone (scripts/quality-seeds: "metrics_mean
 "metrics_sd", and session-kNN under "baselines"). ENSEMBLE.json and each SEED.json:
 `sessionrank eval --knn-blend` of the seeds as one ensemble and of each seed alone (its
 "knn_blend" record: the validation sweep and the chosen weight; its "metrics": the test set,
-read once at that weight).
+read once at that weight). ENSEMBLE.json may be "-": no ensemble was evaluated this time.
+
+Seeds and the ensemble already in results/hybrid.json but not given this time (their bundles
+are gone: runs do not outlive a session's machine) are carried over, marked so, and the mean
+± sd covers them all: a third seed can join two evaluated in an earlier session.
 """
 
 import json
@@ -46,25 +50,48 @@ def main():
     dataset, command, quality_path, ensemble_path, seed_paths = (
         sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     quality = load(quality_path)
+    out = load(HYBRID_JSON) if os.path.exists(HYBRID_JSON) else {}
+    earlier = out.get(dataset, {})
+    names = [os.path.basename(p) for p in seed_paths]
     seeds = [system(load(p)) for p in seed_paths]
+    if earlier:
+        before = earlier["hybrid_per_seed"]
+        for name, run in zip(before["seeds"], before["runs"]):
+            if name not in names:
+                names.append(name)
+                seeds.append(dict(run, carried_over=run.get("carried_over", earlier["command"])))
+        order = sorted(range(len(names)), key=lambda i: names[i])
+        names, seeds = [names[i] for i in order], [seeds[i] for i in order]
+    if len(seeds) < 2:
+        sys.exit(f"{dataset}: a mean ± sd needs two seeds, got {names}")
     mean = {k: round(statistics.fmean(s["metrics"][k] for s in seeds), digits(k)) for k in SHOWN}
     sd = {k: round(statistics.stdev(s["metrics"][k] for s in seeds), digits(k) + 1) for k in SHOWN}
     knn = quality["baselines"]["session-knn"]
     knn_metrics = {k: knn[k] for k in SHOWN}
-    ensemble = system(load(ensemble_path))
+    if ensemble_path != "-":
+        ensemble = dict(system(load(ensemble_path)), models=len(seed_paths))
+        machine = load(ensemble_path).get("machine")
+    elif earlier:
+        ensemble = dict(earlier["hybrid_ensemble"])
+        ensemble.setdefault("carried_over", earlier["command"])
+        machine = earlier.get("machine")
+    else:
+        sys.exit(f"{dataset}: no ensemble evaluated and none in {HYBRID_JSON}")
+    machines = [load(p).get("machine") for p in seed_paths] + [machine]
+    if any("carried_over" in r for r in seeds) and earlier.get("machine"):
+        machines.append(earlier["machine"])
+    machines = sorted({m for ms in machines for m in (ms if isinstance(ms, list) else [ms]) if m})
     entry = {
         "command": command,
-        "machine": load(ensemble_path).get("machine"),
+        "machine": machines[0] if len(machines) == 1 else machines,
         "note": "kNN weight chosen per system on validation MRR@20 (weight 0 = the model alone "
                 "is a candidate); the test set read once at the chosen weight",
         "model_alone": {"seeds": quality.get("seeds"), "metrics_mean": {k: quality["metrics_mean"][k] for k in SHOWN},
                         "metrics_sd": {k: quality["metrics_sd"][k] for k in SHOWN}, "file": quality_path},
         "session_knn": knn_metrics,
-        "hybrid_per_seed": {"seeds": [os.path.basename(p) for p in seed_paths], "metrics_mean": mean,
-                            "metrics_sd": sd, "runs": seeds},
-        "hybrid_ensemble": dict(ensemble, models=len(seed_paths)),
+        "hybrid_per_seed": {"seeds": names, "metrics_mean": mean, "metrics_sd": sd, "runs": seeds},
+        "hybrid_ensemble": ensemble,
     }
-    out = load(HYBRID_JSON) if os.path.exists(HYBRID_JSON) else {}
     out[dataset] = entry
     with open(HYBRID_JSON, "w") as f:
         json.dump(out, f, indent=2)

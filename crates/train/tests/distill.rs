@@ -41,6 +41,15 @@ fn fixed_batch(ds: &Dataset, max_len: usize, device: &Device) -> TrainBatch {
     make_batch(&seqs, &ids, max_len, device)
 }
 
+/// The slice, the CPU device, the slice's encoder, a tiny model over it and a scratch dir.
+fn tiny_setup() -> (Dataset, Device, FeatureEncoder, ModelConfig, tempfile::TempDir) {
+    let ds = slice();
+    let device = Device::flex();
+    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
+    let config = complete_config(tiny(16, 1), &encoder);
+    (ds, device, encoder, config, tempfile::tempdir().expect("tmp"))
+}
+
 fn kd(
     student: &SessionRankModel,
     encoder: &FeatureEncoder,
@@ -205,11 +214,7 @@ fn a_teacher_over_another_item_index_is_refused() {
 #[test]
 fn an_ensemble_teacher_averages_its_members_and_scores_like_them() {
     let _turn = rng_turn();
-    let ds = slice();
-    let device = Device::flex();
-    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = complete_config(tiny(16, 1), &encoder);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (ds, device, encoder, config, tmp) = tiny_setup();
     device.seed(3);
     let model = config.init(&device);
     let other = config.init(&device);
@@ -255,11 +260,7 @@ fn an_ensemble_teacher_averages_its_members_and_scores_like_them() {
 #[test]
 fn a_hybrid_teacher_mixes_knn_votes_left_out_of_their_own_session() {
     let _turn = rng_turn();
-    let ds = slice();
-    let device = Device::flex();
-    let encoder = build_encoder(&ds, &FeatureOptions::default(), 10, 128).expect("encoder");
-    let config = complete_config(tiny(16, 1), &encoder);
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (ds, device, encoder, config, tmp) = tiny_setup();
     device.seed(5);
     let model = config.init(&device);
     let dir = tmp.path().join("t");

@@ -16,6 +16,18 @@ fn sessionrank(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Run `sessionrank <args>` expecting a refusal; its stderr.
+fn sessionrank_refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the sessionrank binary runs");
+    assert!(!out.status.success(), "sessionrank {args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// `import` prints the counts, the dataset's profile and the preset `train` starts from: the
 /// slice is a small log of sessions, so it gets the small-sessions preset.
 #[test]
@@ -78,15 +90,7 @@ fn eval_with_rules_reports_the_lists_with_and_without_them() {
 
     std::fs::write(dir.path().join("bad.json"), r#"{"blend": 2}"#).expect("write rules");
     let bad = dir.path().join("bad.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
-        .args(common)
-        .arg(&bad)
-        .current_dir(repo_root())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the sessionrank binary runs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = sessionrank_refused(&[&common[..], &[bad.to_str().expect("utf-8 path")]].concat());
     assert!(stderr.contains("rules.blend"), "{stderr}");
 }
 
@@ -129,14 +133,6 @@ fn eval_with_a_knn_blend_chooses_its_weight_on_validation() {
     let test = out["metrics"]["mrr@20"].as_f64().unwrap_or(f64::NAN);
     assert!(test.is_finite() && test > 0.0, "the test set is scored: {out}");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
-        .args(common)
-        .arg("1.5")
-        .current_dir(repo_root())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the sessionrank binary runs");
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = sessionrank_refused(&[&common[..], &["1.5"]].concat());
     assert!(stderr.contains("--knn-blend") && stderr.contains("1.5"), "{stderr}");
 }
