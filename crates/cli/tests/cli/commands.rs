@@ -4,26 +4,26 @@ use std::process::Command;
 
 use crate::repo_root;
 
-/// Run `sessionrank <args>` in the repository root; its stdout, or a panic with its stderr.
-fn sessionrank(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
+/// Run `sessionrank <args>` in the repository root.
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionrank"))
         .args(args)
         .current_dir(repo_root())
         .env("RUST_LOG", "warn")
         .output()
-        .expect("the sessionrank binary runs");
+        .expect("the sessionrank binary runs")
+}
+
+/// `sessionrank <args>`'s stdout, or a panic with its stderr.
+fn sessionrank(args: &[&str]) -> String {
+    let out = run(args);
     assert!(out.status.success(), "sessionrank {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Run `sessionrank <args>` expecting a refusal; its stderr.
+/// `sessionrank <args>` expecting a refusal; its stderr.
 fn sessionrank_refused(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sessionrank"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the sessionrank binary runs");
+    let out = run(args);
     assert!(!out.status.success(), "sessionrank {args:?} was accepted");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
