@@ -16,15 +16,9 @@ import json
 import os
 import sys
 
-HEADLINE = {"diginetica": "mrr@20", "amazon-beauty": "ndcg@10", "retailrocket": "mrr@20"}
-SHOWN = ("p@20", "mrr@20", "hr@10", "ndcg@10")
-KEEP, GAIN = 0.95, 1.02
-DISTILL_JSON = "results/distill.json"
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
+# The same metrics, bars and file as the ensemble report (this directory is on sys.path when
+# a script in it runs).
+from ensemble_kd import DISTILL_JSON, GAIN, HEADLINE, KEEP, SHOWN, load
 
 
 def student(label, path):
@@ -54,7 +48,7 @@ def main():
     dataset, name, command, note, teacher_path = sys.argv[1:6]
     students = [student(*arg.split("=", 1)) for arg in sys.argv[6:]]
     teacher = load(teacher_path)
-    head = HEADLINE[dataset]
+    head = HEADLINE.get(dataset, "mrr@20")
     t = teacher["metrics"][head]
     base = next((s for s in students if not s["distill"]), None)
     for s in students:
