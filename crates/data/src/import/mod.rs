@@ -210,10 +210,31 @@ pub(crate) fn split_tabs<'a>(
     Ok(fields)
 }
 
+/// Largest |seconds since the epoch| a timestamp may have (about 317,000 years): any two such
+/// times subtract without overflow, which the time splits rely on.
+const MAX_ABS_SECONDS: f64 = 1e13;
+
 /// Seconds since the epoch from a timestamp that may be in milliseconds: values above 1e11
-/// (year 5138 in seconds, 1973 in milliseconds) are taken as milliseconds.
-pub(crate) fn to_seconds(t: f64) -> i64 {
-    if t.abs() > 1e11 { (t / 1000.0).floor() as i64 } else { t.floor() as i64 }
+/// (year 5138 in seconds, 1973 in milliseconds) are taken as milliseconds. `None` for a value
+/// that is not finite (`1e400` parses as infinity) or lies beyond [`MAX_ABS_SECONDS`].
+fn to_seconds(t: f64) -> Option<i64> {
+    let s = if t.abs() > 1e11 { (t / 1000.0).floor() } else { t.floor() };
+    (s.is_finite() && s.abs() <= MAX_ABS_SECONDS).then_some(s as i64)
+}
+
+/// A timestamp field (Unix seconds or milliseconds) as seconds since the epoch, or an error
+/// naming the line and column.
+pub(crate) fn parse_time(path: &Path, line: usize, column: &str, raw: &str) -> Result<i64> {
+    to_seconds(parse_field::<f64>(path, line, column, raw)?).ok_or_else(|| {
+        DataError::parse(
+            path,
+            line,
+            format!(
+                "column `{column}`: `{}` is not a Unix time in seconds or milliseconds",
+                raw.trim()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -224,5 +245,23 @@ mod tests {
     fn unknown_name() {
         let err = import_named("nope", Path::new("/nonexistent")).err();
         assert!(matches!(err, Some(DataError::UnknownDataset { .. })));
+    }
+
+    /// Every importer's times (RetailRocket's `Time`, RecBole's `timestamp`) go through
+    /// `parse_time`: seconds or milliseconds, and nothing a time split cannot subtract.
+    #[test]
+    fn times_are_seconds_or_milliseconds_within_any_calendar() {
+        let p = Path::new("shop.inter");
+        let t = |raw: &str| parse_time(p, 7, "timestamp", raw);
+        assert_eq!(t("1433221400").ok(), Some(1_433_221_400));
+        assert_eq!(t("1433221400999.0").ok(), Some(1_433_221_400));
+        assert_eq!(t(" -3.5 ").ok(), Some(-4));
+        for bad in ["1e400", "-1e400", "NaN", "1e17"] {
+            let msg = t(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                msg.contains("shop.inter:7:") && msg.contains("not a Unix time"),
+                "{bad}: {msg}"
+            );
+        }
     }
 }

@@ -16,8 +16,8 @@
 //! ordered by their first timestamp; the split is leave-one-out, as for Amazon Beauty.
 
 use super::{
-    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, read_text,
-    split_tabs, to_seconds,
+    Header, ImportSummary, Imported, leave_one_out, numbered_lines, parse_field, parse_time,
+    read_text, split_tabs,
 };
 use crate::error::{DataError, Result};
 use crate::price::price_level;
@@ -92,9 +92,7 @@ pub fn import_recbole(dir: &Path, name: &str) -> Result<Imported> {
             return Err(DataError::parse(&inter_path, line_no, "empty item_id or session/user id"));
         }
         let timestamp = match c_time {
-            Some(c) => {
-                Some(to_seconds(parse_field::<f64>(&inter_path, line_no, "timestamp", f[c])?))
-            }
+            Some(c) => Some(parse_time(&inter_path, line_no, "timestamp", f[c])?),
             None => None,
         };
         let kind = match c_kind {

@@ -18,9 +18,7 @@
 //!   training — "what will they look at next" is the question the recommender answers after
 //!   each event; the prefix keeps all event types so the model can use cart/purchase signals.
 
-use super::{
-    ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs, to_seconds,
-};
+use super::{ImportSummary, Imported, numbered_lines, parse_time, read_text, split_tabs};
 use crate::error::{DataError, Result};
 use crate::session::{Catalog, Dataset, DatasetKind, Event, EventKind, Item, Session};
 use crate::split::cases_of;
@@ -87,7 +85,7 @@ pub fn read_file(path: &Path) -> Result<Vec<RawEvent>> {
             continue;
         }
         let f = split_tabs(path, line_no, line, LAYOUT.len())?;
-        let time: f64 = parse_field(path, line_no, "Time", f[C_TIME])?;
+        let time = parse_time(path, line_no, "Time", f[C_TIME])?;
         let kind = EventKind::parse(f[C_TYPE]).ok_or_else(|| {
             DataError::parse(path, line_no, format!("unknown event type `{}`", f[C_TYPE]))
         })?;
@@ -97,7 +95,7 @@ pub fn read_file(path: &Path) -> Result<Vec<RawEvent>> {
             return Err(DataError::parse(path, line_no, "empty ItemId or SessionId"));
         }
         out.push(RawEvent {
-            time: to_seconds(time),
+            time,
             user: f[C_USER].trim().to_string(),
             kind,
             item: item.to_string(),
@@ -294,6 +292,26 @@ mod tests {
             Err(DataError::MissingColumn { column, .. }) => assert_eq!(column, "SessionId"),
             other => panic!("expected MissingColumn, got {other:?}"),
         }
+        Ok(())
+    }
+
+    /// A time that parses but is no Unix time (`1e400` is infinity as f64; the fuzzer's
+    /// `143322e332` beside a negative time overflowed the split's `t_max - t_min`) is refused
+    /// naming the line and column; milliseconds still read as seconds.
+    #[test]
+    fn a_time_beyond_any_calendar_is_refused() -> Result<()> {
+        let tmp =
+            tempfile::tempdir().map_err(|e| DataError::Io { path: "tmp".into(), source: e })?;
+        let p = tmp.path().join("x.txt");
+        let header = "Time\tUserId\tType\tItemId\tSessionId\tCatId\n";
+        for bad in ["143322e332", "1e400", "-9e300", "NaN", "inf"] {
+            write(&p, &format!("{header}1\tu\tview\t1\t1\t1\n{bad}\tu\tview\t1\t1\t1\n"))?;
+            let msg = read_file(&p).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains("x.txt:3:") && msg.contains("`Time`"), "{bad}: {msg}");
+        }
+        write(&p, &format!("{header}1433221400123\tu\tview\t1\t1\t1\n-5\tu\tview\t1\t1\t1\n"))?;
+        let rows = read_file(&p)?;
+        assert_eq!((rows[0].time, rows[1].time), (1_433_221_400, -5));
         Ok(())
     }
 }
