@@ -247,8 +247,8 @@ mod tests {
         assert!(matches!(err, Some(DataError::UnknownDataset { .. })));
     }
 
-    /// Every importer's times (RetailRocket's `Time`, RecBole's `timestamp`) go through
-    /// `parse_time`: seconds or milliseconds, and nothing a time split cannot subtract.
+    /// RetailRocket's `Time` and RecBole's `timestamp` go through `parse_time`: seconds or
+    /// milliseconds, and nothing a time split cannot subtract.
     #[test]
     fn times_are_seconds_or_milliseconds_within_any_calendar() {
         let p = Path::new("shop.inter");
