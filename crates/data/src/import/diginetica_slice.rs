@@ -17,7 +17,9 @@
 //! seen in training (an unseen target cannot be ranked by an id-based model, and the SR-GNN
 //! preprocessing that the literature uses drops them the same way).
 
-use super::{Header, ImportSummary, Imported, numbered_lines, parse_field, read_text, split_tabs};
+use super::{
+    Header, ImportSummary, Imported, numbered_lines, parse_field, parse_time, read_text, split_tabs,
+};
 use crate::error::{DataError, Result};
 use crate::price::cap_price_level;
 use crate::session::{Catalog, Dataset, DatasetKind, Event, EventKind, Item, Session};
@@ -51,7 +53,7 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
     let mut items: HashMap<u64, Item> = HashMap::new();
     let mut session_index: HashMap<String, usize> = HashMap::new();
     // (session id, events as (item id, time)); first-appearance order.
-    let mut sessions: Vec<(String, Vec<(u64, f64)>)> = Vec::new();
+    let mut sessions: Vec<(String, Vec<(u64, i64)>)> = Vec::new();
     let mut rows = 0usize;
     let mut duplicates = 0usize;
     for (line_no, line) in lines {
@@ -62,7 +64,7 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
         let f = split_tabs(&path, line_no, line, header.len())?;
         let session = f[c_session].trim();
         let item: u64 = parse_field(&path, line_no, "ItemId", f[c_item])?;
-        let time: f64 = parse_field(&path, line_no, "Time", f[c_time])?;
+        let time = parse_time(&path, line_no, "Time", f[c_time])?;
         let cat = f[c_cat].trim();
         let price: u8 = parse_field(&path, line_no, "Price", f[c_price])?;
         if session.is_empty() {
@@ -109,7 +111,7 @@ pub fn import_diginetica_slice(dir: &Path) -> Result<Imported> {
                     // this total without an unwrap.
                     item: catalog.intern(&item.to_string()),
                     kind: EventKind::View,
-                    timestamp: Some(t.floor() as i64),
+                    timestamp: Some(t),
                 })
                 .collect(),
         })
@@ -194,6 +196,15 @@ mod tests {
         assert!(ds.train.iter().all(|s| s.events.len() == 2));
         assert_eq!(ds.test.len(), 1);
         assert_eq!(ds.train[0].id, "1");
+        assert_eq!(ds.train[0].events[0].timestamp, Some(100));
+
+        // A time that is no Unix time is refused naming its line and column (`parse_time`).
+        let bad =
+            "SessionId\tItemId\tTime\tCatId\tPrice\tName\tSearchTokens\n1\t1\t1e400\t9\t3\t11\t0\n";
+        std::fs::write(&p, bad).map_err(|e| DataError::Io { path: p.clone(), source: e })?;
+        let msg =
+            import_diginetica_slice(tmp.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains(":2:") && msg.contains("`Time`"), "{msg}");
         Ok(())
     }
 }

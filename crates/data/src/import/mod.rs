@@ -247,8 +247,9 @@ mod tests {
         assert!(matches!(err, Some(DataError::UnknownDataset { .. })));
     }
 
-    /// RetailRocket's `Time` and RecBole's `timestamp` go through `parse_time`: seconds or
-    /// milliseconds, and nothing a time split cannot subtract.
+    /// Every importer's times (RetailRocket's and the Diginetica slice's `Time`, RecBole's
+    /// `timestamp`) go through `parse_time`: seconds or milliseconds, and nothing a time split
+    /// cannot subtract.
     #[test]
     fn times_are_seconds_or_milliseconds_within_any_calendar() {
         let p = Path::new("shop.inter");
