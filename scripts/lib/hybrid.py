@@ -53,7 +53,8 @@ def main():
     out = load(HYBRID_JSON) if os.path.exists(HYBRID_JSON) else {}
     earlier = out.get(dataset, {})
     names = [os.path.basename(p) for p in seed_paths]
-    seeds = [system(load(p)) for p in seed_paths]
+    evaluations = [load(p) for p in seed_paths]
+    seeds = [system(e) for e in evaluations]
     if earlier:
         before = earlier["hybrid_per_seed"]
         for name, run in zip(before["seeds"], before["runs"]):
@@ -69,17 +70,17 @@ def main():
     knn = quality["baselines"]["session-knn"]
     knn_metrics = {k: knn[k] for k in SHOWN}
     if ensemble_path != "-":
-        ensemble = dict(system(load(ensemble_path)), models=len(seed_paths))
-        machine = load(ensemble_path).get("machine")
+        evaluations.append(load(ensemble_path))
+        ensemble = dict(system(evaluations[-1]), models=len(seed_paths))
     elif earlier:
         ensemble = dict(earlier["hybrid_ensemble"])
         ensemble.setdefault("carried_over", earlier["command"])
-        machine = earlier.get("machine")
     else:
         sys.exit(f"{dataset}: no ensemble evaluated and none in {HYBRID_JSON}")
-    machines = [load(p).get("machine") for p in seed_paths] + [machine]
-    if any("carried_over" in r for r in seeds) and earlier.get("machine"):
-        machines.append(earlier["machine"])
+    # The machines of this run's evaluations, and the earlier one's where anything is carried.
+    machines = [e.get("machine") for e in evaluations]
+    if any("carried_over" in r for r in seeds + [ensemble]):
+        machines.append(earlier.get("machine"))
     machines = sorted({m for ms in machines for m in (ms if isinstance(ms, list) else [ms]) if m})
     entry = {
         "command": command,
