@@ -39,6 +39,7 @@ def student(label, path):
         "validation_mrr@20_by_epoch": [round(h["valid"]["mrr_at_20"], 2) for h in r["history"]],
         "validation_cases": r["history"][0]["valid"]["cases"] if r["history"] else 0,
         "metrics": {k: r["metrics"][k] for k in SHOWN},
+        "machine": r.get("machine"),
     }
 
 
@@ -60,10 +61,11 @@ def main():
             "keep_95": v >= KEEP * t,
             "gain_2": bool(base) and s is not base and v >= GAIN * base["metrics"][head],
         }
+    machine = [s.pop("machine") for s in students][0]  # one entry for the probe
     out = load(DISTILL_JSON)
     out.setdefault("kd_probes", {}).setdefault(dataset, {})[name] = {
         "command": command,
-        "machine": load(sys.argv[6].split("=", 1)[1]).get("machine"),
+        "machine": machine,
         "note": note,
         "headline": head,
         "teacher": {"file": teacher_path, "metrics": {k: teacher["metrics"][k] for k in SHOWN}},
